@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/csi-gorbd/csi-gorbd/rados/entity"
+	"github.com/csi-gorbd/csi-gorbd/rados/msgr2"
 )
 
 // Connection modes negotiated in AUTH_DONE (CEPH_CON_MODE_*).
@@ -81,6 +82,18 @@ type Config struct {
 	// KeepaliveTimeout: fault the connection when nothing was received for
 	// this long (0: 30s).
 	KeepaliveTimeout time.Duration
+
+	// Nonce is the nonce of our entity address (sent in CLIENT_IDENT). Use
+	// one random non-zero value per client instance so that all its
+	// connections share one address; 0 picks a random nonce for this
+	// connection.
+	Nonce uint32
+	// Limits bound the segment lengths the peer may send (zero fields:
+	// 16 MiB control/front/middle, 64 MiB data).
+	Limits msgr2.Limits
+
+	// hooks are test seams (nil in production).
+	hooks *hooks
 }
 
 // PeerInfo is what the server told us during the handshake.

@@ -1,0 +1,99 @@
+package rados
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/csi-gorbd/csi-gorbd/rados/cephx"
+	"github.com/csi-gorbd/csi-gorbd/rados/entity"
+	"github.com/csi-gorbd/csi-gorbd/rados/mon"
+)
+
+// Conn is a connection to a Ceph cluster: one monitor session (with
+// failover) and, later, the OSD sessions. Safe for concurrent use.
+type Conn struct {
+	mc   *mon.Client
+	name entity.Name
+	auth authenticator
+}
+
+// Connect resolves cfg, finds a monitor and authenticates. It returns
+// once the cluster's monitor map is known. The deadline of ctx (or
+// cfg.ConnectTimeout, default 30s) bounds the search.
+func Connect(ctx context.Context, cfg Config) (*Conn, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		d := cfg.ConnectTimeout
+		if d == 0 {
+			d = 30 * time.Second
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	r, err := cfg.resolve(ctx)
+	if err != nil {
+		return nil, err
+	}
+	mcfg := mon.Config{Mons: r.mons, Auth: r.auth}
+	if cfg.FSID != "" {
+		u, err := parseUUID(cfg.FSID)
+		if err != nil {
+			return nil, err
+		}
+		mcfg.FSID = &u
+	}
+	mc, err := mon.Dial(ctx, mcfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Conn{mc: mc, name: r.name, auth: r.auth}, nil
+}
+
+// Close ends the connection.
+func (c *Conn) Close() error { return c.mc.Close() }
+
+// FSID returns the cluster fsid as a UUID string.
+func (c *Conn) FSID() string { return mon.FormatUUID(c.mc.FSID()) }
+
+// Name returns the configured entity name (client.admin).
+func (c *Conn) Name() entity.Name { return c.name }
+
+// GlobalID returns the id the monitors gave this client (client.<id>).
+func (c *Conn) GlobalID() uint64 { return c.mc.GlobalID() }
+
+// Monitors returns the client's view of the MonMap.
+func (c *Conn) Monitors() *mon.MonMap { return c.mc.MonMap() }
+
+// MonClient exposes the monitor client to the other rados layers (OSD
+// client, pools, snapshots).
+func (c *Conn) MonClient() *mon.Client { return c.mc }
+
+// Cephx returns the client's cephx state (tickets for OSD authorizers),
+// or nil with auth none.
+func (c *Conn) Cephx() *cephx.Client {
+	if a, ok := c.auth.(*cephxAuth); ok {
+		return a.c
+	}
+	return nil
+}
+
+// MonCommand sends one monitor command (a JSON document such as
+// {"prefix":"status","format":"json"}) with optional input, and returns
+// the output, the status text and, on a negative answer, a *MonError.
+func (c *Conn) MonCommand(ctx context.Context, cmd string, in []byte) ([]byte, string, error) {
+	return c.mc.Command(ctx, []string{cmd}, in)
+}
+
+func parseUUID(s string) ([16]byte, error) {
+	var u [16]byte
+	h := strings.ReplaceAll(s, "-", "")
+	b, err := hex.DecodeString(h)
+	if err != nil || len(b) != 16 {
+		return u, fmt.Errorf("rados: bad fsid %q", s)
+	}
+	copy(u[:], b)
+	return u, nil
+}

@@ -1,0 +1,152 @@
+package msgr2
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Writer assembles outgoing frames in crc mode, or in secure mode after
+// EnableSecure. It reuses its buffers: the slices returned by Frame are
+// valid until the next call. A Writer is not safe for concurrent use.
+type Writer struct {
+	sec  *gcm
+	head []byte
+	tail []byte
+	epi  [EpilogueCRCLen]byte
+	bufs [2 + MaxSegments][]byte
+}
+
+// NewWriter returns a crc-mode frame writer.
+func NewWriter() *Writer { return &Writer{} }
+
+// EnableSecure switches to secure mode with the AES-128 key and the nonce
+// of the first frame we send (see ClientSecret).
+func (w *Writer) EnableSecure(key []byte, nonce Nonce) error {
+	g, err := newGCM(key, nonce)
+	if err != nil {
+		return err
+	}
+	w.sec = g
+	return nil
+}
+
+// Secure reports whether the writer is in secure mode.
+func (w *Writer) Secure() bool { return w.sec != nil }
+
+// TxNonce returns the nonce the next GCM operation will use (secure mode).
+func (w *Writer) TxNonce() Nonce {
+	if w.sec == nil {
+		return Nonce{}
+	}
+	return w.sec.nonce
+}
+
+// maxTailKeep is the largest tail buffer kept between frames.
+const maxTailKeep = 1 << 20
+
+// Frame assembles a frame of up to four segments and returns the buffers to
+// write, in order. Segments 1..3 are referenced, not copied, in crc mode.
+func (w *Writer) Frame(tag Tag, segs ...[]byte) ([][]byte, error) {
+	if len(segs) > MaxSegments {
+		return nil, fmt.Errorf("msgr2: %d segments", len(segs))
+	}
+	var lens [MaxSegments]int
+	for i, s := range segs {
+		if uint64(len(s)) > 1<<31 {
+			return nil, fmt.Errorf("%w: segment %d of %d bytes", ErrTooLarge, i, len(s))
+		}
+		lens[i] = len(s)
+	}
+	var seg0 []byte
+	if len(segs) > 0 {
+		seg0 = segs[0]
+	}
+	p := newPreamble(tag, lens)
+	if w.sec != nil {
+		return w.frameSecure(&p, seg0, segs), nil
+	}
+	return w.frameCRC(&p, seg0, segs), nil
+}
+
+func (w *Writer) frameCRC(p *Preamble, seg0 []byte, segs [][]byte) [][]byte {
+	n := PreambleLen + len(seg0)
+	if len(seg0) > 0 {
+		n += CRCLen
+	}
+	w.head = grow(w.head, n)
+	p.Encode(w.head)
+	copy(w.head[PreambleLen:], seg0)
+	if len(seg0) > 0 {
+		binary.LittleEndian.PutUint32(w.head[PreambleLen+len(seg0):], segCRC(seg0))
+	}
+	out := append(w.bufs[:0], w.head)
+	if p.NumSegments == 1 {
+		return out
+	}
+	w.epi[0] = LateStatusComplete
+	for i := 1; i < MaxSegments; i++ {
+		var crc uint32
+		if i < p.NumSegments {
+			crc = segCRC(segs[i])
+			if len(segs[i]) > 0 {
+				out = append(out, segs[i])
+			}
+		}
+		binary.LittleEndian.PutUint32(w.epi[1+4*(i-1):], crc)
+	}
+	return append(out, w.epi[:])
+}
+
+func (w *Writer) frameSecure(p *Preamble, seg0 []byte, segs [][]byte) [][]byte {
+	n := SecurePreambleLen
+	rem := 0
+	if len(seg0) > InlineLen {
+		rem = padded(len(seg0) - InlineLen)
+		n += rem + GCMTagLen
+	}
+	w.head = grow(w.head, n)
+	h := w.head
+	p.Encode(h)
+	inl := h[PreambleLen : PreambleLen+InlineLen]
+	c := copy(inl, seg0)
+	clear(inl[c:])
+	w.sec.seal(h[:SecurePreambleLen], PreambleLen+InlineLen)
+	if rem > 0 {
+		r := h[SecurePreambleLen:]
+		c := copy(r, seg0[InlineLen:])
+		clear(r[c:rem])
+		w.sec.seal(r[:rem+GCMTagLen], rem)
+	}
+	out := append(w.bufs[:0], h)
+	if p.NumSegments == 1 {
+		return out
+	}
+	tl := EpilogueSecureLen
+	for i := 1; i < p.NumSegments; i++ {
+		tl += padded(len(segs[i]))
+	}
+	if cap(w.tail) > maxTailKeep && tl <= maxTailKeep {
+		w.tail = nil
+	}
+	w.tail = grow(w.tail, tl)
+	t := w.tail
+	off := 0
+	for i := 1; i < p.NumSegments; i++ {
+		c := copy(t[off:], segs[i])
+		pl := padded(c)
+		clear(t[off+c : off+pl])
+		off += pl
+	}
+	clear(t[off : off+GCMBlockLen])
+	t[off] = LateStatusComplete
+	w.sec.seal(t, tl-GCMTagLen)
+	return append(out, t)
+}
+
+// grow returns b resized to n bytes, reallocating only when needed.
+func grow(b []byte, n int) []byte {
+	if cap(b) < n {
+		return make([]byte, n, n+n/4)
+	}
+	return b[:n]
+}

@@ -1,0 +1,41 @@
+// Package osd is the RADOS object client: it builds compound operations on
+// objects, sends them to the primary OSD of each object's placement group as
+// MOSDOp messages, and matches the MOSDOpReply answers.
+//
+// The layer sits on top of the messenger (one msgr2 connection per OSD),
+// the OSDMap (placement: object → pg → acting primary) and an authorizer
+// (cephx service tickets). It reaches them only through the narrow hooks in
+// [Config]: a dial function, map updates pushed in with [Client.HandleMap]
+// and a callback to ask the monitors for a newer map. It knows nothing of
+// monitors, cephx or RBD.
+//
+// # Wire messages
+//
+// One file per message: msg_osd_op.go (MOSDOp v8, type 42), msg_osd_op_reply.go
+// (MOSDOpReply, type 43), msg_watch_notify.go (MWatchNotify, type 44) and
+// msg_osd_backoff.go (MOSDBackoff, type 61). Their building blocks (pg_t,
+// spg_t, hobject_t, object_locator_t, the packed ceph_osd_op) live in
+// types.go and op.go. Op codes and flags are those of Ceph's
+// src/include/rados.h.
+//
+// # Operations
+//
+// A [Request] carries a list of [Op] values built by the constructors in
+// ops_*.go (Read, Write, Call, OmapGetVals, Watch, ...). After the request
+// completes each Op holds its own return value and output bytes, which the
+// matching Parse* function decodes.
+//
+// # Client
+//
+// [Client.Do] computes the target from the current map, queues the request
+// on the OSD's session (dialling it when needed) and waits for the reply or
+// for its context. Every request keeps its tid for its whole life, so a
+// resend after a map change, a reconnect or a backoff carries the same
+// request id and the OSD deduplicates it. Requests with no up primary wait
+// (bounded by their context) for a newer map. Cluster or pool FULL and the
+// pause flags fail requests at once with typed errors instead of hanging.
+//
+// Watches ([Client.Watch]) are re-established after reconnects and target
+// changes; notifies are delivered to a callback and acknowledged with its
+// answer.
+package osd

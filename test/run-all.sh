@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (`make test`):
+#   1. install host packages (test/deps.sh)
+#   2. start every throw-away Ceph cluster (Pacific, 3-mon Pacific, Reef,
+#      Tentacle with AES and with aes256k keys, a secure-only and an auth-none mon)
+#   3. go vet, build the static binary
+#   4. go test ./... (unit + integration against the real clusters; a missing
+#      cluster FAILS the run because GORBD_REQUIRE_CLUSTERS=1)
+#   5. a short fuzzing burst on every decoder
+#   6. the kernel NBD suite inside a qemu VM
+# Clusters are stopped on exit unless KEEP_CLUSTERS=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CGO_ENABLED=0 PATH=/usr/local/go/bin:$HOME/go/bin:$PATH
+export GORBD_REQUIRE_CLUSTERS=1
+T0=$(date +%s)
+step() { echo; echo "=== [$(( $(date +%s) - T0 ))s] $*"; }
+
+step "host packages"
+bash test/deps.sh
+
+step "ceph clusters"
+if [ "${KEEP_CLUSTERS:-0}" != 1 ]; then trap 'bash test/cluster/stop-all.sh >/dev/null 2>&1 || true' EXIT; fi
+bash test/cluster/start-all.sh
+
+step "go vet + build"
+go vet ./...
+make -s build
+./bin/csi-gorbd version
+
+step "go test"
+go test -count=1 -timeout 50m ./...
+
+step "fuzz"
+FUZZTIME=${FUZZTIME:-5s} bash test/fuzz.sh
+
+if [ -x test/vm/run.sh ] || [ -f test/vm/run.sh ]; then
+  step "kernel nbd suite in a qemu VM"
+  bash test/vm/run.sh
+fi
+
+step "done in $(( $(date +%s) - T0 ))s"

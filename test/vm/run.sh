@@ -1,0 +1,156 @@
+#!/bin/bash
+# run.sh: the kernel NBD suite. Boots a small qemu VM (Debian's cloud kernel,
+# a busybox initramfs) and runs, inside it, the guest tests in test/vm/guest
+# against the real nbd.ko: attach over netlink with sockets served by our own
+# NBD server, ext4/xfs round trips, online resize, and the server-restart
+# test (kill -9 of "csi-gorbd nbd map" under a write load, then
+# "csi-gorbd nbd recover").
+#
+# The host kernel needs no nbd module. KVM is used only when it is real
+# VT-x/AMD-V (not kvm_pvm); otherwise TCG (2-3x slower, still ~1 min).
+#
+# Usage: bash test/vm/run.sh            (root, Debian bookworm x86_64)
+# Env:   VM_RUN=regexp        only the guest tests matching (go test -run)
+#        VM_TIMEOUT=480       overall qemu timeout, seconds
+#        VM_MEM=512 VM_SMP=2  guest size
+#        VM_NET=0             1: add a virtio NIC (qemu user net; the host's
+#                             loopback is 10.0.2.2 in the guest) for tests
+#                             that reach host services (RBD variant)
+#        VM_ACCEL=auto|tcg|kvm
+#        VM_CACHE=/var/tmp/gorbd/vm   kernel + build cache
+#        VM_ENV_FILE=file     extra KEY=VALUE lines for the guest tests
+#                             (copied to /etc/gorbd-vm.env)
+#        SKIP_DEPS=1          do not run test/deps.sh
+# Exit status 0 only when the guest printed "VM-TEST-RESULT: PASS".
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+HERE=$ROOT/test/vm
+CACHE=${VM_CACHE:-/var/tmp/gorbd/vm}
+TIMEOUT=${VM_TIMEOUT:-480}
+MEM=${VM_MEM:-512}
+SMP=${VM_SMP:-2}
+NET=${VM_NET:-0}
+ACCEL=${VM_ACCEL:-auto}
+KFLAVOUR=cloud-amd64
+export PATH=/usr/local/go/bin:$PATH:/usr/sbin:/sbin
+export CGO_ENABLED=0
+
+ts() { date +%s.%N; }
+el() { awk "BEGIN{printf \"%.1f\", $(ts) - $1}"; }
+say() { echo "[vm $(date +%T)] $*"; }
+T_START=$(ts)
+mkdir -p "$CACHE"
+
+# ---------------------------------------------------------------- packages
+[ "${SKIP_DEPS:-0}" = 1 ] || bash "$ROOT/test/deps.sh" >/dev/null
+
+# ---------------------------------------------------------------- kernel
+# Downloaded, never installed: installing would run the initramfs and grub
+# hooks on the host. The newest linux-image-<ver>-cloud-amd64 the archive
+# offers; nbd.ko is a module there (CONFIG_BLK_DEV_NBD=m).
+T=$(ts)
+kpkg() { apt-cache depends "linux-image-$KFLAVOUR" 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}'; }
+KPKG=$(kpkg || true)
+if [ -z "$KPKG" ]; then
+	apt-get update -qq
+	KPKG=$(kpkg)
+fi
+KVER=${KPKG#linux-image-}
+KDIR=$CACHE/kernel-$KVER
+if [ ! -f "$KDIR/boot/vmlinuz-$KVER" ]; then
+	rm -rf "$KDIR" "$CACHE/debs" && mkdir -p "$KDIR" "$CACHE/debs"
+	(cd "$CACHE/debs" && apt-get download -q "$KPKG" 2>&1 | grep -v -i unsandboxed || true)
+	dpkg-deb -x "$CACHE"/debs/"$KPKG"_*.deb "$KDIR"
+	depmod -b "$KDIR" "$KVER"
+	rm -rf "$CACHE/debs"
+fi
+say "kernel $KVER ready in $(el "$T")s"
+
+# ---------------------------------------------------------------- binaries
+T=$(ts)
+BUILD=$CACHE/build
+mkdir -p "$BUILD"
+(cd "$ROOT" && go build -trimpath -ldflags='-s -w' -o "$BUILD/csi-gorbd" ./cmd/csi-gorbd)
+(cd "$ROOT" && go test -c -trimpath -ldflags='-s -w' -o "$BUILD/guest.test" ./test/vm/guest)
+say "static csi-gorbd + guest.test built in $(el "$T")s"
+
+# ---------------------------------------------------------------- initramfs
+T=$(ts)
+R=$BUILD/root
+rm -rf "$R"
+mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,lib/modules,lib64,etc,proc,sys,dev,tmp,mnt,run,var}
+cp /bin/busybox "$R/bin/busybox"
+cp "$HERE/init.sh" "$R/init"
+chmod 755 "$R/init"
+cp "$BUILD/csi-gorbd" "$BUILD/guest.test" "$R/bin/"
+copy_dyn() { # a dynamic binary and the libraries ldd lists
+	cp -L "$1" "$R/sbin/$(basename "$1")"
+	ldd "$1" | grep -o '/[^ ]*' | while read -r lib; do
+		mkdir -p "$R$(dirname "$lib")"
+		[ -e "$R$lib" ] || cp -L "$lib" "$R$lib"
+	done
+}
+for b in /sbin/mke2fs /sbin/e2fsck /sbin/resize2fs /sbin/mkfs.xfs /usr/sbin/xfs_growfs /sbin/xfs_repair; do
+	copy_dyn "$(readlink -f "$b")"
+done
+ln -sf mke2fs "$R/sbin/mkfs.ext4"
+ln -sf e2fsck "$R/sbin/fsck.ext4"
+[ -n "${VM_ENV_FILE:-}" ] && cp "$VM_ENV_FILE" "$R/etc/gorbd-vm.env"
+# modules in dependency order; -C /dev/null ignores the host's modprobe.d
+MODS="nbd xfs"
+[ "$NET" = 1 ] && MODS="virtio_pci virtio_net $MODS"
+: > "$R/etc/modules.order"
+for m in $MODS; do
+	modprobe -C /dev/null -d "$KDIR" -S "$KVER" --show-depends "$m" | awk '$1=="insmod"{print $2}'
+done | awk '!seen[$0]++' | while read -r ko; do
+	rel=${ko#*/lib/modules/$KVER/}
+	mkdir -p "$R/lib/modules/$(dirname "$rel")"
+	cp "$ko" "$R/lib/modules/$rel"
+	args=""
+	[ "$(basename "$rel")" = nbd.ko ] && args="nbds_max=8"
+	echo "$rel $args" >> "$R/etc/modules.order"
+done
+(cd "$R" && find . | cpio -o -H newc --quiet) > "$BUILD/initramfs.cpio"
+say "initramfs $(du -h "$BUILD/initramfs.cpio" | cut -f1) built in $(el "$T")s"
+
+# ---------------------------------------------------------------- boot
+if [ "$ACCEL" = auto ]; then
+	# kvm_pvm (nested PVM hosts) runs stock kernels far slower than TCG and
+	# fails on emulation; use KVM only with kvm_intel/kvm_amd.
+	ACCEL=tcg
+	if [ -w /dev/kvm ] && [ ! -d /sys/module/kvm_pvm ] && { [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]; }; then
+		ACCEL=kvm
+	fi
+fi
+case $ACCEL in
+kvm) ACCELOPT="-accel kvm -cpu host" ;;
+*) ACCELOPT="-accel tcg,thread=multi,tb-size=128 -cpu max" ;; # -cpu max: crc32c-intel needs SSE4.2
+esac
+NETOPT=""
+[ "$NET" = 1 ] && NETOPT="-netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile="
+LOG=$BUILD/serial.log
+say "booting qemu ($ACCEL, ${MEM}M, $SMP vCPU, net=$NET, timeout ${TIMEOUT}s)"
+T=$(ts)
+set +e
+# -M pc, not microvm: microvm has no HPET/PM timer and hangs calibrating the
+# TSC when the host is busy.
+timeout "$TIMEOUT" qemu-system-x86_64 $ACCELOPT -M pc -m "$MEM" -smp "$SMP" \
+	-nodefaults -no-user-config -nographic -serial stdio -no-reboot \
+	-kernel "$KDIR/boot/vmlinuz-$KVER" -initrd "$BUILD/initramfs.cpio" \
+	-append "console=ttyS0 panic=-1 reboot=t quiet loglevel=3 gorbd.run=${VM_RUN:-.} gorbd.net=$NET" \
+	$NETOPT < /dev/null > "$LOG" 2>&1 &
+QPID=$!
+tail -n +1 -f "$LOG" --pid=$QPID 2>/dev/null | sed -u 's/\x1b[[(][0-9;?]*[a-zA-Z]//g; s/\x1bc//g'
+wait $QPID
+QRC=$?
+set -e
+say "qemu exited (rc $QRC) after $(el "$T")s; total $(el "$T_START")s"
+if [ $QRC = 124 ]; then
+	say "FAIL: timeout after ${TIMEOUT}s"
+	exit 1
+fi
+if grep -q '^VM-TEST-RESULT: PASS' "$LOG"; then
+	exit 0
+fi
+say "FAIL (serial log: $LOG)"
+exit 1
