@@ -176,10 +176,10 @@ func TestOptionErrors(t *testing.T) {
 		{optSetMetaContext, []byte{0, 0, 0, 0}, repErrInvalid}, // before structured replies
 		{optGo, appendInfoRequest(nil, "nope"), repErrUnknown},
 		{optInfo, appendInfoRequest(nil, "nope"), repErrUnknown},
-		{optGo, []byte{0, 0, 0}, repErrInvalid},                          // too short
-		{optGo, []byte{0, 0, 0, 200, 'd', 0, 0}, repErrInvalid},          // name longer than the option
+		{optGo, []byte{0, 0, 0}, repErrInvalid},                                    // too short
+		{optGo, []byte{0, 0, 0, 200, 'd', 0, 0}, repErrInvalid},                    // name longer than the option
 		{optGo, []byte{0, 0, 0, 4, 'd', 'i', 's', 'k', 0, 2, 0, 3}, repErrInvalid}, // count says 2, has 1
-		{optGo, []byte{0, 0, 0x20, 0, 0, 0}, repErrInvalid},              // name > 4096
+		{optGo, []byte{0, 0, 0x20, 0, 0, 0}, repErrInvalid},                        // name > 4096
 		{optStructuredReply, []byte{1}, repErrInvalid},
 	}
 	for _, c := range cases {

@@ -290,6 +290,8 @@ func runNBDList(cmd *cobra.Command, _ []string) error {
 		pid := "-"
 		if p, err := nbdnl.PID(d.Index); err == nil {
 			pid = fmt.Sprint(p)
+		} else if p > 0 {
+			pid = fmt.Sprintf("%d(gone)", p)
 		}
 		image, state := "-", "connected"
 		switch {

@@ -260,41 +260,11 @@ func (c *Conn) Status(ctx context.Context, index int) ([]Device, error) {
 	}
 	var devs []Device
 	for _, m := range msgs {
-		ad, err := netlink.NewAttributeDecoder(m.Data)
+		d, err := decodeStatus(m.Data)
 		if err != nil {
 			return nil, &CommandError{Cmd: "status", Index: index, Err: err}
 		}
-		for ad.Next() {
-			if ad.Type() != attrDeviceList {
-				continue
-			}
-			ad.Nested(func(ld *netlink.AttributeDecoder) error {
-				for ld.Next() {
-					if ld.Type() != deviceItem {
-						continue
-					}
-					d := Device{Index: -1}
-					ld.Nested(func(dd *netlink.AttributeDecoder) error {
-						for dd.Next() {
-							switch dd.Type() {
-							case deviceIndex:
-								d.Index = int(dd.Uint32())
-							case deviceConnected:
-								d.Connected = dd.Uint8() != 0
-							}
-						}
-						return nil
-					})
-					if d.Index >= 0 {
-						devs = append(devs, d)
-					}
-				}
-				return nil
-			})
-		}
-		if err := ad.Err(); err != nil {
-			return nil, &CommandError{Cmd: "status", Index: index, Err: err}
-		}
+		devs = append(devs, d...)
 	}
 	return devs, nil
 }

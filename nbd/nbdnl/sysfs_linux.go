@@ -27,14 +27,37 @@ func BackendIdentifier(index int) (string, error) {
 	return readSys(index, "backend")
 }
 
-// PID reads /sys/block/nbdN/pid: the process that connected the device.
-// It fails (ENOENT) when the device is not connected.
+// procDir is /proc; a variable for tests.
+var procDir = "/proc"
+
+// PID returns the process that connected the device. The kernel records the
+// connecting thread (/sys/block/nbdN/pid holds its thread id); PID maps it
+// to its thread group through /proc/TID/status. If that thread no longer
+// exists (the serving process died and a new one reconfigured the device:
+// the kernel keeps the old id) the thread id is returned with an error
+// matching errors.Is(err, fs.ErrNotExist). It fails with fs.ErrNotExist as
+// well when the device is not connected.
 func PID(index int) (int, error) {
 	s, err := readSys(index, "pid")
 	if err != nil {
 		return 0, err
 	}
-	return strconv.Atoi(s)
+	tid, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, fmt.Errorf("nbdnl: nbd%d pid %q: %w", index, s, err)
+	}
+	st, err := os.ReadFile(fmt.Sprintf("%s/%d/status", procDir, tid))
+	if err != nil {
+		return tid, fmt.Errorf("nbdnl: nbd%d: connecting task %d: %w", index, tid, err)
+	}
+	for _, l := range strings.Split(string(st), "\n") {
+		if v, ok := strings.CutPrefix(l, "Tgid:"); ok {
+			if pid, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+				return pid, nil
+			}
+		}
+	}
+	return tid, nil
 }
 
 // SizeBytes reads the device capacity from /sys/block/nbdN/size (512-byte

@@ -31,8 +31,8 @@ type capturedExchange struct {
 	Version     string          `json:"version"`
 	Entity      string          `json:"entity"`
 	Key         string          `json:"key"`
-	Kind        string          `json:"kind"` // mon, reclaim, osd
-	GlobalID    uint64          `json:"global_id"`       // held before the exchange (reclaim, osd)
+	Kind        string          `json:"kind"`           // mon, reclaim, osd
+	GlobalID    uint64          `json:"global_id"`      // held before the exchange (reclaim, osd)
 	Prev        *capturedTicket `json:"prev,omitempty"` // AUTH ticket before a reclaim; OSD ticket for osd
 	Nonce       uint64          `json:"nonce,omitempty"`
 	Request     string          `json:"request"`
@@ -274,3 +274,37 @@ func TestCapturedExchanges(t *testing.T) {
 
 // authorizerALen is the length of part A of an authorizer for t.
 func authorizerALen(t *Ticket) int { return 1 + 8 + 4 + 1 + 8 + 4 + len(t.Blob) }
+
+// TestMissingServiceTicketRetry: a wanted ticket the mon does not issue (the
+// captured replies carry no MGR ticket) is asked for again only after 30 s.
+func TestMissingServiceTicketRetry(t *testing.T) {
+	var x *capturedExchange
+	for _, c := range loadCaptures(t) {
+		if c.Kind == "mon" {
+			x = c
+			break
+		}
+	}
+	cli := x.client(t)
+	clk := &fakeClock{time.Unix(5000, 0)}
+	cli.SetClock(clk.now)
+	cli.SetWantKeys(uint32(entity.TypeMon | entity.TypeOSD | entity.TypeMgr))
+	a := cli.MonAuth(x.DoneMode)
+	a.AuthRequest()
+	if _, err := a.HandleReplyMore(unhex(t, x.ReplyMore[0])); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.HandleDone(x.DoneGID, x.DoneMode, unhex(t, x.DonePayload)); err != nil {
+		t.Fatal(err)
+	}
+	if n := cli.Need(); n != 0 {
+		t.Fatalf("need %#x right after login", n)
+	}
+	if got, want := cli.RenewAfter(), clk.t.Add(missingRetry); !got.Equal(want) {
+		t.Fatalf("RenewAfter %v, want %v", got, want)
+	}
+	clk.t = clk.t.Add(missingRetry)
+	if n := cli.Need(); n != uint32(entity.TypeMgr) {
+		t.Fatalf("need %#x after the retry delay", n)
+	}
+}

@@ -47,7 +47,14 @@ type Client struct {
 	serverChallenge uint64 // from the current mon session, for MAuth renewal
 	haveChallenge   bool
 	tickets         map[entity.Type]*Ticket
+	// retryAt delays asking again for a service ticket the mon did not
+	// issue (it skips services whose rotating key it lacks, e.g. no mgr).
+	retryAt map[entity.Type]time.Time
 }
+
+// missingRetry is how long to wait before asking again for a service
+// ticket the mon left out of a reply.
+const missingRetry = 30 * time.Second
 
 // NewClient returns the cephx state for entity name (e.g. client.admin)
 // authenticating with key.
@@ -58,6 +65,7 @@ func NewClient(name entity.Name, key *CryptoKey) *Client {
 		want:    DefaultWantKeys,
 		now:     time.Now,
 		tickets: map[entity.Type]*Ticket{},
+		retryAt: map[entity.Type]time.Time{},
 	}
 }
 
@@ -116,20 +124,34 @@ func (c *Client) Need() uint32 {
 func (c *Client) needLocked(now time.Time) uint32 {
 	var need uint32
 	for _, s := range wantedServices(c.want | uint32(entity.TypeAuth)) {
-		if c.tickets[s].NeedsRenewal(now) {
+		if !now.Before(c.dueLocked(s)) {
 			need |= uint32(s)
 		}
 	}
 	return need
 }
 
+// dueLocked returns when the ticket of s should be (re)requested: at 75 %
+// of its life, and not before a pending retry.
+func (c *Client) dueLocked(s entity.Type) time.Time {
+	var due time.Time
+	if t := c.tickets[s]; t != nil {
+		due = t.RenewAfter
+	}
+	if r, ok := c.retryAt[s]; ok && r.After(due) {
+		due = r
+	}
+	return due
+}
+
 // NeedsRenewal reports whether any wanted ticket should be renewed now.
 func (c *Client) NeedsRenewal() bool { return c.Need() != 0 }
 
 // RenewAfter returns when BuildRenewal should next be called on the live
-// mon session: when the earliest wanted ticket reaches 75 % of its life, now
-// if a wanted service ticket is missing, and the zero time (never) before
-// the first authentication.
+// mon session: when the earliest wanted ticket reaches 75 % of its life (a
+// time in the past if one is missing already), and the zero time (never)
+// before the first authentication. A service ticket the mon did not issue
+// is asked for again after 30 s.
 func (c *Client) RenewAfter() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -139,12 +161,12 @@ func (c *Client) RenewAfter() time.Time {
 	now := c.now()
 	next := time.Time{}
 	for _, s := range wantedServices(c.want | uint32(entity.TypeAuth)) {
-		t := c.tickets[s]
-		if t == nil {
+		due := c.dueLocked(s)
+		if due.IsZero() {
 			return now
 		}
-		if next.IsZero() || t.RenewAfter.Before(next) {
-			next = t.RenewAfter
+		if next.IsZero() || due.Before(next) {
+			next = due
 		}
 	}
 	return next
@@ -165,6 +187,7 @@ func (c *Client) Reset() {
 	c.globalID = 0
 	c.haveChallenge = false
 	c.tickets = map[entity.Type]*Ticket{}
+	c.retryAt = map[entity.Type]time.Time{}
 	c.mu.Unlock()
 }
 
@@ -187,10 +210,17 @@ func (c *Client) oldKeyLocked(s entity.Type) *CryptoKey {
 	return nil
 }
 
-// storeLocked installs new tickets.
-func (c *Client) storeLocked(ts []*Ticket) {
+// storeLocked installs new tickets. Services in requested that the reply
+// left out are asked for again only after missingRetry.
+func (c *Client) storeLocked(ts []*Ticket, requested uint32) {
 	for _, t := range ts {
 		c.tickets[t.Service] = t
+		delete(c.retryAt, t.Service)
+		requested &^= uint32(t.Service)
+	}
+	now := c.now()
+	for _, s := range wantedServices(requested) {
+		c.retryAt[s] = now.Add(missingRetry)
 	}
 }
 

@@ -3,6 +3,7 @@ package cephx
 import (
 	"errors"
 	"fmt"
+	"syscall"
 )
 
 // Sentinel errors; every error this package returns wraps one of them (or an
@@ -38,7 +39,16 @@ func resultError(what string, result int32) error {
 	case 0:
 		return nil
 	case -errnoEACCES, -errnoEPERM:
-		return fmt.Errorf("%w: %s: result %d", ErrPermission, what, result)
+		return fmt.Errorf("%w: %s: %w", ErrPermission, what, errnoOf(result))
 	}
-	return fmt.Errorf("%w: %s: result %d", ErrProtocol, what, result)
+	return fmt.Errorf("%w: %s: %w", ErrProtocol, what, errnoOf(result))
+}
+
+// errnoOf returns the syscall.Errno of a negative Ceph result, so that
+// errors.Is(err, syscall.EACCES) works too.
+func errnoOf(result int32) error {
+	if result < 0 && result > -4096 {
+		return syscall.Errno(-result)
+	}
+	return fmt.Errorf("result %d", result)
 }

@@ -74,16 +74,11 @@ func osdAddr(t testing.TB, c *cephtest.Cluster) entity.Addr {
 
 func loadClient(t testing.TB, keyring, id string) *Client {
 	t.Helper()
-	kr, err := LoadKeyring(keyring)
+	c, err := LoadClient(keyring, entity.Name{Type: entity.TypeClient, ID: id})
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := entity.Name{Type: entity.TypeClient, ID: id}
-	k, err := kr.Get(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return NewClient(name, k)
+	return c
 }
 
 func TestIntegrationMonAuth(t *testing.T) {
@@ -244,5 +239,25 @@ func TestIntegrationWrongKey(t *testing.T) {
 			}
 			_ = real
 		})
+	}
+}
+
+// TestIntegrationSecureRequired: a cluster with ms_mode=secure refuses a
+// crc-only offer with AUTH_BAD_METHOD, and picks secure from the default offer.
+func TestIntegrationSecureRequired(t *testing.T) {
+	c := cephtest.Need(t, "pacific-secure")
+	mon := monAddr(t, c)
+	cli := loadClient(t, c.Keyring(), "admin")
+	_, err := preauth(context.Background(), t, mon, cli.MonAuth(ModeCRC))
+	if !errors.Is(err, ErrBadMethod) || errors.Is(err, ErrPermission) {
+		t.Fatalf("crc-only offer: %v", err)
+	}
+	t.Logf("crc-only offer: %v", err)
+	res, err := preauth(context.Background(), t, mon, cli.MonAuth())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.done.ConMode != ModeSecure || len(res.conSecret) < 40 {
+		t.Fatalf("mode %d, secret %d bytes", res.done.ConMode, len(res.conSecret))
 	}
 }

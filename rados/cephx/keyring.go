@@ -92,3 +92,17 @@ func (kr Keyring) Get(name entity.Name) (*CryptoKey, error) {
 	sort.Strings(names)
 	return nil, fmt.Errorf("%w: no key for %s (have %s)", ErrKeyring, name, strings.Join(names, ", "))
 }
+
+// LoadClient reads a keyring file and returns the cephx state for the named
+// entity.
+func LoadClient(keyringPath string, name entity.Name) (*Client, error) {
+	kr, err := LoadKeyring(keyringPath)
+	if err != nil {
+		return nil, err
+	}
+	k, err := kr.Get(name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", keyringPath, err)
+	}
+	return NewClient(name, k), nil
+}

@@ -56,9 +56,9 @@ const (
 )
 
 const (
-	aesKeyLen  = 16
-	maxKeyLen  = 64 // more than any Ceph key type uses; bounds wire input
-	cephAESIV  = "cephsageyudagreg"
+	aesKeyLen       = 16
+	maxKeyLen       = 64 // more than any Ceph key type uses; bounds wire input
+	cephAESIV       = "cephsageyudagreg"
 	cryptoKeyHeader = 2 + 8 + 2
 )
 

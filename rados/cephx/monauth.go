@@ -34,6 +34,8 @@ type MonAuth struct {
 
 	state           int // 0: request not built, 1: waiting challenge, 2: waiting done, 3: done
 	serverChallenge uint64
+	gid             uint64    // assigned in AUTH_DONE
+	tickets         []*Ticket // issued in AUTH_DONE
 }
 
 // MonAuth returns an authenticator for one mon connection attempt. modes
@@ -161,12 +163,40 @@ func (a *MonAuth) HandleDone(globalID uint64, conMode uint32, payload []byte) (s
 		// A new global_id: tickets issued to the old one are useless.
 		c.tickets = map[entity.Type]*Ticket{}
 	}
-	c.storeLocked(r.tickets)
+	c.storeLocked(r.tickets, c.want|uint32(entity.TypeAuth))
 	c.globalID = globalID
 	c.serverChallenge = a.serverChallenge
 	c.haveChallenge = true
 	a.state = 3
+	a.gid, a.tickets = globalID, r.tickets
 	return r.auth.SessionKey.Secret(), r.conSecret, nil
+}
+
+// Adopt makes this attempt's outcome the client's state again: its
+// global_id, its tickets and its server challenge (which MAuth renewals on
+// that mon session must use). HandleDone already did this; a mon client
+// that runs several attempts in parallel while hunting calls Adopt on the
+// one whose connection it keeps, since the last attempt to finish wins
+// otherwise. It does nothing unless the attempt succeeded.
+func (a *MonAuth) Adopt() {
+	if a.state != 3 {
+		return
+	}
+	c := a.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.globalID != a.gid {
+		c.tickets = map[entity.Type]*Ticket{}
+	}
+	for _, t := range a.tickets {
+		// Keep tickets renewed since (MAuth on this very session).
+		if cur := c.tickets[t.Service]; cur == nil || cur.Received.Before(t.Received) {
+			c.tickets[t.Service] = t
+		}
+	}
+	c.globalID = a.gid
+	c.serverChallenge = a.serverChallenge
+	c.haveChallenge = true
 }
 
 // HandleBadMethod turns AUTH_BAD_METHOD into an error. A wrong key or an
@@ -187,10 +217,10 @@ func (a *MonAuth) HandleBadMethod(method uint32, result int32, allowedMethods, a
 
 func badMethodError(method uint32, result int32, allowedMethods, allowedModes []uint32) error {
 	if result == -errnoEACCES || result == -errnoEPERM {
-		return fmt.Errorf("%w: server refused cephx credentials (result %d)", ErrPermission, result)
+		return fmt.Errorf("%w: server refused cephx credentials: %w", ErrPermission, errnoOf(result))
 	}
-	return fmt.Errorf("%w: method %d refused (result %d); server allows methods %v, modes %v",
-		ErrBadMethod, method, result, allowedMethods, allowedModes)
+	return fmt.Errorf("%w: method %d refused (%w); server allows methods %v, modes %v",
+		ErrBadMethod, method, errnoOf(result), allowedMethods, allowedModes)
 }
 
 // sessionKeyReply is a decoded GET_AUTH_SESSION_KEY reply.

@@ -114,7 +114,7 @@ func (c *Client) HandleRenewal(result int32, globalID uint64, payload []byte) er
 		if err != nil {
 			return err
 		}
-		c.storeLocked(r.tickets)
+		c.storeLocked(r.tickets, c.want|uint32(entity.TypeAuth))
 		return nil
 	case OpGetPrincipalSessionKey:
 		result := d.I32()
@@ -132,7 +132,7 @@ func (c *Client) HandleRenewal(result int32, globalID uint64, payload []byte) er
 		if err != nil {
 			return fmt.Errorf("service ticket reply: %w", err)
 		}
-		c.storeLocked(ts)
+		c.storeLocked(ts, c.needLocked(c.now())&^uint32(entity.TypeAuth))
 		return nil
 	}
 	return fmt.Errorf("%w: MAuthReply op %#x", ErrProtocol, op)

@@ -3,6 +3,7 @@ package messenger
 import (
 	"context"
 	"encoding/hex"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -139,4 +140,18 @@ func TestCaptureNoauth(t *testing.T) {
 		}
 	}
 	t.Logf("captured %d bytes sent, %d received", len(tap.tx), len(tap.rx))
+
+	// The first bytes a msgr v1 mon sends: its banner, then its address.
+	nc, err := net.Dial("tcp", cl.Get("CEPH_MON_V1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	v1 := make([]byte, 26)
+	if _, err := io.ReadFull(nc, v1); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "msgr1_banner.bin"), v1, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

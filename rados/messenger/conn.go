@@ -17,6 +17,13 @@ import (
 // sendQueueLen is how many messages Send can queue before it blocks.
 const sendQueueLen = 128
 
+// The writer sends up to maxBatch queued messages (and at most about
+// maxBatchBytes of payload) with one writev.
+const (
+	maxBatch      = 32
+	maxBatchBytes = 1 << 20
+)
+
 // Conn is one msgr2.1 client connection: one reader and one writer
 // goroutine. Its methods are safe for concurrent use.
 type Conn struct {
@@ -43,7 +50,6 @@ type Conn struct {
 	done      chan struct{}
 	failOnce  sync.Once
 	err       error
-	closed    bool // set by Close before failing
 	exited    sync.WaitGroup
 	lastKAAck atomic.Pointer[time.Time]
 }
@@ -144,7 +150,6 @@ func (c *Conn) fail(err error, byClose bool) {
 			}
 		}
 		c.err = err
-		c.closed = byClose
 		close(c.done)
 		c.nc.Close()
 		if !byClose && c.cfg.OnFault != nil {
@@ -218,6 +223,7 @@ func (c *Conn) readLoop() {
 				Tid:           hdr.Tid,
 				Seq:           hdr.Seq,
 				Flags:         hdr.Flags,
+				DataOff:       hdr.DataOff,
 				Front:         f.Segments[1],
 				Middle:        f.Segments[2],
 				Data:          f.Segments[3],
@@ -280,12 +286,17 @@ func (c *Conn) writeLoop() {
 	tick, stop := c.clock.Ticker(c.cfg.KeepaliveInterval)
 	defer stop()
 	var acked uint64
-	var hdr [msgr2.MessageHeaderLen]byte
+	var hdr [msgr2.MessageHeaderLen]byte // copied by Append
 	var ctrl [16]byte
-	var bufs net.Buffers
+	// WriteTo consumes the net.Buffers it is called on; nb is a copy of
+	// the slice header, so the buffer lists themselves are reused.
+	var nb net.Buffers
 	write := func(b [][]byte) error {
-		bufs = append(bufs[:0], b...)
-		_, err := bufs.WriteTo(c.nc)
+		// A peer that stops reading must not block the writer forever
+		// (the keepalive check runs on this goroutine).
+		c.nc.SetWriteDeadline(time.Now().Add(c.cfg.KeepaliveTimeout))
+		nb = b
+		_, err := nb.WriteTo(c.nc)
 		return err
 	}
 	frame := func(tag msgr2.Tag, segs ...[]byte) error {
@@ -295,27 +306,53 @@ func (c *Conn) writeLoop() {
 		}
 		return write(b)
 	}
+	var out [][]byte
+	appendMsg := func(m *Message, ack uint64) error {
+		h := msgr2.MessageHeader{
+			Seq:           m.Seq,
+			Tid:           m.Tid,
+			Type:          m.Type,
+			Priority:      m.Priority,
+			Version:       m.Version,
+			DataOff:       m.DataOff,
+			AckSeq:        ack,
+			Flags:         m.Flags,
+			CompatVersion: m.CompatVersion,
+		}
+		if h.Priority == 0 {
+			h.Priority = msgr2.PriorityDefault
+		}
+		h.Put(hdr[:])
+		var err error
+		out, err = c.wr.Append(out, msgr2.TagMessage, hdr[:], m.Front, m.Middle, m.Data)
+		return err
+	}
 	for {
 		select {
 		case <-c.done:
 			return
 		case m := <-c.sendq:
+			// Send this message and whatever else is already queued (up
+			// to a bound) with one writev.
 			in := c.inSeq.Load()
-			h := msgr2.MessageHeader{
-				Seq:           m.Seq,
-				Tid:           m.Tid,
-				Type:          m.Type,
-				Priority:      m.Priority,
-				Version:       m.Version,
-				AckSeq:        in,
-				Flags:         m.Flags,
-				CompatVersion: m.CompatVersion,
+			c.wr.Reset()
+			out = out[:0]
+			err := appendMsg(m, in)
+			size := len(m.Front) + len(m.Middle) + len(m.Data)
+		batch:
+			for n := 1; err == nil && n < maxBatch && size < maxBatchBytes; n++ {
+				select {
+				case m = <-c.sendq:
+					err = appendMsg(m, in)
+					size += len(m.Front) + len(m.Middle) + len(m.Data)
+				default:
+					break batch
+				}
 			}
-			if h.Priority == 0 {
-				h.Priority = msgr2.PriorityDefault
+			if err == nil {
+				err = write(out)
 			}
-			h.Put(hdr[:])
-			if err := frame(msgr2.TagMessage, hdr[:], m.Front, m.Middle, m.Data); err != nil {
+			if err != nil {
 				c.opFail("write", err)
 				return
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -449,5 +450,31 @@ func TestFakeCloseIsQuiet(t *testing.T) {
 	case err := <-faults:
 		t.Fatalf("OnFault after Close: %v", err)
 	default:
+	}
+}
+
+// TestFakePendingSendGetsFault fills the send queue while the peer reads
+// nothing, then has the peer close: the blocked Send must return the
+// fault.
+func TestFakePendingSendGetsFault(t *testing.T) {
+	c, s, _, faults, _, _ := openFake(t)
+	data := make([]byte, 1<<20)
+	sendErr := make(chan error, 1)
+	go func() {
+		for {
+			if err := c.Send(context.Background(), &Message{Type: 1, Data: data}); err != nil {
+				sendErr <- err
+				return
+			}
+		}
+	}()
+	for len(c.sendq) < cap(c.sendq) {
+		runtime.Gosched()
+	}
+	s.nc.Close()
+	err := <-sendErr
+	fault := <-faults
+	if err != fault || c.Err() != fault {
+		t.Fatalf("Send returned %v, fault %v, Err %v", err, fault, c.Err())
 	}
 }

@@ -5,7 +5,9 @@ package messenger
 // extend by adding fields and methods.
 
 import (
+	"context"
 	"errors"
+	"net"
 	"time"
 
 	"github.com/csi-gorbd/csi-gorbd/rados/entity"
@@ -49,9 +51,12 @@ type Message struct {
 	Tid           uint64
 	Seq           uint64 // set by the messenger
 	Flags         uint8
-	Front         []byte
-	Middle        []byte
-	Data          []byte
+	// DataOff is the data offset hint of the header (the kernel sets the
+	// object offset of a write so the receiver can align its buffer).
+	DataOff uint16
+	Front   []byte
+	Middle  []byte
+	Data    []byte
 }
 
 // Config configures one client connection.
@@ -91,6 +96,11 @@ type Config struct {
 	// Limits bound the segment lengths the peer may send (zero fields:
 	// 16 MiB control/front/middle, 64 MiB data).
 	Limits msgr2.Limits
+
+	// Dialer opens the TCP connection to address ("host:port"); nil uses
+	// a net.Dialer. It lets callers bind a source address, add socket
+	// options or observe the raw bytes (wire captures in tests).
+	Dialer func(ctx context.Context, network, address string) (net.Conn, error)
 
 	// hooks are test seams (nil in production).
 	hooks *hooks

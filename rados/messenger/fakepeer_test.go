@@ -84,8 +84,8 @@ type serverOpts struct {
 	mode        uint32
 	sessionKey  []byte
 	conSecret   []byte
-	replyMore   bool   // one AUTH_REPLY_MORE round
-	badSig      bool   // send a wrong AUTH_SIGNATURE
+	replyMore   bool // one AUTH_REPLY_MORE round
+	badSig      bool // send a wrong AUTH_SIGNATURE
 	identAddr   *entity.Addr
 	identTag    msgr2.Tag // replace SERVER_IDENT (e.g. WAIT)
 	identBody   []byte

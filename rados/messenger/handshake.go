@@ -371,8 +371,15 @@ func dial(ctx context.Context, cfg Config) (*Conn, error) {
 	if cfg.Addr.IsBlank() {
 		return nil, &OpError{Op: "dial", Addr: cfg.Addr, Err: errors.New("blank address")}
 	}
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", cfg.Addr.HostPort())
+	if cfg.Addr.Type == entity.AddrLegacy {
+		return nil, &OpError{Op: "dial", Addr: cfg.Addr, Err: fmt.Errorf("%w: a v1 address cannot be dialled with msgr2", ErrNotMsgr2)}
+	}
+	dialer := cfg.Dialer
+	if dialer == nil {
+		var d net.Dialer
+		dialer = d.DialContext
+	}
+	nc, err := dialer(ctx, "tcp", cfg.Addr.HostPort())
 	if err != nil {
 		return nil, opErr("dial", err)
 	}

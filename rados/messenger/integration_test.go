@@ -24,7 +24,9 @@ const (
 	msgMonGetVersionReply = 20
 )
 
-func noauthMon(t *testing.T) entity.Addr {
+func noauthMon(t *testing.T) entity.Addr { return cephtestNeed(t) }
+
+func cephtestNeed(t testing.TB) entity.Addr {
 	t.Helper()
 	c := cephtest.Need(t, "noauth")
 	a, err := entity.ParseAddr("v2:" + c.Get("CEPH_MON_V2") + "/0")
@@ -141,5 +143,125 @@ func itoa(n int) string {
 		if n == 0 {
 			return string(b[i:])
 		}
+	}
+}
+
+func TestIntegrationNoauthKeepalive(t *testing.T) {
+	addr := noauthMon(t)
+	clk := newFakeClock()
+	events := make(chan string, 16)
+	cfg := noauthConfig(addr)
+	cfg.hooks = &hooks{clock: clk, event: func(e string) { events <- e }}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := 0; i < 2; i++ {
+		clk.advance(10 * time.Second)
+		clk.tick()
+		waitEventCtx(t, ctx, events, "keepalive_ack")
+		if !c.LastKeepaliveAck().Equal(clk.Now()) {
+			t.Fatalf("mon echoed %v, want %v", c.LastKeepaliveAck(), clk.Now())
+		}
+	}
+	if c.Err() != nil {
+		t.Fatal(c.Err())
+	}
+}
+
+func waitEventCtx(t *testing.T, ctx context.Context, events chan string, want string) {
+	t.Helper()
+	for {
+		select {
+		case e := <-events:
+			if e == want {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatalf("no %s", want)
+		}
+	}
+}
+
+// TestIntegrationNoauthPeerClose sends an MMonGetVersion whose front is
+// truncated; the mon fails to decode it and drops the lossy connection,
+// which must fault ours exactly once.
+func TestIntegrationNoauthPeerClose(t *testing.T) {
+	addr := noauthMon(t)
+	faults := make(chan error, 2)
+	cfg := noauthConfig(addr)
+	cfg.OnFault = func(err error) { faults <- err }
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Send(ctx, &Message{Type: msgMonGetVersion, Version: 1, Front: []byte{1, 2, 3}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-faults:
+		t.Logf("fault: %v", err)
+		if !strings.Contains(err.Error(), addr.String()) {
+			t.Errorf("fault %q does not name %s", err, addr)
+		}
+	case <-ctx.Done():
+		t.Fatal("mon did not close the connection")
+	}
+	<-c.Done()
+	if err := c.Send(ctx, getVersion(2, "osdmap")); err == nil || err != c.Err() {
+		t.Errorf("Send after fault: %v (Err %v)", err, c.Err())
+	}
+	select {
+	case err := <-faults:
+		t.Fatalf("second OnFault: %v", err)
+	default:
+	}
+}
+
+// stallConn holds the first read after the banner until ctx ends, so the
+// context's deadline expires in the middle of a real handshake.
+type stallConn struct {
+	net.Conn
+	ctx   context.Context
+	reads int
+}
+
+func (s *stallConn) Read(p []byte) (int, error) {
+	s.reads++
+	if s.reads == 2 {
+		<-s.ctx.Done()
+	}
+	return s.Conn.Read(p)
+}
+
+func TestIntegrationNoauthDeadlineDuringHandshake(t *testing.T) {
+	addr := noauthMon(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	cfg := noauthConfig(addr)
+	cfg.hooks = &hooks{wrap: func(nc net.Conn) net.Conn { return &stallConn{Conn: nc, ctx: ctx} }}
+	_, err := Dial(ctx, cfg)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), addr.String()) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestIntegrationMsgr1Port(t *testing.T) {
+	c := cephtest.Need(t, "noauth")
+	addr, err := entity.ParseAddr("v2:" + c.Get("CEPH_MON_V1") + "/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err = Dial(ctx, noauthConfig(addr))
+	if !errors.Is(err, ErrNotMsgr2) || !strings.Contains(err.Error(), addr.String()) {
+		t.Fatalf("got %v", err)
 	}
 }

@@ -54,6 +54,8 @@ type Client struct {
 	cfg Config
 
 	globalSeq atomic.Uint64
+	renewals  atomic.Uint64
+	sessions  atomic.Uint64
 
 	mu         sync.Mutex
 	sess       *session
@@ -370,6 +372,7 @@ func (c *Client) connect(ctx context.Context, addr entity.Addr) error {
 			return err
 		}
 	}
+	c.sessions.Add(1)
 	if c.cfg.OnSession != nil {
 		go c.cfg.OnSession(addr)
 	}
@@ -708,7 +711,14 @@ func (c *Client) RenewTickets(ctx context.Context) error {
 	if r.Result < 0 {
 		return &CommandError{Op: "auth renewal", Errno: syscall.Errno(-r.Result), Status: r.Message}
 	}
+	c.renewals.Add(1)
 	return nil
+}
+
+// Stats reports how many ticket renewals over MAuth succeeded and how
+// many monitor sessions were opened.
+func (c *Client) Stats() (renewals, sessions uint64) {
+	return c.renewals.Load(), c.sessions.Load()
 }
 
 // minRenewInterval rate-limits automatic renewals (a monitor that never

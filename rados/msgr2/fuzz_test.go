@@ -229,3 +229,34 @@ func FuzzReadFrameSecure(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadCapturedSecure feeds bytes to a secure reader keyed like the
+// captured pacific-secure session; seeds are the mon's real secure frames.
+func FuzzReadCapturedSecure(f *testing.F) {
+	_, secret := secureKeys(f)
+	key, rx, _, _ := ClientSecret(secret)
+	b, err := os.ReadFile("testdata/secure_server.bin")
+	if err != nil {
+		f.Fatal(err)
+	}
+	// skip the banner and the three crc frames before secure mode
+	r := bytes.NewReader(b[BannerLen:])
+	rd := NewReader(r, Limits{})
+	for i := 0; i < 3; i++ {
+		var fr Frame
+		if err := rd.ReadFrame(&fr); err != nil {
+			f.Fatal(err)
+		}
+	}
+	f.Add(b[len(b)-r.Len():])
+	f.Fuzz(func(t *testing.T, in []byte) {
+		rd := NewReader(bytes.NewReader(in), Limits{Data: 1 << 20})
+		rd.EnableSecure(key, rx)
+		for i := 0; i < 4; i++ {
+			var fr Frame
+			if rd.ReadFrame(&fr) != nil {
+				return
+			}
+		}
+	})
+}

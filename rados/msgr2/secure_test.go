@@ -193,3 +193,38 @@ func TestSecureTamper(t *testing.T) {
 		t.Errorf("replayed frame: %v", err)
 	}
 }
+
+// TestAppendBatch assembles several frames into one buffer list (one
+// writev) and reads them back in both modes.
+func TestAppendBatch(t *testing.T) {
+	for _, secure := range []bool{false, true} {
+		key, _, tx, _ := ClientSecret(testSecret())
+		w := NewWriter()
+		if secure {
+			w.EnableSecure(key, tx)
+		}
+		var bufs [][]byte
+		var err error
+		for i := 0; i < 5; i++ {
+			bufs, err = w.Append(bufs, TagMessage, pattern(41, byte(i)), pattern(100+i, byte(i)), nil, pattern(4000*i, byte(i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := NewReader(bytes.NewReader(bytes.Join(bufs, nil)), Limits{})
+		if secure {
+			r.EnableSecure(key, tx)
+		}
+		for i := 0; i < 5; i++ {
+			var f Frame
+			if err := r.ReadFrame(&f); err != nil {
+				t.Fatalf("secure=%v frame %d: %v", secure, i, err)
+			}
+			if !bytes.Equal(f.Segments[0], pattern(41, byte(i))) || !bytes.Equal(f.Segments[1], pattern(100+i, byte(i))) ||
+				!bytes.Equal(f.Segments[3], pattern(4000*i, byte(i))) {
+				t.Fatalf("secure=%v frame %d differs", secure, i)
+			}
+		}
+		w.Reset()
+	}
+}

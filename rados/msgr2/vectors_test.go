@@ -215,3 +215,18 @@ func equalTags(a, b []Tag) bool {
 	}
 	return true
 }
+
+// testdata/msgr1_banner.bin is the first 26 bytes the noauth cluster's mon
+// sends on its v1 port.
+func TestCapturedMsgr1Banner(t *testing.T) {
+	b, err := os.ReadFile("testdata/msgr1_banner.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ReadBanner(bytes.NewReader(b)); !errors.Is(err, ErrMsgr1) {
+		t.Fatalf("got %v, want ErrMsgr1", err)
+	}
+	if _, _, err := DecodeBannerPrefix(b); !errors.Is(err, ErrMsgr1) {
+		t.Fatalf("prefix: %v", err)
+	}
+}

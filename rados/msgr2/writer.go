@@ -7,13 +7,33 @@ import (
 
 // Writer assembles outgoing frames in crc mode, or in secure mode after
 // EnableSecure. It reuses its buffers: the slices returned by Frame are
-// valid until the next call. A Writer is not safe for concurrent use.
+// valid until the next Frame or Reset call; those appended by Append stay
+// valid until Reset, so several frames can go out in one writev. A Writer
+// is not safe for concurrent use.
 type Writer struct {
-	sec  *gcm
+	sec   *gcm
+	slots []*slot // per-frame buffers since the last Reset
+	n     int     // slots in use
+	bufs  [2 + MaxSegments][]byte
+}
+
+// slot holds the assembled head, secure tail and epilogue of one frame.
+type slot struct {
 	head []byte
 	tail []byte
 	epi  [EpilogueCRCLen]byte
-	bufs [2 + MaxSegments][]byte
+}
+
+// Reset makes the buffers of earlier frames reusable.
+func (w *Writer) Reset() { w.n = 0 }
+
+func (w *Writer) slot() *slot {
+	if w.n == len(w.slots) {
+		w.slots = append(w.slots, &slot{})
+	}
+	s := w.slots[w.n]
+	w.n++
+	return s
 }
 
 // NewWriter returns a crc-mode frame writer.
@@ -46,7 +66,15 @@ const maxTailKeep = 1 << 20
 
 // Frame assembles a frame of up to four segments and returns the buffers to
 // write, in order. Segments 1..3 are referenced, not copied, in crc mode.
+// It resets the writer first.
 func (w *Writer) Frame(tag Tag, segs ...[]byte) ([][]byte, error) {
+	w.Reset()
+	return w.Append(w.bufs[:0], tag, segs...)
+}
+
+// Append assembles a frame like Frame and appends its buffers to dst. The
+// buffers stay valid until Reset (or Frame).
+func (w *Writer) Append(dst [][]byte, tag Tag, segs ...[]byte) ([][]byte, error) {
 	if len(segs) > MaxSegments {
 		return nil, fmt.Errorf("msgr2: %d segments", len(segs))
 	}
@@ -63,27 +91,27 @@ func (w *Writer) Frame(tag Tag, segs ...[]byte) ([][]byte, error) {
 	}
 	p := newPreamble(tag, lens)
 	if w.sec != nil {
-		return w.frameSecure(&p, seg0, segs), nil
+		return w.frameSecure(dst, w.slot(), &p, seg0, segs), nil
 	}
-	return w.frameCRC(&p, seg0, segs), nil
+	return w.frameCRC(dst, w.slot(), &p, seg0, segs), nil
 }
 
-func (w *Writer) frameCRC(p *Preamble, seg0 []byte, segs [][]byte) [][]byte {
+func (w *Writer) frameCRC(out [][]byte, sl *slot, p *Preamble, seg0 []byte, segs [][]byte) [][]byte {
 	n := PreambleLen + len(seg0)
 	if len(seg0) > 0 {
 		n += CRCLen
 	}
-	w.head = grow(w.head, n)
-	p.Encode(w.head)
-	copy(w.head[PreambleLen:], seg0)
+	sl.head = grow(sl.head, n)
+	p.Encode(sl.head)
+	copy(sl.head[PreambleLen:], seg0)
 	if len(seg0) > 0 {
-		binary.LittleEndian.PutUint32(w.head[PreambleLen+len(seg0):], segCRC(seg0))
+		binary.LittleEndian.PutUint32(sl.head[PreambleLen+len(seg0):], segCRC(seg0))
 	}
-	out := append(w.bufs[:0], w.head)
+	out = append(out, sl.head)
 	if p.NumSegments == 1 {
 		return out
 	}
-	w.epi[0] = LateStatusComplete
+	sl.epi[0] = LateStatusComplete
 	for i := 1; i < MaxSegments; i++ {
 		var crc uint32
 		if i < p.NumSegments {
@@ -92,20 +120,20 @@ func (w *Writer) frameCRC(p *Preamble, seg0 []byte, segs [][]byte) [][]byte {
 				out = append(out, segs[i])
 			}
 		}
-		binary.LittleEndian.PutUint32(w.epi[1+4*(i-1):], crc)
+		binary.LittleEndian.PutUint32(sl.epi[1+4*(i-1):], crc)
 	}
-	return append(out, w.epi[:])
+	return append(out, sl.epi[:])
 }
 
-func (w *Writer) frameSecure(p *Preamble, seg0 []byte, segs [][]byte) [][]byte {
+func (w *Writer) frameSecure(out [][]byte, sl *slot, p *Preamble, seg0 []byte, segs [][]byte) [][]byte {
 	n := SecurePreambleLen
 	rem := 0
 	if len(seg0) > InlineLen {
 		rem = padded(len(seg0) - InlineLen)
 		n += rem + GCMTagLen
 	}
-	w.head = grow(w.head, n)
-	h := w.head
+	sl.head = grow(sl.head, n)
+	h := sl.head
 	p.Encode(h)
 	inl := h[PreambleLen : PreambleLen+InlineLen]
 	c := copy(inl, seg0)
@@ -117,7 +145,7 @@ func (w *Writer) frameSecure(p *Preamble, seg0 []byte, segs [][]byte) [][]byte {
 		clear(r[c:rem])
 		w.sec.seal(r[:rem+GCMTagLen], rem)
 	}
-	out := append(w.bufs[:0], h)
+	out = append(out, h)
 	if p.NumSegments == 1 {
 		return out
 	}
@@ -125,11 +153,11 @@ func (w *Writer) frameSecure(p *Preamble, seg0 []byte, segs [][]byte) [][]byte {
 	for i := 1; i < p.NumSegments; i++ {
 		tl += padded(len(segs[i]))
 	}
-	if cap(w.tail) > maxTailKeep && tl <= maxTailKeep {
-		w.tail = nil
+	if cap(sl.tail) > maxTailKeep && tl <= maxTailKeep {
+		sl.tail = nil
 	}
-	w.tail = grow(w.tail, tl)
-	t := w.tail
+	sl.tail = grow(sl.tail, tl)
+	t := sl.tail
 	off := 0
 	for i := 1; i < p.NumSegments; i++ {
 		c := copy(t[off:], segs[i])

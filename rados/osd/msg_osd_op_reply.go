@@ -23,7 +23,7 @@ type osdOpReply struct {
 	Version      uint64 // replay_version.version
 	UserVersion  uint64
 	Redirect     *Redirect
-	HeaderVerson uint16
+	HeaderVersion uint16
 }
 
 // replyOp is one op of a reply: its code, return value and output bytes
@@ -32,6 +32,7 @@ type replyOp struct {
 	Code OpCode
 	Rval int32
 	Out  []byte
+	n    uint32 // payload_len, while decoding
 }
 
 // Redirect is a request_redirect_t: the OSD tells us to resend to another
@@ -44,7 +45,7 @@ type Redirect struct {
 // decodeOSDOpReply decodes an MOSDOpReply front (header version v) and
 // splits the data segment into the per-op outputs.
 func decodeOSDOpReply(front, data []byte, v uint16) (*osdOpReply, error) {
-	r := &osdOpReply{HeaderVerson: v}
+	r := &osdOpReply{HeaderVersion: v}
 	if err := r.decode(front, data, v, nil); err != nil {
 		return nil, err
 	}
@@ -71,12 +72,10 @@ func (r *osdOpReply) decode(front, data []byte, v uint16, ops []replyOp) error {
 		ops = make([]replyOp, n)
 	}
 	ops = ops[:n]
-	lens := make([]uint32, n)
 	var total uint64
 	for i := 0; i < n; i++ {
 		w := decodeWireOp(d)
-		ops[i] = replyOp{Code: w.code}
-		lens[i] = w.payloadLen
+		ops[i] = replyOp{Code: w.code, n: w.payloadLen}
 		total += uint64(w.payloadLen)
 	}
 	r.Attempt = d.I32()
@@ -110,7 +109,7 @@ func (r *osdOpReply) decode(front, data []byte, v uint16, ops []replyOp) error {
 	}
 	off := 0
 	for i := 0; i < n; i++ {
-		l := int(lens[i])
+		l := int(ops[i].n)
 		ops[i].Out = data[off : off+l : off+l]
 		off += l
 	}

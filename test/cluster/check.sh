@@ -3,6 +3,7 @@
 # that cluster's own Ceph CLI (CEPH_CLI from cluster.env): `ceph version`,
 # `ceph -s` and `rados lspools`. Exits non-zero if the cluster is not usable.
 set -euo pipefail
+# shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 [ $# -eq 1 ] || { echo "usage: $0 NAME" >&2; exit 2; }
 cluster_profile "$1"

@@ -9,8 +9,9 @@
 #
 # Environment: MIRROR (default: the Debian mirror of the host's apt sources).
 set -euo pipefail
+# shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
-[ $# -eq 1 ] && [[ $1 =~ ^[a-z]+$ ]] || { echo "usage: $0 SUITE" >&2; exit 2; }
+if [ $# -ne 1 ] || ! [[ $1 =~ ^[a-z]+$ ]]; then echo "usage: $0 SUITE" >&2; exit 2; fi
 SUITE=$1
 R=$(chroot_root "$SUITE")
 T0=$(now)

@@ -5,6 +5,7 @@
 # and how to run a Ceph command either with the host's binaries or inside a
 # Debian chroot that carries a newer Ceph.
 
+# shellcheck disable=SC2034  # the variables set here are used by the sourcing scripts
 CLUSTER_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CLUSTERS=$(realpath -m -- "${GORBD_CLUSTERS:-/var/tmp/gorbd/clusters}")
 CHROOTS=$(realpath -m -- "${GORBD_CHROOTS:-/var/tmp/gorbd/chroots}")
@@ -40,19 +41,22 @@ cluster_profile() {
 
 chroot_root() { echo "$CHROOTS/$1"; }
 
-# inroot ROOT BINDDIR CMD...: run CMD chrooted into ROOT inside a private
-# mount namespace that has /proc, /sys, /dev and (if BINDDIR is not empty)
-# BINDDIR bind-mounted at the same path. Daemons started this way keep the
+# inroot ROOT BINDDIRS CMD...: run CMD chrooted into ROOT inside a private
+# mount namespace that has /proc, /sys, /dev and each directory of the
+# colon-separated BINDDIRS (may be empty) bind-mounted at the same path.
+# Daemons started this way keep the
 # namespace; the mounts vanish with the last process using them, so nothing
 # is ever left mounted on the host.
 inroot() {
   local root=$1 bind=$2; shift 2
+  # shellcheck disable=SC2016  # expanded by the inner shell
   unshare --mount --propagation private -- /bin/bash -c '
     set -e; R=$1; D=$2; shift 2
     mount -t proc proc "$R/proc"
     mount -t sysfs sysfs "$R/sys"
     mount --rbind /dev "$R/dev"
-    if [ -n "$D" ]; then mkdir -p "$R$D"; mount --bind "$D" "$R$D"; fi
+    IFS=: read -ra dirs <<<"$D"
+    for d in "${dirs[@]}"; do mkdir -p "$R$d"; mount --bind "$d" "$R$d"; done
     exec chroot "$R" "$@"' inroot "$root" "$bind" "$@"
 }
 

@@ -5,12 +5,13 @@
 # form a majority, until they have a quorum without MONID. start waits until
 # MONID and all other running monitors are in the quorum. Waits are bounded by WAIT_S (default 60) seconds.
 set -euo pipefail
+# shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 [ $# -eq 3 ] || { echo "usage: $0 NAME stop|start|status MONID" >&2; exit 2; }
 NAME=$1 OP=$2 ID=$3
 cluster_profile "$NAME"
 D=$CLUSTERS/$NAME
-[[ $ID =~ ^[a-z]$ ]] && [ -d "$D/mon.$ID" ] || { echo "$NAME has no monitor '$ID'" >&2; exit 2; }
+if ! [[ $ID =~ ^[a-z]$ ]] || [ ! -d "$D/mon.$ID" ]; then echo "$NAME has no monitor '$ID'" >&2; exit 2; fi
 ROOT=""; [ -z "$SUITE" ] || ROOT=$(chroot_root "$SUITE")
 PIDF=$D/run/mon.$ID.pid
 # quorum: prints `"quorum_names":[...]` as the monitors see it, or nothing.

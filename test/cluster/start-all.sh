@@ -9,6 +9,7 @@
 # chroot build failed (a failed forky/trixie install is an error, not a skip).
 # Per-step logs go to $GORBD_CLUSTERS/../logs.
 set -uo pipefail
+# shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 NAMES=("$@"); [ ${#NAMES[@]} -gt 0 ] || read -ra NAMES <<<"$ALL_CLUSTERS"
 LOGS=$(dirname "$CLUSTERS")/logs
@@ -84,7 +85,9 @@ for n in "${NAMES[@]}"; do
 done
 for s in "${suites[@]}"; do
   r=$(chroot_root "$s")
-  echo "chroot $s: $(cat "$r/.gorbd-ready" 2>/dev/null || echo 'NOT READY'); built from nothing in $(cat "$r.build-seconds" 2>/dev/null || echo '?')s; $(grep -q 'ready:' "$LOGS/chroot-$s.log" && echo 'built this run' || echo 'reused')"
+  if [ ! -f "$r/.gorbd-ready" ]; then echo "chroot $s: BUILD FAILED (log $LOGS/chroot-$s.log)"; continue; fi
+  how=reused; grep -q 'ready:' "$LOGS/chroot-$s.log" && how="built this run"
+  echo "chroot $s: $(cat "$r/.gorbd-ready"); $how; build from nothing took $(cat "$r.build-seconds" 2>/dev/null || echo '?')s"
 done
 [ $rc = 0 ] && echo "all ${#NAMES[@]} clusters up" || echo "SOME CLUSTERS FAILED" >&2
 exit $rc

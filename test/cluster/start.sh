@@ -15,9 +15,11 @@
 #   OBJECTSTORE=memstore|bluestore  (default memstore)
 #   MEMSTORE_BYTES                  (default 1073741824 = 1 GiB)
 #   BLUESTORE_SIZE                  (default 10737418240, sparse file)
-#   AUTH_MON_TICKET_TTL, AUTH_SERVICE_TICKET_TTL  (seconds; default: Ceph's)
+#   AUTH_MON_TICKET_TTL, AUTH_SERVICE_TICKET_TTL  (seconds >= 30; default:
+#                                   Ceph's own, 72h and 1h)
 #   WAIT_S                          (default 180) seconds to wait for health
 set -euo pipefail
+# shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 
 [ $# -eq 1 ] || { echo "usage: $0 NAME" >&2; exit 2; }
@@ -30,7 +32,9 @@ BLUESTORE_SIZE=${BLUESTORE_SIZE:-10737418240}
 WAIT_S=${WAIT_S:-180}
 case "$OBJECTSTORE" in memstore|bluestore) ;; *) echo "OBJECTSTORE must be memstore or bluestore" >&2; exit 2;; esac
 for v in AUTH_MON_TICKET_TTL AUTH_SERVICE_TICKET_TTL; do
-  [ -z "${!v:-}" ] || [[ ${!v} =~ ^[0-9]+$ ]] || { echo "$v must be a number of seconds" >&2; exit 2; }
+  # tickets are renewed well before expiry; below 30 s the renewals churn
+  [ -z "${!v:-}" ] || { [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -ge 30 ]; } \
+    || { echo "$v must be a number of seconds >= 30" >&2; exit 2; }
 done
 
 T0=$(now)
@@ -94,6 +98,7 @@ if cephrun monmaptool --help 2>&1 | grep -q -- --auth-allowed-ciphers; then
   HAS_AES256K=1; DAEMON_KT=(--key_type aes256k)
   if [ "$KEYTYPE" = aes ]; then
     ADMIN_KT=(--key-type aes)       # ceph-authtool knows only the long form
+    # shellcheck disable=SC2054  # "aes256k,aes" is one argument
     MONMAP_CIPHERS=(--auth-allowed-ciphers aes256k,aes --auth-preferred-cipher aes)
     MON_EXTRA="mon auth allow insecure key = true"
   fi

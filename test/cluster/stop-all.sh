@@ -1,6 +1,7 @@
 #!/bin/bash
 # stop-all.sh [NAME...]: stop the named test clusters (default: all), in parallel.
 set -uo pipefail
+# shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 NAMES=("$@"); [ ${#NAMES[@]} -gt 0 ] || read -ra NAMES <<<"$ALL_CLUSTERS"
 pids=()

@@ -9,6 +9,7 @@
 # Chroot daemons need no unmounting: their mounts live only in their own
 # private mount namespaces.
 set -uo pipefail
+# shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 [ $# -eq 1 ] || { echo "usage: $0 NAME" >&2; exit 2; }
 cluster_profile "$1" || exit 2

@@ -134,17 +134,21 @@ T=$(ts)
 set +e
 # -M pc, not microvm: microvm has no HPET/PM timer and hangs calibrating the
 # TSC when the host is busy.
-timeout "$TIMEOUT" qemu-system-x86_64 $ACCELOPT -M pc -m "$MEM" -smp "$SMP" \
+TIMEFORMAT='%U %S'
+{ time timeout "$TIMEOUT" qemu-system-x86_64 $ACCELOPT -M pc -m "$MEM" -smp "$SMP" \
 	-nodefaults -no-user-config -nographic -serial stdio -no-reboot \
 	-kernel "$KDIR/boot/vmlinuz-$KVER" -initrd "$BUILD/initramfs.cpio" \
 	-append "console=ttyS0 panic=-1 reboot=t quiet loglevel=3 gorbd.run=${VM_RUN:-.} gorbd.net=$NET" \
-	$NETOPT < /dev/null > "$LOG" 2>&1 &
+	$NETOPT < /dev/null > "$LOG" 2>&1; } 2> "$BUILD/qemu.cpu" &
 QPID=$!
 tail -n +1 -f "$LOG" --pid=$QPID 2>/dev/null | sed -u 's/\x1b[[(][0-9;?]*[a-zA-Z]//g; s/\x1bc//g'
 wait $QPID
 QRC=$?
 set -e
-say "qemu exited (rc $QRC) after $(el "$T")s; total $(el "$T_START")s"
+read -r CPU_U CPU_S < "$BUILD/qemu.cpu" || true
+say "qemu ran $(el "$T")s wall, ${CPU_U:-?}s user + ${CPU_S:-?}s sys CPU (load average: $(cut -d' ' -f1-3 /proc/loadavg)); total $(el "$T_START")s"
+grep -E -- '^--- (PASS|FAIL|SKIP)' "$LOG" | sed 's/^/[vm] /' || true
+echo "vm: $(grep -c -- '^--- PASS' "$LOG") passed, $(grep -c -- '^--- FAIL' "$LOG") failed"
 if [ $QRC = 124 ]; then
 	say "FAIL: timeout after ${TIMEOUT}s"
 	exit 1

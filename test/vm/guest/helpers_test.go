@@ -91,25 +91,6 @@ func mount(t *testing.T, fstype, dev, dir string) {
 	sh(t, "mount -t "+fstype+" "+dev+" "+dir)
 }
 
-// fsRoundTrip: mkfs, mount, write, sync, umount, drop caches, remount,
-// verify — the data must come back from the NBD server.
-func fsRoundTrip(t *testing.T, fstype, dev string) {
-	t.Helper()
-	dir := "/mnt/rt-" + fstype
-	mkfs(t, fstype, dev)
-	mount(t, fstype, dev, dir)
-	want := randomFile(t, "/tmp/payload", 8<<20)
-	sh(t, "cp /tmp/payload "+dir+"/payload && echo hello > "+dir+"/hello && sync")
-	sh(t, "umount "+dir)
-	dropCaches(t)
-	mount(t, fstype, dev, dir)
-	if got := fileSum(t, dir+"/payload"); got != want {
-		t.Errorf("%s: payload sha256 %s after remount, want %s", fstype, got, want)
-	}
-	sh(t, "umount "+dir)
-	os.Remove("/tmp/payload")
-}
-
 // clearDmesg empties the kernel ring buffer so kernelErrors sees only what
 // follows.
 func clearDmesg(t *testing.T) { sh(t, "dmesg -c > /dev/null") }

@@ -67,8 +67,9 @@ func TestNetlink(t *testing.T) {
 	if id, err := nbdnl.BackendIdentifier(index); err != nil || id != "vol-netlink" {
 		t.Errorf("sysfs backend = %q, %v", id, err)
 	}
-	if pid, err := nbdnl.PID(index); err != nil || pid != os.Getpid() {
-		t.Errorf("sysfs pid = %d, %v; want %d", pid, err, os.Getpid())
+	// sysfs pid is the thread that connected; its thread group is us.
+	if tgid, err := nbdnl.PID(index); err != nil || tgid != os.Getpid() {
+		t.Errorf("sysfs pid -> process %d, %v; want %d", tgid, err, os.Getpid())
 	}
 	if n, err := nbdnl.SizeBytes(index); err != nil || n != size {
 		t.Errorf("sysfs size = %d, %v; want %d", n, err, size)

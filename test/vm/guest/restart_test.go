@@ -108,7 +108,7 @@ func TestServerRestart(t *testing.T) {
 	pre := randomFile(t, "/tmp/pre", 4<<20)
 	sh(t, "dd if=/tmp/pre of="+mnt+"/pre bs=1M conv=fsync 2>/dev/null")
 
-	const files = 40
+	const files = 20
 	loop := exec.Command("sh", "-c", `set -e
 for i in $(seq 1 `+strconv.Itoa(files)+`); do
 	dd if=/dev/urandom of=/tmp/src bs=64k count=16 2>/dev/null

@@ -1,5 +1,7 @@
 package msgr2
 
+// Small encoding helpers shared by the control frames.
+
 import "github.com/csi-gorbd/csi-gorbd/rados/encoding"
 
 // maxListLen bounds the u32 lists of auth frames (methods, modes).
@@ -23,4 +25,16 @@ func decodeU32s(d *encoding.Decoder) []uint32 {
 		v = append(v, d.U32())
 	}
 	return v
+}
+
+func appendU64(dst []byte, v uint64) []byte {
+	e := encoding.NewEncoder(dst)
+	e.U64(v)
+	return e.Bytes()
+}
+
+func decodeU64(t Tag, b []byte) (uint64, error) {
+	d := encoding.NewDecoder(b)
+	v := d.U64()
+	return v, payloadErr(t, d.Err())
 }

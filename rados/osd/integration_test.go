@@ -1,0 +1,443 @@
+package osd_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/csi-gorbd/csi-gorbd/rados/osd"
+)
+
+var clusters = []string{"pacific", "reef", "tentacle"}
+
+func objName(t *testing.T, what string) string {
+	return fmt.Sprintf("osdtest-%s-%d-%x", what, time.Now().UnixNano(), rand.Uint32())
+}
+
+// TestIntegrationPutGet writes objects of sizes 0 B .. 64 MiB with our
+// client and reads them back with the rados CLI, and the other way round.
+func TestIntegrationPutGet(t *testing.T) {
+	for _, name := range clusters {
+		t.Run(name, func(t *testing.T) {
+			st := newStack(t, name, name == "pacific")
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			pool := st.cl.Get("CEPH_POOL")
+			sizes := []int{0, 1, 4095, 4096, 1 << 20, 4<<20 + 7, 64 << 20}
+			if testing.Short() {
+				sizes = sizes[:5]
+			}
+			dir := t.TempDir()
+			for _, size := range sizes {
+				data := make([]byte, size)
+				for i := range data {
+					data[i] = byte(i*7 + size)
+				}
+				// ours -> rados get
+				o := objName(t, fmt.Sprint(size))
+				req := &osd.Request{Pool: st.pool, Object: o, Ops: []osd.Op{osd.WriteFull(data)}}
+				if err := st.osd.Do(ctx, req); err != nil {
+					t.Fatalf("writefull %d: %v", size, err)
+				}
+				f := filepath.Join(dir, "get")
+				st.rados(t, nil, "-p", pool, "get", o, f)
+				got, err := os.ReadFile(f)
+				if err != nil || !bytes.Equal(got, data) {
+					t.Fatalf("size %d: rados get returned %d bytes (err %v), differs", size, len(got), err)
+				}
+				// rados put -> ours
+				o2 := objName(t, fmt.Sprint(size))
+				in := filepath.Join(dir, "put")
+				if err := os.WriteFile(in, data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				st.rados(t, nil, "-p", pool, "put", o2, in)
+				r := &osd.Request{Pool: st.pool, Object: o2, Ops: []osd.Op{osd.Stat(), osd.Read(0, uint64(size))}}
+				if err := st.osd.Do(ctx, r); err != nil {
+					t.Fatalf("read %d: %v", size, err)
+				}
+				sr, err := osd.ParseStat(r.Ops[0].Out)
+				if err != nil || sr.Size != uint64(size) {
+					t.Fatalf("stat %d: %+v %v", size, sr, err)
+				}
+				if !bytes.Equal(r.Ops[1].Out, data) {
+					t.Fatalf("size %d: read %d bytes, differs", size, len(r.Ops[1].Out))
+				}
+				for _, x := range []string{o, o2} {
+					if err := st.osd.Do(ctx, &osd.Request{Pool: st.pool, Object: x, Ops: []osd.Op{osd.Delete()}}); err != nil {
+						t.Fatalf("delete: %v", err)
+					}
+				}
+			}
+			// A missing object: ENOENT through errors.Is and OpError.
+			err := st.osd.Do(ctx, &osd.Request{Pool: st.pool, Object: objName(t, "missing"), Ops: []osd.Op{osd.Read(0, 10)}})
+			var oe *osd.OpError
+			if !errors.Is(err, syscall.ENOENT) || !errors.As(err, &oe) || oe.Op != osd.OpRead {
+				t.Fatalf("read of a missing object: %v", err)
+			}
+			// Exclusive create twice: EEXIST.
+			o := objName(t, "excl")
+			if err := st.osd.Do(ctx, &osd.Request{Pool: st.pool, Object: o, Ops: []osd.Op{osd.Create(true)}}); err != nil {
+				t.Fatal(err)
+			}
+			err = st.osd.Do(ctx, &osd.Request{Pool: st.pool, Object: o, Ops: []osd.Op{osd.Create(true)}})
+			if !errors.Is(err, syscall.EEXIST) {
+				t.Fatalf("second exclusive create: %v", err)
+			}
+			// Write / zero / truncate / sparse read.
+			w := &osd.Request{Pool: st.pool, Object: o, Ops: []osd.Op{
+				osd.SetAllocHint(4<<20, 4<<20, 0), osd.Write(8192, []byte("hello")), osd.Zero(8192, 2), osd.Truncate(8195)}}
+			if err := st.osd.Do(ctx, w); err != nil {
+				t.Fatal(err)
+			}
+			rr := &osd.Request{Pool: st.pool, Object: o, Ops: []osd.Op{osd.Read(0, 0), osd.SparseRead(0, 1<<20)}}
+			if err := st.osd.Do(ctx, rr); err != nil {
+				t.Fatal(err)
+			}
+			want := append(make([]byte, 8194), 'l')
+			if !bytes.Equal(rr.Ops[0].Out, want) {
+				t.Fatalf("read after write/zero/truncate: %d bytes %q", len(rr.Ops[0].Out), rr.Ops[0].Out[8190:])
+			}
+			ext, sdata, err := osd.ParseSparseRead(rr.Ops[1].Out)
+			if err != nil || len(ext) == 0 {
+				t.Fatalf("sparse read: %v %v", ext, err)
+			}
+			t.Logf("sparse read extents %v (%d bytes)", ext, len(sdata))
+			// Assert version: the current one passes, a wrong one fails.
+			ver := rr.Version
+			if err := st.osd.Do(ctx, &osd.Request{Pool: st.pool, Object: o, Ops: []osd.Op{osd.AssertVersion(ver), osd.Stat()}}); err != nil {
+				t.Fatalf("assert version %d: %v", ver, err)
+			}
+			if err := st.osd.Do(ctx, &osd.Request{Pool: st.pool, Object: o, Ops: []osd.Op{osd.AssertVersion(ver + 5)}}); err == nil {
+				t.Fatal("assert of a wrong version succeeded")
+			}
+			st.osd.Do(ctx, &osd.Request{Pool: st.pool, Object: o, Ops: []osd.Op{osd.Delete()}})
+			st.writeCaptures(t, name)
+		})
+	}
+}
+
+// TestIntegrationXattrOmap checks xattrs and omap against the CLI.
+func TestIntegrationXattrOmap(t *testing.T) {
+	for _, name := range clusters {
+		t.Run(name, func(t *testing.T) {
+			st := newStack(t, name, false)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			pool := st.cl.Get("CEPH_POOL")
+			o := objName(t, "kv")
+			req := &osd.Request{Pool: st.pool, Object: o, Ops: []osd.Op{
+				osd.Create(false),
+				osd.SetXattr("color", []byte("blue")),
+				osd.SetXattr("size", []byte("42")),
+				osd.OmapSetHeader([]byte("hdr")),
+				osd.OmapSet(map[string][]byte{"a": []byte("1"), "b": []byte("22"), "pre.x": []byte("x"), "pre.y": nil}),
+			}}
+			if err := st.osd.Do(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.TrimSpace(string(st.rados(t, nil, "-p", pool, "getxattr", o, "color"))); got != "blue" {
+				t.Errorf("rados getxattr color = %q", got)
+			}
+			if got := string(st.rados(t, nil, "-p", pool, "getomapval", o, "b", "/dev/stdout")); !strings.Contains(got, "22") {
+				t.Errorf("rados getomapval b = %q", got)
+			}
+			st.rados(t, nil, "-p", pool, "setomapval", o, "c", "333")
+			st.rados(t, nil, "-p", pool, "setxattr", o, "cli", "yes")
+
+			rd := &osd.Request{Pool: st.pool, Object: o, Ops: []osd.Op{
+				osd.GetXattr("cli"), osd.GetXattrs(),
+				osd.OmapGetKeys("", 100), osd.OmapGetVals("", "pre.", 100),
+				osd.OmapGetValsByKeys("c", "nope", "a"), osd.OmapGetHeader(),
+				osd.CmpXattr("color", osd.CmpEQ, []byte("blue")),
+				osd.OmapCmp(map[string]osd.OmapAssertion{"a": {Value: []byte("1"), Op: osd.CmpEQ}}),
+			}}
+			if err := st.osd.Do(ctx, rd); err != nil {
+				t.Fatal(err)
+			}
+			if string(rd.Ops[0].Out) != "yes" {
+				t.Errorf("getxattr cli = %q", rd.Ops[0].Out)
+			}
+			xs, err := osd.ParseXattrs(rd.Ops[1].Out)
+			if err != nil || string(xs["color"]) != "blue" || string(xs["size"]) != "42" {
+				t.Errorf("getxattrs = %q %v", xs, err)
+			}
+			keys, more, err := osd.ParseOmapKeys(rd.Ops[2].Out)
+			if err != nil || more || !slices.Equal(keys, []string{"a", "b", "c", "pre.x", "pre.y"}) {
+				t.Errorf("omap keys = %q more %v %v", keys, more, err)
+			}
+			vals, _, err := osd.ParseOmapVals(rd.Ops[3].Out)
+			if err != nil || len(vals) != 2 || string(vals["pre.x"]) != "x" {
+				t.Errorf("omap vals with prefix = %q %v", vals, err)
+			}
+			byk, err := osd.ParseOmapValsByKeys(rd.Ops[4].Out)
+			if err != nil || len(byk) != 2 || string(byk["c"]) != "333" || string(byk["a"]) != "1" {
+				t.Errorf("omap vals by keys = %q %v", byk, err)
+			}
+			if string(rd.Ops[5].Out) != "hdr" {
+				t.Errorf("omap header = %q", rd.Ops[5].Out)
+			}
+			// Failing comparisons: ECANCELED.
+			err = st.osd.Do(ctx, &osd.Request{Pool: st.pool, Object: o, Ops: []osd.Op{osd.CmpXattr("color", osd.CmpEQ, []byte("red"))}})
+			if !errors.Is(err, syscall.ECANCELED) {
+				t.Errorf("cmpxattr mismatch: %v", err)
+			}
+			// Paging with max.
+			pg := &osd.Request{Pool: st.pool, Object: o, Ops: []osd.Op{osd.OmapGetVals("a", "", 2)}}
+			if err := st.osd.Do(ctx, pg); err != nil {
+				t.Fatal(err)
+			}
+			if v, more, _ := osd.ParseOmapVals(pg.Ops[0].Out); len(v) != 2 || !more {
+				t.Errorf("paged omap vals: %d more %v", len(v), more)
+			}
+			// Removal.
+			if err := st.osd.Do(ctx, &osd.Request{Pool: st.pool, Object: o, Ops: []osd.Op{osd.RmXattr("size"), osd.OmapRmKeys("a", "b")}}); err != nil {
+				t.Fatal(err)
+			}
+			if got := string(st.rados(t, nil, "-p", pool, "listomapkeys", o)); got != "c\npre.x\npre.y\n" {
+				t.Errorf("listomapkeys after rm = %q", got)
+			}
+			err = st.osd.Do(ctx, &osd.Request{Pool: st.pool, Object: o, Ops: []osd.Op{osd.GetXattr("size")}})
+			if !errors.Is(err, syscall.ENODATA) {
+				t.Errorf("getxattr of a removed attr: %v", err)
+			}
+			if err := st.osd.Do(ctx, &osd.Request{Pool: st.pool, Object: o, Ops: []osd.Op{osd.OmapClear()}}); err != nil {
+				t.Fatal(err)
+			}
+			if got := st.rados(t, nil, "-p", pool, "listomapkeys", o); len(got) != 0 {
+				t.Errorf("omap after clear: %q", got)
+			}
+			st.osd.Do(ctx, &osd.Request{Pool: st.pool, Object: o, Ops: []osd.Op{osd.Delete()}})
+		})
+	}
+}
+
+// TestIntegrationList lists objects per namespace and compares with the CLI.
+func TestIntegrationList(t *testing.T) {
+	for _, name := range clusters {
+		t.Run(name, func(t *testing.T) {
+			st := newStack(t, name, false)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			pool := st.cl.Get("CEPH_POOL")
+			ns := fmt.Sprintf("ns%x", rand.Uint32())
+			var want []string
+			for i := range 40 {
+				o := fmt.Sprintf("obj-%03d", i)
+				want = append(want, o)
+				if err := st.osd.Do(ctx, &osd.Request{Pool: st.pool, Namespace: ns, Object: o, Ops: []osd.Op{osd.WriteFull([]byte(o))}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var got []string
+			err := st.osd.List(ctx, st.pool, ns, func(e osd.ListEntry) error {
+				if e.Namespace != ns {
+					t.Errorf("entry in namespace %q", e.Namespace)
+				}
+				got = append(got, e.Oid)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Fatalf("listed %d objects %q, want %d", len(got), got, len(want))
+			}
+			cli := strings.Fields(string(st.rados(t, nil, "-p", pool, "-N", ns, "ls")))
+			slices.Sort(cli)
+			if !slices.Equal(cli, want) {
+				t.Fatalf("rados ls -N %s: %q", ns, cli)
+			}
+			// All namespaces include ours.
+			seen := 0
+			err = st.osd.List(ctx, st.pool, osd.AllNamespaces, func(e osd.ListEntry) error {
+				if e.Namespace == ns {
+					seen++
+				}
+				return nil
+			})
+			if err != nil || seen != len(want) {
+				t.Fatalf("all-namespace listing saw %d of ours (%v)", seen, err)
+			}
+			for _, o := range want {
+				st.osd.Do(ctx, &osd.Request{Pool: st.pool, Namespace: ns, Object: o, Ops: []osd.Op{osd.Delete()}})
+			}
+		})
+	}
+}
+
+// TestIntegrationClsLock takes a cls_lock lock and checks it with
+// `rados lock info`.
+func TestIntegrationClsLock(t *testing.T) {
+	for _, name := range clusters {
+		t.Run(name, func(t *testing.T) {
+			st := newStack(t, name, false)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			pool := st.cl.Get("CEPH_POOL")
+			o := objName(t, "lock")
+			// cls_lock_lock_op v1: name, u8 type (1 exclusive), cookie,
+			// tag, description, utime duration, u8 flags.
+			in := clsLockLock("mylock", "cookie-1", "tag1", "held by osd tests")
+			if err := st.osd.Do(ctx, &osd.Request{Pool: st.pool, Object: o, Ops: []osd.Op{osd.CallWrite("lock", "lock", in)}}); err != nil {
+				t.Fatal(err)
+			}
+			info := string(st.rados(t, nil, "-p", pool, "lock", "info", o, "mylock"))
+			if !strings.Contains(info, "cookie-1") || !strings.Contains(info, "tag1") {
+				t.Fatalf("rados lock info: %s", info)
+			}
+			// Locking again with another cookie: EBUSY.
+			err := st.osd.Do(ctx, &osd.Request{Pool: st.pool, Object: o, Ops: []osd.Op{osd.CallWrite("lock", "lock", clsLockLock("mylock", "cookie-2", "tag1", ""))}})
+			if !errors.Is(err, syscall.EBUSY) && !errors.Is(err, syscall.EEXIST) {
+				t.Fatalf("second lock: %v", err)
+			}
+			// Unknown class method: EOPNOTSUPP.
+			err = st.osd.Do(ctx, &osd.Request{Pool: st.pool, Object: o, Ops: []osd.Op{osd.Call("lock", "no_such_method", nil)}})
+			if err == nil {
+				t.Fatal("unknown cls method succeeded")
+			}
+			st.osd.Do(ctx, &osd.Request{Pool: st.pool, Object: o, Ops: []osd.Op{osd.Delete()}})
+		})
+	}
+}
+
+func clsLockLock(name, cookie, tag, desc string) []byte {
+	var b []byte
+	put32 := func(v uint32) { b = append(b, byte(v), byte(v>>8), byte(v>>16), byte(v>>24)) }
+	str := func(s string) { put32(uint32(len(s))); b = append(b, s...) }
+	b = append(b, 1, 1, 0, 0, 0, 0) // struct v1 compat 1, len patched below
+	str(name)
+	b = append(b, 1) // LOCK_EXCLUSIVE
+	str(cookie)
+	str(tag)
+	str(desc)
+	put32(0) // duration sec
+	put32(0) // duration nsec
+	b = append(b, 0)
+	n := uint32(len(b) - 6)
+	b[2], b[3], b[4], b[5] = byte(n), byte(n>>8), byte(n>>16), byte(n>>24)
+	return b
+}
+
+// TestIntegrationWatchNotify watches an object, notifies it with `rados
+// notify`, then watches with `rados watch` and notifies from us.
+func TestIntegrationWatchNotify(t *testing.T) {
+	for _, name := range clusters {
+		t.Run(name, func(t *testing.T) {
+			st := newStack(t, name, name == "pacific")
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			pool := st.cl.Get("CEPH_POOL")
+			o := objName(t, "watch")
+			if err := st.osd.Do(ctx, &osd.Request{Pool: st.pool, Object: o, Ops: []osd.Op{osd.Create(false)}}); err != nil {
+				t.Fatal(err)
+			}
+			got := make(chan osd.NotifyEvent, 4)
+			w, err := st.osd.Watch(ctx, st.pool, "", o, func(ev osd.NotifyEvent) []byte {
+				got <- ev
+				return []byte("pong")
+			}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// list-watchers shows us.
+			lw := &osd.Request{Pool: st.pool, Object: o, Ops: []osd.Op{osd.ListWatchers()}}
+			if err := st.osd.Do(ctx, lw); err != nil {
+				t.Fatal(err)
+			}
+			ws, err := osd.ParseListWatchers(lw.Ops[0].Out)
+			if err != nil || len(ws) != 1 || ws[0].Cookie != w.Cookie() {
+				t.Fatalf("list-watchers: %+v %v", ws, err)
+			}
+			if out := string(st.rados(t, nil, "-p", pool, "listwatchers", o)); !strings.Contains(out, fmt.Sprintf("cookie=%d", w.Cookie())) {
+				t.Errorf("rados listwatchers: %s", out)
+			}
+			out := st.rados(t, nil, "-p", pool, "notify", o, "hello-from-cli")
+			select {
+			case ev := <-got:
+				if string(ev.Payload) != "hello-from-cli" {
+					// rados notify encodes the message as a string.
+					if !bytes.Contains(ev.Payload, []byte("hello-from-cli")) {
+						t.Errorf("notify payload %q", ev.Payload)
+					}
+				}
+			case <-ctx.Done():
+				t.Fatal("no notify delivered")
+			}
+			t.Logf("rados notify: %s", out)
+
+			// Our notify, with our own watch answering.
+			res, err := st.osd.Notify(ctx, st.pool, "", o, []byte("ours"), 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Acks) != 1 || string(res.Acks[0].Reply) != "pong" || res.Acks[0].Cookie != w.Cookie() {
+				t.Fatalf("notify result %+v", res)
+			}
+			<-got
+			if err := w.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+
+			// rados watch in the background, then our notify reaches it.
+			cmd := st.radosCmd("-p", pool, "watch", o)
+			var mu sync.Mutex
+			var buf bytes.Buffer
+			cmd.Stdout = lockedWriter{&mu, &buf}
+			cmd.Stderr = lockedWriter{&mu, &buf}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { cmd.Process.Kill(); cmd.Wait() }()
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				lw := &osd.Request{Pool: st.pool, Object: o, Ops: []osd.Op{osd.ListWatchers()}}
+				if err := st.osd.Do(ctx, lw); err != nil {
+					t.Fatal(err)
+				}
+				if ws, _ := osd.ParseListWatchers(lw.Ops[0].Out); len(ws) == 1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("rados watch never registered")
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			res, err = st.osd.Notify(ctx, st.pool, "", o, []byte("to-cli"), 10*time.Second)
+			if err != nil || len(res.Acks) != 1 {
+				t.Fatalf("notify to rados watch: %+v %v", res, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+			mu.Lock()
+			printed := buf.String()
+			mu.Unlock()
+			if !strings.Contains(printed, "to-cli") {
+				t.Errorf("rados watch printed %q", printed)
+			}
+			st.osd.Do(ctx, &osd.Request{Pool: st.pool, Object: o, Ops: []osd.Op{osd.Delete()}})
+			st.writeCaptures(t, name+"-watch")
+		})
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
