@@ -302,3 +302,17 @@ func TestIntegrationTicketRenewal(t *testing.T) {
 		t.Errorf("renewals %d (want >= 2 in three lifetimes), sessions %d (want >= 2)", renewals, sessions)
 	}
 }
+
+// TestIntegrationWrongCluster: monitors of another fsid are refused.
+func TestIntegrationWrongCluster(t *testing.T) {
+	cl := cephtest.Need(t, "pacific")
+	other := cephtest.Need(t, "reef")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := rados.Connect(ctx, rados.Config{ConfFile: cl.Conf(), Keyring: cl.Keyring(), FSID: other.Get("CEPH_FSID")})
+	if !errors.Is(err, rados.ErrWrongCluster) {
+		t.Fatalf("err %v, want ErrWrongCluster", err)
+	}
+	c := connect(t, rados.Config{ConfFile: cl.Conf(), Keyring: cl.Keyring(), FSID: cl.Get("CEPH_FSID")})
+	health(t, c)
+}

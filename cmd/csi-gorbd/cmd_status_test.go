@@ -94,7 +94,7 @@ func TestCLIAgainstCeph(t *testing.T) {
 
 	cephJSON, _, _ := run(t, "ceph", "-c", cl.Conf(), "-s", "-f", "json")
 	var want struct {
-		FSID   string `json:"fsid"`
+		FSID   string                  `json:"fsid"`
 		Health struct{ Status string } `json:"health"`
 	}
 	if err := json.Unmarshal([]byte(cephJSON), &want); err != nil {

@@ -308,3 +308,49 @@ func TestMissingServiceTicketRetry(t *testing.T) {
 		t.Fatalf("need %#x after the retry delay", n)
 	}
 }
+
+// TestAdoptParallelAttempts: two fresh logins completing in parallel (the
+// captured crc and secure ones got different global ids); Adopt brings back
+// the one whose connection the mon client keeps.
+func TestAdoptParallelAttempts(t *testing.T) {
+	byName := map[string]*capturedExchange{}
+	for _, x := range loadCaptures(t) {
+		if x.Kind == "mon" && x.Cluster == "tentacle" && x.Entity == "client.admin256" {
+			byName[map[uint32]string{1: "crc", 2: "secure"}[x.DoneMode]] = x
+		}
+	}
+	xa, xb := byName["crc"], byName["secure"]
+	if xa == nil || xb == nil || xa.DoneGID == xb.DoneGID {
+		t.Fatal("captures missing")
+	}
+	cli := xa.client(t)
+	run := func(x *capturedExchange) *MonAuth {
+		a := cli.MonAuth(x.DoneMode)
+		a.AuthRequest()
+		if _, err := a.HandleReplyMore(unhex(t, x.ReplyMore[0])); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := a.HandleDone(x.DoneGID, x.DoneMode, unhex(t, x.DonePayload)); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	a, b := run(xa), run(xb)
+	if cli.GlobalID() != xb.DoneGID {
+		t.Fatalf("gid %d after the second attempt", cli.GlobalID())
+	}
+	a.Adopt()
+	if cli.GlobalID() != xa.DoneGID || cli.serverChallenge != a.serverChallenge {
+		t.Fatalf("after Adopt: gid %d, challenge %#x", cli.GlobalID(), cli.serverChallenge)
+	}
+	for _, tk := range a.tickets {
+		if cur := mustTicket(t, cli, tk.Service); cur != tk {
+			t.Fatalf("%v ticket is not the adopted attempt's", tk.Service)
+		}
+	}
+	for _, tk := range b.tickets {
+		if cur, _ := cli.Ticket(tk.Service); cur == tk {
+			t.Fatalf("%v ticket of the other attempt kept", tk.Service)
+		}
+	}
+}

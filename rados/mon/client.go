@@ -71,7 +71,7 @@ type Client struct {
 	pending    map[uint64]*request
 	running    bool
 	lastRenew  time.Time // last automatic renewal attempt
-	fatal      error // a permanent error seen on a session (wrong cluster)
+	fatal      error     // a permanent error seen on a session (wrong cluster)
 
 	faults  chan uint64 // generation of a faulted session
 	kick    chan struct{}
