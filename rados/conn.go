@@ -9,15 +9,17 @@ import (
 
 	"github.com/csi-gorbd/csi-gorbd/rados/cephx"
 	"github.com/csi-gorbd/csi-gorbd/rados/entity"
+	"github.com/csi-gorbd/csi-gorbd/rados/messenger"
 	"github.com/csi-gorbd/csi-gorbd/rados/mon"
 )
 
 // Conn is a connection to a Ceph cluster: one monitor session (with
 // failover) and, later, the OSD sessions. Safe for concurrent use.
 type Conn struct {
-	mc   *mon.Client
-	name entity.Name
-	auth authenticator
+	mc    *mon.Client
+	name  entity.Name
+	auth  authenticator
+	modes []uint32
 }
 
 // Connect resolves cfg, finds a monitor and authenticates. It returns
@@ -49,7 +51,7 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Conn{mc: mc, name: r.name, auth: r.auth}, nil
+	return &Conn{mc: mc, name: r.name, auth: r.auth, modes: r.modes}, nil
 }
 
 // Close ends the connection.
@@ -78,6 +80,29 @@ func (c *Conn) Cephx() *cephx.Client {
 		return a.c
 	}
 	return nil
+}
+
+// ServiceAuth returns the AuthClient for one new connection to a daemon
+// of type t (entity.TypeOSD; entity.TypeMgr if its ticket is wanted). With
+// cephx it first renews the service ticket over the monitor session
+// (MAuth GET_PRINCIPAL_SESSION_KEY) when it is missing or past 75 % of its
+// life, so the authorizer is always built from the newest ticket. Call it
+// for every connection attempt; after BADAUTHORIZER, drop the ticket with
+// Cephx().InvalidateTicket(t) and call it again.
+func (c *Conn) ServiceAuth(ctx context.Context, t entity.Type) (messenger.AuthClient, error) {
+	cx := c.Cephx()
+	if cx == nil {
+		return &messenger.NoneAuth{EntityName: c.name, GlobalID: c.mc.GlobalID(), PeerType: t}, nil
+	}
+	if _, ok := cx.Ticket(t); !ok || cx.Need()&uint32(t) != 0 {
+		if err := c.mc.RenewTickets(ctx); err != nil {
+			return nil, fmt.Errorf("rados: renewing the %v ticket: %w", t, err)
+		}
+		if _, ok := cx.Ticket(t); !ok {
+			return nil, fmt.Errorf("rados: the monitors gave us no %v ticket: %w", t, cephx.ErrNoTicket)
+		}
+	}
+	return cx.ServiceAuth(t, c.modes...), nil
 }
 
 // MonCommand sends one monitor command (a JSON document such as

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -15,6 +16,7 @@ import (
 	"github.com/csi-gorbd/csi-gorbd/rados"
 	"github.com/csi-gorbd/csi-gorbd/rados/entity"
 	"github.com/csi-gorbd/csi-gorbd/rados/messenger"
+	"github.com/csi-gorbd/csi-gorbd/rados/mon"
 )
 
 func connect(t *testing.T, cfg rados.Config) *rados.Conn {
@@ -315,4 +317,68 @@ func TestIntegrationWrongCluster(t *testing.T) {
 	}
 	c := connect(t, rados.Config{ConfFile: cl.Conf(), Keyring: cl.Keyring(), FSID: cl.Get("CEPH_FSID")})
 	health(t, c)
+}
+
+// TestIntegrationServiceAuth authenticates to a real OSD with the
+// authorizer from Conn.ServiceAuth, after dropping the OSD ticket so it
+// must be fetched over the monitor session first.
+func TestIntegrationServiceAuth(t *testing.T) {
+	for _, cluster := range cephtest.All() {
+		for _, mode := range []string{rados.MsModeCRC, rados.MsModeSecure} {
+			t.Run(cluster+"/"+mode, func(t *testing.T) {
+				cl := cephtest.Need(t, cluster)
+				c := connect(t, rados.Config{ConfFile: cl.Conf(), Keyring: cl.Keyring(), MsMode: mode})
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				out, _, err := c.MonCommand(ctx, `{"prefix":"osd dump","format":"json"}`, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var dump struct {
+					OSDs []struct {
+						OSD         int `json:"osd"`
+						PublicAddrs struct {
+							AddrVec []struct {
+								Type  string `json:"type"`
+								Addr  string `json:"addr"`
+								Nonce uint32 `json:"nonce"`
+							} `json:"addrvec"`
+						} `json:"public_addrs"`
+					} `json:"osds"`
+				}
+				if err := json.Unmarshal(out, &dump); err != nil || len(dump.OSDs) == 0 {
+					t.Fatalf("osd dump: %v %s", err, out)
+				}
+				var addr entity.Addr
+				for _, a := range dump.OSDs[0].PublicAddrs.AddrVec {
+					if a.Type == "v2" {
+						addr, err = entity.ParseAddr(fmt.Sprintf("v2:%s/%d", a.Addr, a.Nonce))
+						if err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				if addr.IsBlank() {
+					t.Fatalf("osd.%d has no v2 address", dump.OSDs[0].OSD)
+				}
+				c.Cephx().InvalidateTicket(entity.TypeOSD)
+				auth, err := c.ServiceAuth(ctx, entity.TypeOSD)
+				if err != nil {
+					t.Fatal(err)
+				}
+				oc, err := messenger.Dial(ctx, messenger.Config{
+					Addr: addr, PeerType: entity.TypeOSD, Auth: auth,
+					Features: mon.ClientFeatures, GlobalID: c.GlobalID(),
+					Dispatch: func(*messenger.Message) {}, OnFault: func(error) {},
+				})
+				if err != nil {
+					t.Fatalf("dial osd.%d at %v: %v", dump.OSDs[0].OSD, addr, err)
+				}
+				defer oc.Close()
+				if p := oc.Peer(); p.GlobalID != int64(dump.OSDs[0].OSD) {
+					t.Errorf("peer gid %d, want osd id %d", p.GlobalID, dump.OSDs[0].OSD)
+				}
+			})
+		}
+	}
 }

@@ -205,6 +205,9 @@ func runNBDMap(cmd *cobra.Command, args []string) error {
 	fmt.Fprintln(cmd.OutOrStdout(), rec.Device())
 	select {
 	case <-m.Done(rec.Device()):
+		if _, err := (attach.Store{Dir: nbdStateDir}).Load(rec.Index); err == nil && ctx.Err() == nil {
+			return fmt.Errorf("stopped serving %s; it stays attached, waiting for \"csi-gorbd nbd recover\"", rec.Device())
+		}
 		return nil
 	case <-ctx.Done():
 		fmt.Fprintf(cmd.ErrOrStderr(), "csi-gorbd: stopped serving %s; the device stays attached for %ds waiting for \"csi-gorbd nbd recover\"\n",

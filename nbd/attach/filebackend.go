@@ -107,3 +107,8 @@ func (b *FileBackend) Resize(size int64) error { return b.f.Truncate(size) }
 
 // Close closes the file.
 func (b *FileBackend) Close() error { return b.f.Close() }
+
+// MultiConn reports that Flush (fdatasync of the one file) covers writes
+// made through every connection, so the kernel may use several
+// (NBD_FLAG_CAN_MULTI_CONN).
+func (b *FileBackend) MultiConn() bool { return true }

@@ -24,6 +24,9 @@ const (
 	DefaultBlockSize = 512
 	// maxConnections bounds Spec.Connections.
 	maxConnections = 16
+	// flagCanMultiConn is NBD_FLAG_CAN_MULTI_CONN: the kernel refuses more
+	// than one socket without it.
+	flagCanMultiConn = 1 << 8
 )
 
 // Server serves the NBD transmission phase (what the kernel speaks: no
@@ -213,6 +216,11 @@ func (m *Manager) Attach(ctx context.Context, spec Spec) (*Record, error) {
 		closeBackend(b)
 		return nil, fmt.Errorf("attach: export size %d is not a positive multiple of the block size %d", size, spec.BlockSize)
 	}
+	flags := m.cfg.Server.TransmissionFlags(b, spec.ReadOnly)
+	if spec.Connections > 1 && flags&flagCanMultiConn == 0 {
+		closeBackend(b)
+		return nil, fmt.Errorf("attach: the backend of %s does not allow %d connections (no NBD_FLAG_CAN_MULTI_CONN)", spec.Image, spec.Connections)
+	}
 	a := m.newAttachment(Record{
 		Index:                  index,
 		ID:                     spec.ID,
@@ -234,7 +242,7 @@ func (m *Manager) Attach(ctx context.Context, spec Spec) (*Record, error) {
 		Index:           index,
 		Size:            size,
 		BlockSize:       spec.BlockSize,
-		ServerFlags:     m.cfg.Server.TransmissionFlags(b, spec.ReadOnly),
+		ServerFlags:     flags,
 		Timeout:         spec.Timeout,
 		DeadConnTimeout: spec.DeadConnTimeout,
 		BackendID:       spec.ID,
@@ -264,24 +272,37 @@ func (m *Manager) newAttachment(rec Record, b nbd.Backend) *attachment {
 }
 
 // startConns makes the socketpairs and serves our ends; it returns the
-// kernel's ends.
+// kernel's ends. a.done is closed once every connection has ended (also
+// when startConns fails).
 func (m *Manager) startConns(a *attachment) ([]*os.File, error) {
-	var theirs []*os.File
-	for i := 0; i < a.rec.Connections; i++ {
-		ours, t, err := socketPair()
-		if err != nil {
-			closeFiles(theirs)
-			return nil, err
+	var (
+		ours   []net.Conn
+		theirs []*os.File
+		err    error
+	)
+	for i := 0; i < a.rec.Connections && err == nil; i++ {
+		var o net.Conn
+		var t *os.File
+		if o, t, err = socketPair(); err == nil {
+			ours, theirs = append(ours, o), append(theirs, t)
 		}
-		theirs = append(theirs, t)
+	}
+	if err != nil {
+		for _, o := range ours {
+			o.Close()
+		}
+		closeFiles(theirs)
+		ours, theirs = nil, nil
+	}
+	for _, o := range ours {
 		a.wg.Add(1)
-		go m.serveSlot(a, ours)
+		go m.serveSlot(a, o)
 	}
 	go func() {
 		a.wg.Wait()
 		m.finish(a)
 	}()
-	return theirs, nil
+	return theirs, err
 }
 
 // abandon stops an attachment that never reached the kernel.

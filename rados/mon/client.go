@@ -259,11 +259,25 @@ func (c *Client) candidates(avoid entity.Addr) [][]entity.Addr {
 			}
 		}
 	}
-	if len(mons) == 0 {
-		mons = append(mons, c.cfg.Mons...)
+	// The configured addresses come after the monmap's (shuffled apart):
+	// they still work when the monmap's addresses are not reachable from
+	// here (NAT, a stale map).
+	known := map[entity.Addr]bool{}
+	for _, m := range mons {
+		for _, a := range m {
+			known[a] = true
+		}
+	}
+	var extra [][]entity.Addr
+	for _, m := range c.cfg.Mons {
+		if len(m) > 0 && !known[m[0]] {
+			extra = append(extra, m)
+		}
 	}
 	c.mu.Unlock()
 	rand.Shuffle(len(mons), func(i, j int) { mons[i], mons[j] = mons[j], mons[i] })
+	rand.Shuffle(len(extra), func(i, j int) { extra[i], extra[j] = extra[j], extra[i] })
+	mons = append(mons, extra...)
 	if !avoid.IsBlank() {
 		for i, m := range mons {
 			if len(m) > 0 && m[0].Equal(avoid) && i != len(mons)-1 {
@@ -274,6 +288,9 @@ func (c *Client) candidates(avoid entity.Addr) [][]entity.Addr {
 	}
 	return mons
 }
+
+// maxAttempts bounds the attempts a HuntError remembers.
+const maxAttempts = 64
 
 // hunt opens a new session, trying every candidate until one works, ctx
 // ends, or a permanent error (credentials, modes, features) occurs.
@@ -286,6 +303,9 @@ func (c *Client) hunt(ctx context.Context, avoid entity.Addr) error {
 				err := c.connect(ctx, addr)
 				if err == nil {
 					return nil
+				}
+				if len(attempts) >= maxAttempts { // a long re-hunt keeps the latest
+					attempts = append(attempts[:0], attempts[len(attempts)-maxAttempts/2:]...)
 				}
 				attempts = append(attempts, Attempt{Addr: addr.String(), Err: err})
 				if permanent(err) {
@@ -833,11 +853,20 @@ func (c *Client) checkFSID(gen uint64, fsid [16]byte) bool {
 
 func (c *Client) handleMonMap(gen uint64, m *messenger.Message) {
 	mm, err := DecodeMMonMap(m.Front)
-	if err != nil {
-		return
+	var monmap *MonMap
+	if err == nil {
+		monmap, err = DecodeMonMap(mm.MonMap)
 	}
-	monmap, err := DecodeMonMap(mm.MonMap)
 	if err != nil {
+		// A later map we cannot read is dropped (we keep the one we
+		// have); without a first one the client cannot work: fail Dial.
+		c.mu.Lock()
+		if c.monmap == nil {
+			c.fatal = fmt.Errorf("mon: first monmap unreadable: %w", err)
+			c.monmap = &MonMap{}
+			close(c.monmapCh)
+		}
+		c.mu.Unlock()
 		return
 	}
 	if !c.checkFSID(gen, monmap.FSID) {

@@ -75,6 +75,18 @@ const (
 //	    osd client: resend on pool changes and PG splits, MOSDBackoff,
 //	    MOSDOp v8 / MOSDOpReply v8 encodings.
 //
+// Measured (TestIntegrationRequiredFeatures, and a probe that withheld
+// each advertised bit in turn): default Pacific 16.2.15, Reef 18.2.7 and
+// Tentacle 20.2.4 clusters refuse a client session (IDENT_MISSING_FEATURES)
+// without CRUSH_TUNABLES, CRUSH_TUNABLES2, OSDHASHPSPOOL, CRUSH_TUNABLES3,
+// CRUSH_V4, CRUSH_TUNABLES5 and MSG_ADDR2 (mask 0x0c01020042040000).
+// Without SERVER_NAUTILUS, MONNAMES, MONENC, SERVER_MIMIC or SERVER_JEWEL
+// the session opens but the monitor sends a pre-Nautilus MonMap, which
+// DecodeMonMap rejects. OSDMAP_PG_UPMAP/CRUSH_CHOOSE_ARGS (bit 21),
+// OSD_CACHEPOOL, OSD_PRIMARY_AFFINITY and CEPHX_V2 become required once a
+// cluster uses upmaps or weight-sets, cache tiers, primary affinity, or
+// require_min_compat_client >= nautilus.
+//
 // Not advertised: CRUSH_MSR (Squid+ MSR rules; a cluster that uses them
 // will refuse us until crush implements MSR), SERVER_REEF and later
 // release bits (nothing we decode needs them), compression.

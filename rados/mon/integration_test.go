@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -198,4 +199,126 @@ func poolID(ctx context.Context, t *testing.T, c *mon.Client, name string) int64
 	}
 	t.Fatalf("pool %q not found in %s", name, out)
 	return 0
+}
+
+// TestIntegrationRequiredFeatures documents what the monitors demand of a
+// client session: withholding any one of these bits makes the monitor
+// answer CLIENT_IDENT with IDENT_MISSING_FEATURES on every release (the
+// CRUSH/pool bits come from OSDMap::get_features(CLIENT) of a default
+// cluster, MSG_ADDR2 from msgr2 itself). A probe of every advertised bit
+// found exactly these seven on pacific, reef, tentacle and tentacle256;
+// CRUSH_CHOOSE_ARGS/OSDMAP_PG_UPMAP (bit 21) and CEPHX_V2 become required
+// once a cluster uses upmaps/weight-sets or require_min_compat_client >=
+// nautilus.
+func TestIntegrationRequiredFeatures(t *testing.T) {
+	required := map[string]uint64{
+		"CRUSH_TUNABLES":  mon.FeatureCrushTunables,
+		"CRUSH_TUNABLES2": mon.FeatureCrushTunables2,
+		"OSDHASHPSPOOL":   mon.FeatureOSDHashPSPool,
+		"CRUSH_TUNABLES3": mon.FeatureCrushTunables3,
+		"CRUSH_V4":        mon.FeatureCrushV4,
+		"CRUSH_TUNABLES5": mon.FeatureCrushTunables5,
+		"MSG_ADDR2":       mon.FeatureMsgAddr2,
+	}
+	for _, name := range []string{"pacific", "tentacle"} {
+		t.Run(name, func(t *testing.T) {
+			cl := cephtest.Need(t, name)
+			for feat, bit := range required {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				cc, err := config.Resolve(ctx, config.Options{ConfPath: cl.Conf(), Keyring: cl.Keyring()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				kr, _ := cephx.LoadKeyring(cl.Keyring())
+				key, err := kr.Get(cc.Name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg := mon.Config{Auth: cephxAuth{cephx.NewClient(cc.Name, key)}, Features: mon.ClientFeatures &^ bit}
+				for _, m := range cc.Mons {
+					cfg.Mons = append(cfg.Mons, m.Addrs)
+				}
+				c, err := mon.Dial(ctx, cfg)
+				cancel()
+				if err == nil {
+					c.Close()
+					t.Errorf("without %s the monitor accepted us", feat)
+					continue
+				}
+				var mf *messenger.MissingFeaturesError
+				if !errors.As(err, &mf) || mf.Missing&bit == 0 {
+					t.Errorf("without %s: %v, want IDENT_MISSING_FEATURES naming it", feat, err)
+				}
+			}
+			// Without SERVER_NAUTILUS (bit 2) the monitor sends a legacy
+			// MonMap: Dial must fail at once with a clear error, not wait.
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cc, _ := config.Resolve(ctx, config.Options{ConfPath: cl.Conf(), Keyring: cl.Keyring()})
+			kr, _ := cephx.LoadKeyring(cl.Keyring())
+			key, _ := kr.Get(cc.Name)
+			cfg := mon.Config{Auth: cephxAuth{cephx.NewClient(cc.Name, key)}, Features: mon.ClientFeatures &^ (1 << 2)}
+			for _, m := range cc.Mons {
+				cfg.Mons = append(cfg.Mons, m.Addrs)
+			}
+			c, err := mon.Dial(ctx, cfg)
+			if err == nil {
+				c.Close()
+				t.Fatal("connected without SERVER_NAUTILUS")
+			}
+			if ctx.Err() != nil || !errors.Is(err, mon.ErrBadMessage) {
+				t.Errorf("without SERVER_NAUTILUS: %v, want an unreadable-monmap error before the deadline", err)
+			}
+		})
+	}
+}
+
+// TestIntegrationKeepaliveFailover freezes (SIGSTOP) the monitor the
+// client talks to: no connection error happens, so only the keepalive
+// timeout can notice. The next command must complete on another monitor.
+func TestIntegrationKeepaliveFailover(t *testing.T) {
+	cl := cephtest.Need(t, "pacific3")
+	c, _ := dialCluster(t, cl, func(cfg *mon.Config) {
+		cfg.KeepaliveInterval = time.Second
+		cfg.KeepaliveTimeout = 5 * time.Second
+		cfg.AttemptTimeout = 3 * time.Second
+	})
+	first := c.SessionAddr()
+	var id string
+	for _, m := range c.MonMap().Mons {
+		if v2, ok := m.Addrs.Msgr2(); ok && v2.Equal(first) {
+			id = m.Name
+		}
+	}
+	if id == "" {
+		t.Fatalf("session address %v not in the monmap", first)
+	}
+	pidFile := filepath.Join(cl.Dir, "run", "mon."+id+".pid")
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if _, err := fmt.Sscan(string(b), &pid); err != nil {
+		t.Fatal(err)
+	}
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if !strings.Contains(string(cmdline), cl.Dir) {
+		t.Fatalf("pid %d (%q) is not mon.%s of %s", pid, cmdline, id, cl.Dir)
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) })
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	start := time.Now()
+	if _, _, err := c.Command(ctx, []string{`{"prefix":"fsid"}`}, nil); err != nil {
+		t.Fatalf("command with mon.%s frozen: %v", id, err)
+	}
+	t.Logf("command answered %v after freezing mon.%s, now on %v", time.Since(start), id, c.SessionAddr())
+	if c.SessionAddr().Equal(first) {
+		t.Errorf("still on the frozen monitor %v", first)
+	}
+	syscall.Kill(pid, syscall.SIGCONT)
 }

@@ -135,11 +135,13 @@ set +e
 # -M pc, not microvm: microvm has no HPET/PM timer and hangs calibrating the
 # TSC when the host is busy.
 TIMEFORMAT='%U %S'
+rm -f "$LOG"
+touch "$LOG"
 { time timeout "$TIMEOUT" qemu-system-x86_64 $ACCELOPT -M pc -m "$MEM" -smp "$SMP" \
 	-nodefaults -no-user-config -nographic -serial stdio -no-reboot \
 	-kernel "$KDIR/boot/vmlinuz-$KVER" -initrd "$BUILD/initramfs.cpio" \
 	-append "console=ttyS0 panic=-1 reboot=t quiet loglevel=3 gorbd.run=${VM_RUN:-.} gorbd.net=$NET" \
-	$NETOPT < /dev/null > "$LOG" 2>&1; } 2> "$BUILD/qemu.cpu" &
+	$NETOPT < /dev/null >> "$LOG" 2>&1; } 2> "$BUILD/qemu.cpu" &
 QPID=$!
 tail -n +1 -f "$LOG" --pid=$QPID 2>/dev/null | sed -u 's/\x1b[[(][0-9;?]*[a-zA-Z]//g; s/\x1bc//g'
 wait $QPID

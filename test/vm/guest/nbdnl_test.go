@@ -2,12 +2,16 @@ package guest
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/mdlayher/genetlink"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/csi-gorbd/csi-gorbd/nbd"
@@ -60,6 +64,7 @@ func TestNetlink(t *testing.T) {
 	if err != nil || len(devs) != 1 || !devs[0].Connected || devs[0].Index != index {
 		t.Fatalf("Status(%d) = %+v, %v", index, devs, err)
 	}
+	logRawStatus(t)
 	all, err := nbdnl.Status(ctx, -1)
 	if err != nil || len(all) < 8 {
 		t.Errorf("Status(all) = %d devices, %v; want >= nbds_max=8", len(all), err)
@@ -142,6 +147,26 @@ func TestNetlink(t *testing.T) {
 	}
 	<-served3
 	waitDisconnected(t, ctx, any)
+}
+
+// logRawStatus logs the kernel's raw NBD_CMD_STATUS reply attributes (hex)
+// so they can be kept as a unit-test vector (nbd/nbdnl/testdata).
+func logRawStatus(t *testing.T) {
+	c, err := genetlink.Dial(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fam, err := c.GetFamily("nbd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := c.Execute(genetlink.Message{Header: genetlink.Header{Command: 5, Version: 1}},
+		fam.ID, netlink.Request|netlink.Acknowledge)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("raw STATUS: %d replies, %v", len(msgs), err)
+	}
+	t.Logf("raw STATUS reply (kernel %s): %s", strings.TrimSpace(sh(t, "uname -r")), hex.EncodeToString(msgs[0].Data))
 }
 
 func waitDisconnected(t *testing.T, ctx context.Context, index int) {

@@ -96,9 +96,17 @@ func TestServerRestart(t *testing.T) {
 	os.Remove("/tmp/sums")
 	clearDmesg(t)
 
-	mapCmd, dev := startCLI(t, ctx, "nbd", "map", "--file", img, "--size", "256M",
+	mapCmd, dev := startCLI(t, ctx, "nbd", "map", "--file", img, "--size", "256M", "--connections", "2",
 		"--id", "vol-restart", "--state-dir", state, "--timeout", "5s", "--dead-conn-timeout", "90s")
 	t.Logf("csi-gorbd nbd map (pid %d) attached %s", mapCmd.Process.Pid, dev)
+	// A second device, raw, in another map process: recover takes over
+	// every record.
+	const img2 = "/tmp/restart2.img"
+	os.Remove(img2)
+	map2, dev2 := startCLI(t, ctx, "nbd", "map", "--file", img2, "--size", "16M",
+		"--id", "vol-restart-2", "--state-dir", state, "--dead-conn-timeout", "90s")
+	raw := randomFile(t, "/tmp/raw2", 1<<20)
+	sh(t, "dd if=/tmp/raw2 of="+dev2+" bs=1M oflag=direct conv=fsync 2>/dev/null")
 	index, err := nbdnl.ParseDevice(dev)
 	if err != nil {
 		t.Fatal(err)
@@ -127,9 +135,11 @@ done`)
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	// kill -9 the server in the middle of the loop.
+	// kill -9 the servers, one in the middle of the loop.
 	mapCmd.Process.Kill()
+	map2.Process.Kill()
 	mapCmd.Wait()
+	map2.Wait()
 	killed := time.Now()
 	n0 := lines("/tmp/sums")
 	t.Logf("server killed after %d files", n0)
@@ -150,6 +160,9 @@ done`)
 	}
 	if err := waitCmd(t, ctx, loop); err != nil {
 		t.Fatalf("write loop failed across the restart: %v\n%s", err, dmesgTail(30))
+	}
+	if got := sh(t, "dd if="+dev2+" bs=1M count=1 iflag=direct 2>/dev/null | sha256sum"); !strings.HasPrefix(got, raw) {
+		t.Errorf("%s after recover: sha256 %s, want %s", dev2, got, raw)
 	}
 	t.Logf("write loop finished %v after the kill", time.Since(killed).Round(time.Millisecond))
 
@@ -188,6 +201,7 @@ done`)
 	// unmap from a third process: the recover process sees NBD_CMD_DISC,
 	// lets go and exits.
 	sh(t, os.Getenv("GORBD_BIN")+" nbd unmap "+dev+" --state-dir "+state)
+	sh(t, os.Getenv("GORBD_BIN")+" nbd unmap vol-restart-2 --state-dir "+state)
 	if err := waitCmd(t, ctx, recCmd); err != nil {
 		t.Errorf("recover process: %v", err)
 	}
@@ -196,4 +210,5 @@ done`)
 		t.Errorf("state dir not empty after unmap: %v", ents)
 	}
 	os.Remove(img)
+	os.Remove(img2)
 }
