@@ -178,7 +178,10 @@ func TestOsdmaptoolDumpAll(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			mapPath := filepath.Join("testdata", name+".osdmap")
 			for _, run := range readGolden(t, gf) {
-				if tool != "" && !testing.Short() {
+				// Newer releases' maps are checked against their own
+				// osdmaptool by testdata/live.sh, not the host's.
+				hostTool := !strings.HasPrefix(name, "live-") || name == "live-pacific"
+				if tool != "" && hostTool && !testing.Short() {
 					args := append([]string{mapPath}, strings.Fields(run.args)...)
 					args = append(args, "--test-map-pgs-dump-all")
 					out, err := exec.Command(tool, args...).Output()

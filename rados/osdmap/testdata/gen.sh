@@ -65,3 +65,9 @@ simple upmap 20 3 /tmp/gen-up.crush
 rm -f /tmp/gen-up.crush
 osdmaptool upmap.osdmap --mark-up-in --upmap /dev/null --upmap-max 40 --upmap-deviation 1 --save >/dev/null 2>&1
 runs upmap "--mark-up-in" "--mark-up-in --mark-out 5"
+
+# Maps from the live test clusters (test/cluster) are committed as
+# live-RELEASE.osdmap; their goldens come from that release's own
+# osdmaptool (in its chroot for Reef and Tentacle):
+#   test/cluster/in-chroot.sh trixie DIR osdmaptool live-reef.osdmap --test-map-pgs-dump-all
+# See live.sh.
