@@ -11,15 +11,19 @@ import (
 	"github.com/csi-gorbd/csi-gorbd/rados/entity"
 	"github.com/csi-gorbd/csi-gorbd/rados/messenger"
 	"github.com/csi-gorbd/csi-gorbd/rados/mon"
+	"github.com/csi-gorbd/csi-gorbd/rados/osd"
 )
 
 // Conn is a connection to a Ceph cluster: one monitor session (with
-// failover) and, later, the OSD sessions. Safe for concurrent use.
+// failover), the current OSDMap and the OSD sessions. Safe for concurrent use.
 type Conn struct {
 	mc    *mon.Client
 	name  entity.Name
 	auth  authenticator
 	modes []uint32
+
+	maps *mapTracker
+	osd  *osd.Client
 }
 
 // Connect resolves cfg, finds a monitor and authenticates. It returns
@@ -39,7 +43,9 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	mcfg := mon.Config{Mons: r.mons, Auth: r.auth}
+	c := &Conn{name: r.name, auth: r.auth, modes: r.modes}
+	c.maps = newMapTracker(c)
+	mcfg := mon.Config{Mons: r.mons, Auth: r.auth, OnOSDMap: c.maps.handle}
 	if cfg.FSID != "" {
 		u, err := parseUUID(cfg.FSID)
 		if err != nil {
@@ -47,15 +53,34 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		}
 		mcfg.FSID = &u
 	}
-	mc, err := mon.Dial(ctx, mcfg)
-	if err != nil {
+	// The OSD client exists before the monitor session so that the first
+	// map (which may arrive during Dial) has somewhere to go.
+	if c.osd, err = c.newOSDClient(); err != nil {
+		c.maps.cancel()
 		return nil, err
 	}
-	return &Conn{mc: mc, name: r.name, auth: r.auth, modes: r.modes}, nil
+	c.mc, err = mon.Dial(ctx, mcfg)
+	if err != nil {
+		c.osd.Close()
+		c.maps.cancel()
+		return nil, err
+	}
+	// Maps arrive in the background; object operations wait for the
+	// first one.
+	if err := c.mc.SubscribeOSDMap(ctx, 0); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
-// Close ends the connection.
-func (c *Conn) Close() error { return c.mc.Close() }
+// Close ends the connection: OSD sessions (pending operations fail with
+// ErrClosed) and the monitor session.
+func (c *Conn) Close() error {
+	c.maps.cancel()
+	c.osd.Close()
+	return c.mc.Close()
+}
 
 // FSID returns the cluster fsid as a UUID string.
 func (c *Conn) FSID() string { return mon.FormatUUID(c.mc.FSID()) }

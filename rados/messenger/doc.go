@@ -37,6 +37,11 @@
 // every KeepaliveInterval. A connection that receives nothing for
 // KeepaliveTimeout faults with [ErrKeepalive].
 //
+// The writer sends whatever is queued (up to 32 messages or about 1 MiB)
+// with a single writev; in crc mode the message payloads are not copied.
+// Received front, middle and data segments are freshly allocated and
+// belong to the Dispatch callee.
+//
 // Client sessions with mons and OSDs are lossy: on any fault the
 // connection is dead, Config.OnFault is called exactly once, Done is
 // closed, pending Send calls return the fault, and the caller dials again.

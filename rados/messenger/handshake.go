@@ -18,6 +18,10 @@ import (
 	"github.com/csi-gorbd/csi-gorbd/rados/msgr2"
 )
 
+// maxAuthRounds bounds the AUTH_REPLY_MORE rounds of one handshake (cephx
+// needs one, the OSD authorizer challenge one).
+const maxAuthRounds = 8
+
 // processGlobalSeq backs Config.GlobalSeq when it is nil.
 var processGlobalSeq atomic.Uint64
 
@@ -129,7 +133,10 @@ func (h *handshake) run() (string, error) {
 		return "auth", err
 	}
 	var sessionKey, conSecret []byte
-	for done := false; !done; {
+	for round, done := 0, false; !done; round++ {
+		if round > maxAuthRounds {
+			return "auth", fmt.Errorf("%w: more than %d auth rounds", ErrProtocol, maxAuthRounds)
+		}
 		f, err := h.recv()
 		if err != nil {
 			return "auth", err

@@ -166,6 +166,10 @@ func (c *Client) newRequest(req *Request) (*request, error) {
 	} else {
 		r.flags |= FlagRead
 	}
+	r.mtime = req.MTime
+	if r.write && r.mtime.IsZero() {
+		r.mtime = time.Now()
+	}
 	r.tid = c.lastTid.Add(1)
 	return r, nil
 }

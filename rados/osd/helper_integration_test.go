@@ -20,6 +20,7 @@ import (
 	"github.com/csi-gorbd/csi-gorbd/rados/entity"
 	"github.com/csi-gorbd/csi-gorbd/rados/messenger"
 	"github.com/csi-gorbd/csi-gorbd/rados/mon"
+	"github.com/csi-gorbd/csi-gorbd/rados/msgr2"
 	"github.com/csi-gorbd/csi-gorbd/rados/osd"
 	"github.com/csi-gorbd/csi-gorbd/rados/osdmap"
 )
@@ -57,7 +58,7 @@ func (f *frameLog) keep(dir string, m *messenger.Message) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	k := fmt.Sprintf("%s-%d", dir, m.Type)
+	k := fmt.Sprintf("%s-%d-%s", dir, m.Type, osd.FrameKey(m.Type, m.Version, m.Front, m.Data))
 	if _, ok := f.msgs[k]; !ok {
 		f.msgs[k] = messenger.Message{Type: m.Type, Version: m.Version, Tid: m.Tid,
 			Front: bytes.Clone(m.Front), Data: bytes.Clone(m.Data)}
@@ -128,7 +129,7 @@ func newStack(t *testing.T, name string, record bool) *stack {
 	}
 	nonce := rand.Uint32() | 1
 	dial := osd.MessengerDialer(osd.DialerConfig{
-		Base:       messenger.Config{Features: mon.ClientFeatures, Nonce: nonce},
+		Base:       messenger.Config{Features: mon.ClientFeatures, Nonce: nonce, Limits: msgr2.Limits{Data: 80 << 20}},
 		GlobalID:   func() uint64 { return mc.Load().GlobalID() },
 		Authorizer: func(int32) (messenger.AuthClient, error) { return cx.ServiceAuth(entity.TypeOSD), nil },
 	})

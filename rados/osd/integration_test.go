@@ -131,7 +131,8 @@ func TestIntegrationPutGet(t *testing.T) {
 func TestIntegrationXattrOmap(t *testing.T) {
 	for _, name := range clusters {
 		t.Run(name, func(t *testing.T) {
-			st := newStack(t, name, false)
+			st := newStack(t, name, name == "pacific")
+			defer st.writeCaptures(t, name+"-kv")
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			pool := st.cl.Get("CEPH_POOL")
@@ -226,7 +227,8 @@ func TestIntegrationXattrOmap(t *testing.T) {
 func TestIntegrationList(t *testing.T) {
 	for _, name := range clusters {
 		t.Run(name, func(t *testing.T) {
-			st := newStack(t, name, false)
+			st := newStack(t, name, name == "pacific")
+			defer st.writeCaptures(t, name+"-list")
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			pool := st.cl.Get("CEPH_POOL")
@@ -282,7 +284,8 @@ func TestIntegrationList(t *testing.T) {
 func TestIntegrationClsLock(t *testing.T) {
 	for _, name := range clusters {
 		t.Run(name, func(t *testing.T) {
-			st := newStack(t, name, false)
+			st := newStack(t, name, name == "pacific")
+			defer st.writeCaptures(t, name+"-cls")
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			pool := st.cl.Get("CEPH_POOL")
@@ -396,21 +399,28 @@ func TestIntegrationWatchNotify(t *testing.T) {
 			var buf bytes.Buffer
 			cmd.Stdout = lockedWriter{&mu, &buf}
 			cmd.Stderr = lockedWriter{&mu, &buf}
+			// rados watch exits when its stdin ends: keep it open.
+			stdin, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			defer func() { cmd.Process.Kill(); cmd.Wait() }()
+			defer func() { stdin.Close(); cmd.Process.Kill(); cmd.Wait() }()
 			deadline := time.Now().Add(30 * time.Second)
 			for {
 				lw := &osd.Request{Pool: st.pool, Object: o, Ops: []osd.Op{osd.ListWatchers()}}
 				if err := st.osd.Do(ctx, lw); err != nil {
 					t.Fatal(err)
 				}
-				if ws, _ := osd.ParseListWatchers(lw.Ops[0].Out); len(ws) == 1 {
+				ws, _ := osd.ParseListWatchers(lw.Ops[0].Out)
+				if len(ws) == 1 {
 					break
 				}
 				if time.Now().After(deadline) {
-					t.Fatal("rados watch never registered")
+					mu.Lock()
+					t.Fatalf("rados watch never registered: watchers %+v, output %q", ws, buf.String())
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
@@ -422,7 +432,8 @@ func TestIntegrationWatchNotify(t *testing.T) {
 			mu.Lock()
 			printed := buf.String()
 			mu.Unlock()
-			if !strings.Contains(printed, "to-cli") {
+			// rados watch prints the notifier's global id, not the payload.
+			if !strings.Contains(printed, "NOTIFY cookie") || !strings.Contains(printed, fmt.Sprintf("from %d", st.mon.GlobalID())) {
 				t.Errorf("rados watch printed %q", printed)
 			}
 			st.osd.Do(ctx, &osd.Request{Pool: st.pool, Object: o, Ops: []osd.Op{osd.Delete()}})

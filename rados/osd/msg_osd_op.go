@@ -1,6 +1,7 @@
 package osd
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/csi-gorbd/csi-gorbd/rados/encoding"
@@ -38,7 +39,7 @@ type osdOpMsg struct {
 // frontSize estimates the encoded front size so encoding never grows the
 // buffer.
 func (m *osdOpMsg) frontSize() int {
-	return 24 + 12 + 22 + 24 + 4 + 8 + 6 + 30 + len(m.Key) + len(m.NS) + 4 + len(m.Oid) +
+	return 40 + 12 + 22 + 24 + 4 + 8 + 6 + 30 + len(m.Key) + len(m.NS) + 4 + len(m.Oid) +
 		2 + opWireSize*len(m.Ops) + 8 + 12 + 8*len(m.Snaps) + 4 + 8
 }
 
@@ -104,4 +105,53 @@ func (m *osdOpMsg) encode(dst []byte) (front, data []byte) {
 		}
 	}
 	return e.Bytes(), data
+}
+
+// decodeOSDOp decodes an MOSDOp v8 front and data (the OSD side; used by
+// tests and fuzzing to check what encode produced).
+func decodeOSDOp(front, data []byte) (*osdOpMsg, error) {
+	d := encoding.NewDecoder(front)
+	m := &osdOpMsg{}
+	m.SPG = decodeSPG(d)
+	m.RawHash = d.U32()
+	m.Epoch = d.U32()
+	m.Flags = d.U32()
+	rd, _ := d.Struct(2)
+	rd.Skip(9 + 8 + 4)
+	d.Skip(24) // trace
+	d.U32()    // client_inc
+	m.MTime = d.Timespec()
+	loc := decodeLocator(d)
+	m.Pool, m.Key, m.NS = loc.Pool, loc.Key, loc.Namespace
+	m.Oid = d.String()
+	n := int(d.U16())
+	if n*opWireSize > d.Len() {
+		return nil, fmt.Errorf("%w: MOSDOp: %d ops", ErrProtocol, n)
+	}
+	m.Ops = make([]Op, n)
+	off := 0
+	for i := 0; i < n; i++ {
+		w := decodeWireOp(d)
+		m.Ops[i] = Op{Code: w.code, Flags: w.flags, Args: w.args}
+		if uint64(off)+uint64(w.payloadLen) > uint64(len(data)) {
+			return nil, fmt.Errorf("%w: MOSDOp: op payloads exceed the data segment", ErrProtocol)
+		}
+		m.Ops[i].In = data[off : off+int(w.payloadLen)]
+		off += int(w.payloadLen)
+	}
+	m.SnapID = d.U64()
+	m.SnapSeq = d.U64()
+	ns := d.Count(8)
+	for i := 0; i < ns && d.Err() == nil; i++ {
+		m.Snaps = append(m.Snaps, d.U64())
+	}
+	m.Attempt = d.I32()
+	m.Features = d.U64()
+	if err := d.Err(); err != nil {
+		return nil, fmt.Errorf("%w: MOSDOp: %v", ErrProtocol, err)
+	}
+	if off != len(data) {
+		return nil, fmt.Errorf("%w: MOSDOp: %d data bytes unused", ErrProtocol, len(data)-off)
+	}
+	return m, nil
 }

@@ -56,6 +56,7 @@ type request struct {
 	req   *Request
 	write bool
 	flags uint32
+	mtime time.Time // sent with writes; the same on every attempt
 
 	// pg targets the request at a pg rather than an object (pgnls).
 	pg     bool

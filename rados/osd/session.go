@@ -99,7 +99,7 @@ func (s *session) sendLocked(r *request) {
 		RawHash:  r.t.rawHash,
 		Epoch:    r.t.epoch,
 		Flags:    flags,
-		MTime:    req.MTime,
+		MTime:    r.mtime,
 		Pool:     r.t.pool,
 		Key:      r.t.key,
 		NS:       r.t.ns,

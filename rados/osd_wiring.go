@@ -1,0 +1,240 @@
+package rados
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/csi-gorbd/csi-gorbd/rados/entity"
+	"github.com/csi-gorbd/csi-gorbd/rados/messenger"
+	"github.com/csi-gorbd/csi-gorbd/rados/mon"
+	"github.com/csi-gorbd/csi-gorbd/rados/osd"
+	"github.com/csi-gorbd/csi-gorbd/rados/osdmap"
+)
+
+// mapTracker keeps the client's OSDMap current: it decodes the MOSDMap
+// batches the monitors send, applies incrementals in epoch order, asks
+// for missing epochs, and hands every new map to the OSD client.
+type mapTracker struct {
+	mu  sync.Mutex // serialises map changes (batches arrive one by one)
+	cur *osdmap.OSDMap
+
+	c *Conn
+
+	// requesting coalesces map requests: one subscribe in flight.
+	requesting atomic.Bool
+	decodeErrs atomic.Uint64 // batches we could not use (diagnostics)
+
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func newMapTracker(c *Conn) *mapTracker {
+	t := &mapTracker{c: c}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	return t
+}
+
+// epoch returns the epoch of the map we hold (0: none).
+func (t *mapTracker) epoch() uint32 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.cur == nil {
+		return 0
+	}
+	return t.cur.Epoch
+}
+
+// handle consumes one MOSDMap. It runs on the monitor reader goroutine:
+// decoding is pure computation; requests for more maps go out on their
+// own goroutine.
+func (t *mapTracker) handle(m *mon.OSDMapMsg) {
+	t.mu.Lock()
+	next, want := t.advanceLocked(m)
+	t.mu.Unlock()
+	if next != nil {
+		t.c.osd.HandleMap(next)
+	}
+	if want >= 0 {
+		t.request(uint32(want))
+	}
+}
+
+// advanceLocked applies what m carries to t.cur. It returns the new map
+// (nil if nothing changed) and the epoch to subscribe from when something
+// is missing (-1: nothing is; 0: the latest full map).
+func (t *mapTracker) advanceLocked(m *mon.OSDMapMsg) (*osdmap.OSDMap, int64) {
+	cur := t.cur
+	start := cur
+	last := m.Last()
+	if cur == nil || (cur.Epoch < last && !covers(m, cur.Epoch+1)) {
+		// No base to apply incrementals to (first map, or a gap the
+		// batch does not bridge): start from the newest full map, if any.
+		if len(m.Full) == 0 {
+			if cur == nil {
+				return nil, 0
+			}
+			return nil, int64(cur.Epoch) + 1
+		}
+		fb := m.Full[len(m.Full)-1]
+		if cur == nil || fb.Epoch > cur.Epoch {
+			om, err := osdmap.Decode(fb.Data)
+			if err != nil {
+				t.decodeErrs.Add(1)
+				return nil, 0
+			}
+			cur = om
+		}
+	}
+	for e := cur.Epoch + 1; e <= last; e++ {
+		next, ok := nextMap(cur, m, e)
+		if !ok {
+			t.decodeErrs.Add(1)
+			t.install(cur, start)
+			return changed(cur, start), int64(cur.Epoch) + 1
+		}
+		cur = next
+	}
+	// When the monitor capped the batch (m.Newest > last), the mon client
+	// resubscribes from last+1 itself.
+	t.install(cur, start)
+	return changed(cur, start), -1
+}
+
+func (t *mapTracker) install(cur, start *osdmap.OSDMap) {
+	if cur != start {
+		t.cur = cur
+	}
+}
+
+func changed(cur, start *osdmap.OSDMap) *osdmap.OSDMap {
+	if cur == start {
+		return nil
+	}
+	return cur
+}
+
+// covers reports whether m holds a map (incremental or full) for epoch e.
+func covers(m *mon.OSDMapMsg, e uint32) bool {
+	for _, s := range [][]mon.EpochBlob{m.Incrementals, m.Full} {
+		for _, b := range s {
+			if b.Epoch == e {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// nextMap builds epoch e from cur and the batch: the incremental if there
+// is one (falling back to the full map if it does not apply), else the
+// full map.
+func nextMap(cur *osdmap.OSDMap, m *mon.OSDMapMsg, e uint32) (*osdmap.OSDMap, bool) {
+	for _, b := range m.Incrementals {
+		if b.Epoch != e {
+			continue
+		}
+		inc, err := osdmap.DecodeIncremental(b.Data)
+		if err == nil {
+			if next, err := cur.Apply(inc); err == nil && next.Epoch == e {
+				return next, true
+			}
+		}
+		break
+	}
+	for _, b := range m.Full {
+		if b.Epoch == e {
+			om, err := osdmap.Decode(b.Data)
+			if err == nil && om.Epoch == e {
+				return om, true
+			}
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// request asks the monitors for maps from epoch start on (0: the latest
+// full map). Concurrent requests coalesce into one subscribe.
+func (t *mapTracker) request(start uint32) {
+	if !t.requesting.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer t.requesting.Store(false)
+		ctx, cancel := context.WithTimeout(t.ctx, 10*time.Second)
+		defer cancel()
+		_ = t.c.mc.SubscribeOSDMap(ctx, start)
+	}()
+}
+
+// requestNewer is the OSD client's RequestMap hook: maps after ours.
+func (t *mapTracker) requestNewer(uint32) {
+	e := t.epoch()
+	if e == 0 {
+		t.request(0)
+		return
+	}
+	t.request(e + 1)
+}
+
+// newOSDClient builds the OSD client: messenger connections authorised
+// with OSD service tickets from the monitor session.
+func (c *Conn) newOSDClient() (*osd.Client, error) {
+	dial := osd.MessengerDialer(osd.DialerConfig{
+		Base:     messenger.Config{Features: mon.ClientFeatures, Nonce: rand.Uint32() | 1},
+		GlobalID: func() uint64 { return c.mc.GlobalID() },
+		Authorizer: func(int32) (messenger.AuthClient, error) {
+			ctx, cancel := context.WithTimeout(c.maps.ctx, 15*time.Second)
+			defer cancel()
+			return c.ServiceAuth(ctx, entity.TypeOSD)
+		},
+	})
+	guarded := func(ctx context.Context, id int32, addrs entity.AddrVec, h osd.Handler) (osd.Conn, error) {
+		conn, err := dial(ctx, id, addrs, h)
+		var oe *messenger.OpError
+		if err != nil && errors.As(err, &oe) && oe.Op == "auth" {
+			// The OSD refused our authorizer: fetch a new ticket before
+			// the next attempt.
+			if cx := c.Cephx(); cx != nil {
+				cx.InvalidateTicket(entity.TypeOSD)
+			}
+		}
+		return conn, err
+	}
+	return osd.New(osd.Config{
+		Dial:       guarded,
+		RequestMap: c.maps.requestNewer,
+		Features:   mon.ClientFeatures,
+	})
+}
+
+// OSDMap returns the newest OSDMap the client holds (nil before the
+// first arrives). The map must not be modified.
+func (c *Conn) OSDMap() *osdmap.OSDMap { return c.osd.Map() }
+
+// OSDClient exposes the object client to the other rados layers.
+func (c *Conn) OSDClient() *osd.Client { return c.osd }
+
+// WaitForOSDMap blocks until the client holds an OSDMap of at least epoch
+// (1: any map).
+func (c *Conn) WaitForOSDMap(ctx context.Context, epoch uint32) error {
+	if epoch == 0 {
+		epoch = 1
+	}
+	return c.osd.WaitForMap(ctx, epoch)
+}
+
+// WaitForLatestOSDMap asks the monitors for their newest OSDMap epoch and
+// waits until the client has it, so that changes made before the call
+// (a pool created by a command, a snapshot) are visible.
+func (c *Conn) WaitForLatestOSDMap(ctx context.Context) error {
+	newest, _, err := c.mc.GetVersion(ctx, "osdmap")
+	if err != nil {
+		return err
+	}
+	return c.WaitForOSDMap(ctx, uint32(newest))
+}
