@@ -17,6 +17,27 @@
 // tried), and *MonError for a monitor's negative answer, usable with
 // errors.Is(err, syscall.ENOENT) and friends.
 //
-// Layering: rados glues config (settings), cephx (keys, tickets) and mon
-// (the monitor session). The OSD client and RBD build on Conn.
+// # Objects
+//
+// Conn also keeps the cluster's OSDMap current (osd_wiring.go: full maps
+// decoded, incrementals applied in epoch order, missing epochs requested
+// from the monitors) and owns the OSD client. Pools are looked up in that
+// map and changed with monitor commands (pool.go: PoolCreate, PoolDelete,
+// ApplicationEnable; self-managed snapshot ids through the pool op).
+// An IOContext (ioctx.go) addresses objects in one pool and namespace:
+//
+//	io, err := conn.OpenIOContext(ctx, "rbd")
+//	io.SetNamespace("csi")
+//	err = io.WriteFull(ctx, "obj", data)
+//	b, err := io.Read(ctx, "obj", 0, 0)
+//
+// WriteOp and ReadOp (op.go) build compound operations that apply
+// atomically. OSD errors are syscall.Errno values reachable with errors.Is
+// (ENOENT, EEXIST, ENODATA, ECANCELED, EBUSY...); a full pool or a pool
+// over its quota fails writes at once with an error matching both
+// syscall.ENOSPC and ErrPoolFull. Every blocking call takes a context.
+//
+// Layering: rados glues config (settings), cephx (keys, tickets), mon (the
+// monitor session), osdmap (placement) and osd (the object client). RBD
+// builds on Conn and IOContext.
 package rados

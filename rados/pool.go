@@ -125,6 +125,14 @@ func (c *Conn) PoolCreate(ctx context.Context, name string, pgNum int) error {
 // mon_allow_pool_delete) and waits until the client's map no longer has
 // it. A missing pool is ErrPoolNotFound.
 func (c *Conn) PoolDelete(ctx context.Context, name string) error {
+	// The monitors answer success for a pool that does not exist; look
+	// it up in the newest map first.
+	if err := c.WaitForLatestOSDMap(ctx); err != nil {
+		return err
+	}
+	if _, err := c.LookupPool(ctx, name); err != nil {
+		return err
+	}
 	cmd := map[string]any{"prefix": "osd pool delete", "pool": name, "pool2": name,
 		"yes_i_really_really_mean_it": true}
 	if _, err := c.monCommandJSON(ctx, cmd); err != nil {

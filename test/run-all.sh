@@ -16,8 +16,9 @@ export GORBD_REQUIRE_CLUSTERS=1
 T0=$(date +%s)
 step() { echo; echo "=== [$(( $(date +%s) - T0 ))s] $*"; }
 
-step "host packages"
+step "host packages and Go tools (helm)"
 bash test/deps.sh
+bash test/tools.sh
 
 step "ceph clusters"
 if [ "${KEEP_CLUSTERS:-0}" != 1 ]; then trap 'bash test/cluster/stop-all.sh >/dev/null 2>&1 || true' EXIT; fi

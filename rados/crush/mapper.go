@@ -423,6 +423,13 @@ func (p *mapper) chooseIndep(bucket *Bucket, x int32, left, numrep, typ int,
 	}
 }
 
+// maxTries bounds every retry count a map or rule can set. Ceph bounds
+// nothing, so a corrupt map could make it spin for billions of rounds; real
+// maps use at most a few hundred (the default total is 50).
+const maxTries = 1000
+
+func clampTries(n uint32) uint32 { return min(n, maxTries) }
+
 // DoRule is crush_do_rule: it runs rule ruleno for input x and fills result
 // (whose length is the wanted replica count), returning how many entries it
 // set. weight holds the device weights (16.16; 0x10000 = fully in), args the
@@ -455,10 +462,10 @@ func (m *Map) DoRule(ruleno int, x int32, result []int32, weight []uint32, args 
 	a, b, c := vec[:resultMax], vec[resultMax:2*resultMax], vec[2*resultMax:]
 	p := mapper{m: m, w: ws, weight: weight, args: args}
 
-	chooseTries := m.ChooseTotalTries + 1
+	chooseTries := clampTries(m.ChooseTotalTries + 1)
 	chooseLeafTries := uint32(0)
-	localRetries := m.ChooseLocalTries
-	localFallbackRetries := m.ChooseLocalFallbackTries
+	localRetries := clampTries(m.ChooseLocalTries)
+	localFallbackRetries := clampTries(m.ChooseLocalFallbackTries)
 	varyR := uint32(m.ChooseLeafVaryR)
 	stable := uint32(m.ChooseLeafStable)
 
@@ -475,19 +482,19 @@ func (m *Map) DoRule(ruleno int, x int32, result []int32, weight []uint32, args 
 			}
 		case OpSetChooseTries:
 			if st.Arg1 > 0 {
-				chooseTries = uint32(st.Arg1)
+				chooseTries = clampTries(uint32(st.Arg1))
 			}
 		case OpSetChooseLeafTries:
 			if st.Arg1 > 0 {
-				chooseLeafTries = uint32(st.Arg1)
+				chooseLeafTries = clampTries(uint32(st.Arg1))
 			}
 		case OpSetChooseLocalTries:
 			if st.Arg1 >= 0 {
-				localRetries = uint32(st.Arg1)
+				localRetries = clampTries(uint32(st.Arg1))
 			}
 		case OpSetChooseLocalFallbackTries:
 			if st.Arg1 >= 0 {
-				localFallbackRetries = uint32(st.Arg1)
+				localFallbackRetries = clampTries(uint32(st.Arg1))
 			}
 		case OpSetChooseLeafVaryR:
 			if st.Arg1 >= 0 {

@@ -10,14 +10,16 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=$HERE/$CEPH_RELEASE
 TMP=$(mktemp -d /tmp/rbdcap.XXXXXX); chmod 755 "$TMP"
 trap 'rm -rf "$TMP"' EXIT
-cli() { eval "$CEPH_CLI" '"$@"'; }
+cli() { if [ -n "$CEPH_CLI" ]; then eval "$CEPH_CLI" '"$@"'; else command "$@"; fi; }
 rbd() { cli rbd -c "$CEPH_CONF" -k "$CEPH_KEYRING" -p "$CEPH_POOL" "$@"; }
 rados() { cli rados -c "$CEPH_CONF" -k "$CEPH_KEYRING" -p "$CEPH_POOL" "$@"; }
 P=gorbdcap
-for i in $(rbd ls | grep "^$P" || true); do
+rbd rm ${P}clone 2>/dev/null || true
+for i in ${P}a ${P}s ${P}t; do
   rbd snap unprotect "$i@s1" 2>/dev/null || true
+  rbd snap purge "$i" 2>/dev/null || true
+  rbd rm "$i" 2>/dev/null || true
 done
-for i in ${P}clone ${P}a ${P}s; do rbd snap purge "$i" 2>/dev/null || true; rbd rm "$i" 2>/dev/null || true; done
 for i in $(rbd trash ls | awk -v p="$P" '$2 ~ "^"p {print $1}'); do rbd trash rm "$i" || true; done
 
 # a: default features (layering,exclusive-lock,object-map,fast-diff,deep-flatten)
@@ -30,15 +32,15 @@ rbd bench --io-type write --io-size 4096 --io-total 4096 --io-pattern rand ${P}a
 rbd create --size 10M --object-size 1M --stripe-unit 64K --stripe-count 4 --image-feature layering,striping ${P}s
 # clone of a@s1
 rbd clone ${P}a@s1 ${P}clone
-rbd metadata set ${P}clone conf_rbd_cache false
+rbd image-meta set ${P}clone conf_rbd_cache false
 # t: moved to the trash
 rbd create --size 8M --image-feature layering ${P}t
 rbd trash mv ${P}t
 
 rm -rf "$OUT"; mkdir -p "$OUT"
-dumpomap() { # obj dir
+dumpomap() { # obj dir [key-regex]
   mkdir -p "$OUT/$2"
-  rados listomapkeys "$1" > "$TMP/keys"
+  rados listomapkeys "$1" | grep -E "${3:-.}" > "$TMP/keys" || true
   while IFS= read -r k; do
     rados getomapval "$1" "$k" "$TMP/v" >/dev/null
     cp "$TMP/v" "$OUT/$2/$k"
@@ -46,7 +48,7 @@ dumpomap() { # obj dir
 }
 dumpobj() { rados get "$1" "$TMP/o"; cp "$TMP/o" "$OUT/$2"; }
 for i in a s clone; do
-  id=$(rbd info --format json ${P}$i | sed -n 's/.*"id": *"\([0-9a-f]*\)".*/\1/p')
+  id=$(rbd info --format json ${P}$i | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
   echo "$id" > "$OUT/$i.id"
   rbd info --format json ${P}$i > "$OUT/$i.info.json"
   dumpobj "rbd_id.${P}$i" "$i.rbd_id"
@@ -59,10 +61,11 @@ for i in a s clone; do
   rados ls | grep "^rbd_data\.$id\." | sort > "$OUT/$i.data_objects" || true
 done
 rbd snap ls --format json ${P}a > "$OUT/a.snaps.json"
-dumpomap rbd_directory directory
-dumpomap rbd_trash trash
+ids=$(cat "$OUT"/*.id | paste -sd'|')
+dumpomap rbd_directory directory "^(name_${P}|id_($ids)\$)"
 rbd trash ls --format json > "$OUT/trash.json"
-if rados stat rbd_children >/dev/null 2>&1; then dumpomap rbd_children children; fi
-# keep only our own directory/trash entries
-find "$OUT/directory" "$OUT/trash" -type f ! -name "*${P}*" -delete 2>/dev/null || true
+tid=$(python3 -c 'import json,sys; print([e["id"] for e in json.load(sys.stdin) if e["name"]=="'${P}t'"][0])' < "$OUT/trash.json")
+dumpomap rbd_trash trash "^id_$tid\$"
+# clone v1 (Pacific): rbd_children keys are binary; record their count only
+if rados stat rbd_children >/dev/null 2>&1; then rados listomapkeys rbd_children | wc -l > "$OUT/children.count"; fi
 echo "captured into $OUT"

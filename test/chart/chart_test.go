@@ -448,7 +448,7 @@ func TestRBACLeastPrivilege(t *testing.T) {
 
 	// Turning sidecars off drops their roles; leader election off drops the Role and the flags.
 	objs = render(t, renderCases[0], "sidecars.snapshotter.enabled=false", "sidecars.resizer.enabled=false",
-		"leaderElection.enabled=false")
+		"leaderElection.enabled=false", "controller.replicas=1")
 	if count(objs, "ClusterRole") != 1 || count(objs, "Role") != 0 || count(objs, "RoleBinding") != 0 {
 		t.Errorf("with snapshotter/resizer/leader election off: %v", kinds(objs))
 	}
@@ -505,6 +505,7 @@ func TestRequiredValues(t *testing.T) {
 		{[]string{"storageClass.create=true", "storageClass.clusterID=c"}, "storageClass.pool"},
 		{[]string{"secret.create=true", "secret.userID=u"}, "secret.userKey"},
 		{[]string{"volumeSnapshotClass.create=true"}, "volumeSnapshotClass.clusterID"},
+		{[]string{"leaderElection.enabled=false"}, "leaderElection.enabled=true"},
 	} {
 		_, err := renderRaw(t, renderCases[0], tc.set...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

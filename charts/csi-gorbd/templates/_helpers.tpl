@@ -87,15 +87,15 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* Flags shared by the leader-electing controller sidecars. */}}
 {{- define "csi-gorbd.leaderElectionArgs" -}}
-{{- if .Values.leaderElection.enabled }}
+{{- if .Values.leaderElection.enabled -}}
 - --leader-election=true
 - --leader-election-namespace={{ .Release.Namespace }}
 - --leader-election-lease-duration={{ .Values.leaderElection.leaseDuration }}
 - --leader-election-renew-deadline={{ .Values.leaderElection.renewDeadline }}
 - --leader-election-retry-period={{ .Values.leaderElection.retryPeriod }}
-{{- else }}
+{{- else -}}
 - --leader-election=false
-{{- end }}
+{{- end -}}
 {{- end -}}
 
 {{/* The plugin's command line (mode is controller, node or all):

@@ -21,7 +21,7 @@ for f in live-*.osdmap; do
 	rel=${name#live-}
 	tmp=$(mktemp /tmp/live-golden.XXXXXX)
 	cp "$f" "$tmp.map"
-	for args in "" "--mark-up-in"; do
+	for args in "" "--mark-up-in" "--mark-up-in --mark-out 2"; do
 		echo "# run $args" >>"$tmp"
 		# shellcheck disable=SC2086
 		tool "$rel" "$tmp.map" $args --test-map-pgs-dump-all 2>/dev/null | grep -E '^pool |raw \(' >>"$tmp"

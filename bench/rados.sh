@@ -1,0 +1,61 @@
+#!/bin/bash
+# bench/rados.sh [CLUSTER] [SECONDS]: run csi-gorbd bench (pure Go) and
+# rados bench (librados) against the same cluster and pool, one after the
+# other, for 4 KiB and 4 MiB objects, write then seq read, with 1 and 16
+# operations in flight, and print a table of both and the ratio ours/librados.
+# Not a test: numbers depend on the machine. Needs a running cluster
+# (test/cluster/start.sh CLUSTER) and its rados CLI (CEPH_CLI in cluster.env).
+#   bench/rados.sh pacific 5
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CLUSTER=${1:-pacific}
+SECS=${2:-5}
+ENV=${GORBD_CLUSTERS:-/var/tmp/gorbd/clusters}/$CLUSTER/cluster.env
+[ -f "$ENV" ] || { echo "no $ENV: start the cluster first (test/cluster/start.sh $CLUSTER)" >&2; exit 1; }
+CEPH_CONF=$(sed -n 's/^CEPH_CONF=//p' "$ENV")
+CEPH_KEYRING=$(sed -n 's/^CEPH_KEYRING=//p' "$ENV")
+POOL=${POOL:-$(sed -n 's/^CEPH_POOL=//p' "$ENV")}
+CLI=$(sed -n 's/^CEPH_CLI=//p' "$ENV" | tr -d '"')
+BIN=bin/csi-gorbd
+CGO_ENABLED=0 go build -o "$BIN" ./cmd/csi-gorbd
+
+ours() { "$BIN" -c "$CEPH_CONF" -k "$CEPH_KEYRING" bench -p "$POOL" "$@"; }
+# shellcheck disable=SC2086 # CLI is a command prefix
+theirs() { $CLI rados -c "$CEPH_CONF" -k "$CEPH_KEYRING" -p "$POOL" bench "$@"; }
+
+# field NAME FILE: the value of one summary line.
+field() { sed -n "s/^$1: *//p" "$2" | head -1; }
+
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+ROWS=()
+for bs in 4096 4194304; do
+	for t in 1 16; do
+		for tool in ours theirs; do
+			$tool "$SECS" write -b "$bs" -t "$t" --no-cleanup >"$TMP/$tool-write" 2>&1
+			$tool "$SECS" seq -t "$t" >"$TMP/$tool-seq" 2>&1
+			if [ $tool = ours ]; then ours 0 cleanup -t 16 >/dev/null; else $CLI rados -c "$CEPH_CONF" -k "$CEPH_KEYRING" -p "$POOL" cleanup >/dev/null; fi
+		done
+		for phase in write seq; do
+			ROWS+=("$(printf '%s\t%s\t%s' "$bs" "$t" "$phase")")
+			for tool in ours theirs; do
+				f="$TMP/$tool-$phase"
+				ROWS[-1]+=$(printf '\t%s\t%s\t%s' "$(field 'Bandwidth (MB\/sec)' "$f")" "$(field 'Average IOPS' "$f")" "$(field 'Average Latency(s)' "$f")")
+			done
+		done
+	done
+done
+
+echo "cluster $CLUSTER ($(sed -n 's/^CEPH_VERSION=//p' "$ENV")), pool $POOL, ${SECS}s per run; MB = MiB"
+printf '%s\n' "${ROWS[@]}" | awk -F'\t' '
+function ratio(a, b) { return (b > 0) ? sprintf("%.2f", a / b) : "-" }
+BEGIN {
+	printf "%-8s %3s %-5s | %10s %8s %10s | %10s %8s %10s | %6s %6s %6s\n", "size", "t", "phase",
+		"ours MB/s", "IOPS", "lat(s)", "rados MB/s", "IOPS", "lat(s)", "MB/s", "IOPS", "lat"
+	printf "%-8s %3s %-5s | %10s %8s %10s | %10s %8s %10s | %20s\n", "", "", "", "", "", "", "", "", "", "ratio ours/librados"
+}
+{
+	size = ($1 >= 1048576) ? ($1 / 1048576) "MiB" : ($1 / 1024) "KiB"
+	printf "%-8s %3s %-5s | %10.2f %8d %10.6f | %10.2f %8d %10.6f | %6s %6s %6s\n", size, $2, $3,
+		$4, $5, $6, $7, $8, $9, ratio($4, $7), ratio($5, $8), ratio($6, $9)
+}'

@@ -1,0 +1,68 @@
+package rbd
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"strconv"
+)
+
+// Well-known per-pool (per-namespace) objects.
+const (
+	DirectoryObject = "rbd_directory"
+	TrashObject     = "rbd_trash"
+	ChildrenObject  = "rbd_children" // clone v1 parent → children index
+	InfoObject      = "rbd_info"
+)
+
+const (
+	idPrefix        = "rbd_id."
+	headerPrefix    = "rbd_header."
+	dataPrefix      = "rbd_data."
+	objectMapPrefix = "rbd_object_map."
+)
+
+// NoSnap is CEPH_NOSNAP: the image head in snapshot arguments.
+const NoSnap = ^uint64(1) // 0xfffffffffffffffe
+
+// IDObjectName is rbd_id.<name>, which holds the image id.
+func IDObjectName(name string) string { return idPrefix + name }
+
+// HeaderObjectName is rbd_header.<id>: metadata, watch and lock object.
+func HeaderObjectName(id string) string { return headerPrefix + id }
+
+// DataObjectPrefix is the default object prefix of an image, rbd_data.<id>.
+// Readers must use the prefix get_object_prefix returns instead.
+func DataObjectPrefix(id string) string { return dataPrefix + id }
+
+// DataObjectName is <prefix>.<objno as %016x>.
+func DataObjectName(prefix string, objno uint64) string {
+	return fmt.Sprintf("%s.%016x", prefix, objno)
+}
+
+// ObjectMapName is rbd_object_map.<id> for the head (snap NoSnap) and
+// rbd_object_map.<id>.<snap as %016x> for a snapshot.
+func ObjectMapName(id string, snap uint64) string {
+	if snap == NoSnap {
+		return objectMapPrefix + id
+	}
+	return fmt.Sprintf("%s%s.%016x", objectMapPrefix, id, snap)
+}
+
+// maxImageIDLength is RBD_MAX_IMAGE_ID_LENGTH: RBD_MAX_BLOCK_NAME_SIZE (24)
+// minus "rbd_data." minus the terminating NUL.
+const maxImageIDLength = 24 - len(dataPrefix) - 1
+
+// GenerateImageID returns a new image id built like librbd's
+// util::generate_image_id: the client's global (instance) id in hex
+// followed by a random 32-bit number in hex, keeping the last 14
+// characters if longer.
+func GenerateImageID(globalID uint64) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	id := strconv.FormatUint(globalID, 16) + strconv.FormatUint(uint64(binary.LittleEndian.Uint32(b[:])), 16)
+	if len(id) > maxImageIDLength {
+		id = id[len(id)-maxImageIDLength:]
+	}
+	return id
+}
