@@ -25,14 +25,23 @@ func (e fullError) Error() string   { return e.err.Error() }
 func (e fullError) Unwrap() error   { return e.err }
 func (e fullError) Is(t error) bool { return t == ErrPoolFull || t == syscall.ENOSPC }
 
+type closedError struct{ err error }
+
+func (e closedError) Error() string   { return e.err.Error() }
+func (e closedError) Unwrap() error   { return e.err }
+func (e closedError) Is(t error) bool { return t == ErrClosed }
+
 // osdErr adapts the OSD client's errors: a full pool or quota becomes an
-// error matching ENOSPC as well as what it was.
+// error matching ENOSPC as well as what it was, and a closed client
+// matches ErrClosed.
 func osdErr(err error) error {
-	if err == nil {
+	switch {
+	case err == nil:
 		return nil
-	}
-	if errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.ENOSPC) {
+	case errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.ENOSPC):
 		return fullError{err}
+	case errors.Is(err, osd.ErrClosed):
+		return closedError{err}
 	}
 	return err
 }

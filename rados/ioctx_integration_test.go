@@ -248,6 +248,12 @@ func TestIntegrationObjectOps(t *testing.T) {
 			}
 			must(io.RemoveSelfManagedSnap(ctx, snap))
 			must(sw.Remove(ctx, o))
+
+			// After Close, operations fail with ErrClosed at once.
+			must(e.conn.Close())
+			if err := io.WriteFull(ctx, o, nil); !errors.Is(err, rados.ErrClosed) {
+				t.Fatalf("write after close: %v", err)
+			}
 		})
 	}
 }

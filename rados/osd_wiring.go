@@ -24,8 +24,12 @@ type mapTracker struct {
 
 	c *Conn
 
-	// requesting coalesces map requests: one subscribe in flight.
-	requesting atomic.Bool
+	// reqMu guards the pending map request: one subscribe goroutine at a
+	// time; requests made meanwhile merge into the next one.
+	reqMu      sync.Mutex
+	reqPending bool
+	reqStart   uint32
+	reqRunning bool
 	decodeErrs atomic.Uint64 // batches we could not use (diagnostics)
 
 	ctx    context.Context
@@ -158,16 +162,35 @@ func nextMap(cur *osdmap.OSDMap, m *mon.OSDMapMsg, e uint32) (*osdmap.OSDMap, bo
 }
 
 // request asks the monitors for maps from epoch start on (0: the latest
-// full map). Concurrent requests coalesce into one subscribe.
+// full map). Requests made while one is being sent merge (the lowest
+// start wins; 0 wins over all) into one more subscribe.
 func (t *mapTracker) request(start uint32) {
-	if !t.requesting.CompareAndSwap(false, true) {
+	t.reqMu.Lock()
+	if !t.reqPending || start < t.reqStart {
+		t.reqStart = start
+	}
+	t.reqPending = true
+	if t.reqRunning {
+		t.reqMu.Unlock()
 		return
 	}
+	t.reqRunning = true
+	t.reqMu.Unlock()
 	go func() {
-		defer t.requesting.Store(false)
-		ctx, cancel := context.WithTimeout(t.ctx, 10*time.Second)
-		defer cancel()
-		_ = t.c.mc.SubscribeOSDMap(ctx, start)
+		for {
+			t.reqMu.Lock()
+			if !t.reqPending || t.ctx.Err() != nil {
+				t.reqRunning = false
+				t.reqMu.Unlock()
+				return
+			}
+			s := t.reqStart
+			t.reqPending = false
+			t.reqMu.Unlock()
+			ctx, cancel := context.WithTimeout(t.ctx, 10*time.Second)
+			_ = t.c.mc.SubscribeOSDMap(ctx, s)
+			cancel()
+		}
 	}()
 }
 

@@ -53,11 +53,11 @@ const (
 
 // TrashSpec is cls::rbd::TrashImageSpec, the value of id_<id> in rbd_trash.
 type TrashSpec struct {
-	Source          TrashSource
-	Name            string
-	DeletionTime    time.Time
-	DefermentEnd    time.Time
-	State           TrashState
+	Source       TrashSource
+	Name         string
+	DeletionTime time.Time
+	DefermentEnd time.Time
+	State        TrashState
 }
 
 // encodeTrashSpec: struct v2/c1 { u8 source, string name, utime

@@ -130,3 +130,30 @@ func legacyChildArgs(p ParentSpec, childID string) []byte {
 	e.String(childID)
 	return e.B
 }
+
+// decodeStoredParent decodes the "parent" omap value of a clone's header
+// (cls_rbd_parent, v≥2 as Pacific and later write it): struct { i64
+// pool_id, string pool_namespace, string image_id, u64 snap_id,
+// optional<u64> head_overlap }. v1 (pre-Nautilus) had no namespace and a
+// plain u64 overlap. cls_rbd reads it for parent_get/parent_overlap_get;
+// clients never see it, but it lets the tests pin the parent fields to
+// bytes a real cluster wrote.
+func decodeStoredParent(b []byte) (ParentSpec, uint64, bool, error) {
+	d := encoding.NewDecoder(b)
+	body, h := d.Struct(2)
+	var p ParentSpec
+	p.PoolID = body.I64()
+	if h.Version >= 2 {
+		p.Namespace = body.String()
+	}
+	p.ImageID = body.String()
+	p.SnapID = body.U64()
+	var overlap uint64
+	ok := true
+	if h.Version >= 2 {
+		overlap, ok = optionalU64(body)
+	} else {
+		overlap = body.U64()
+	}
+	return p, overlap, ok, finish("parent", d)
+}

@@ -70,11 +70,12 @@ type SnapshotInfo struct {
 	Name       string
 	Size       uint64
 	Timestamp  time.Time
-	ChildCount uint64
+	ChildCount uint32
 }
 
 // decodeSnapshotInfo: struct v1/c1 { u64 id, SnapshotNamespace, string
-// name, u64 image_size, utime timestamp, u64 child_count }.
+// name, u64 image_size, utime timestamp, u32 child_count }. child_count
+// is 32 bits wide (checked against a Pacific OSD's reply).
 func decodeSnapshotInfo(b []byte) (SnapshotInfo, error) {
 	d := encoding.NewDecoder(b)
 	body, _ := d.Struct(1)
@@ -84,7 +85,7 @@ func decodeSnapshotInfo(b []byte) (SnapshotInfo, error) {
 	s.Name = body.String()
 	s.Size = body.U64()
 	s.Timestamp = body.Timespec()
-	s.ChildCount = body.U64()
+	s.ChildCount = body.U32()
 	return s, finish("snapshot_get", d)
 }
 

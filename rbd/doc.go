@@ -1,28 +1,43 @@
 // Package rbd implements RBD image format 2 on top of the pure-Go RADOS
-// client, interoperable with librbd and krbd.
+// client (package rados), interoperable with librbd and krbd: Create,
+// Open/OpenByID, Stat, ReadAt/WriteAt/Discard/WriteZeroes through the
+// striper with the image's snap context, Resize, snapshots (ids from the
+// monitors), clone v2 with copy-up on write and read-through to the
+// parent, and Remove. Writers of images with EXCLUSIVE_LOCK take librbd's
+// lock on the header (cookie "auto <watch cookie>", tag "internal") and,
+// with OBJECT_MAP, the object map's own lock, and update the map before
+// every data change.
+//
+//	io, _ := conn.OpenIOContext(ctx, "rbd")
+//	_, err := rbd.Create(ctx, io, "vol", 1<<30, &rbd.CreateOptions{Features: rbd.FeaturesDefault})
+//	img, err := rbd.Open(ctx, io, "vol", nil)
+//	defer img.Close(ctx)
+//	_, err = img.WriteAt(ctx, data, 0)
 //
 // Layers inside the package, bottom up:
 //
-//   - cls_*.go: argument encoders and reply decoders for the OSD object
+//   - cls*.go: argument encoders and reply decoders for the OSD object
 //     classes "rbd" (cls_rbd) and "lock" (cls_lock). They know bytes only;
-//     every layout is checked against Ceph's cls_rbd_client.cc and
-//     cls_rbd_types.cc and, where the cluster stores the same encoding, against
-//     bytes captured from real clusters (testdata/<release>/, written by
-//     testdata/capture.sh with the clusters' own rbd CLI).
-//   - names.go, features.go, striper.go, objectmap.go: object naming, feature
-//     bits and the incompatibility checks, the file-to-object striper
-//     (Ceph's Striper::file_to_extents), and the object map BitVector<2>
-//     on-disk format with its CRCs.
-//   - ioctx.go: the narrow set of RADOS operations rbd needs (compound ops on
-//     one object, with a snap context or a read snapshot; watch/notify;
-//     self-managed snapshot ids), as an unexported interface the rados
-//     package satisfies.
-//   - image.go, io.go: image management (Create, Open, Stat, Resize, Remove)
-//     and the data path (ReadAt, WriteAt, Discard, WriteZeroes) against that
-//     interface.
+//     each layout is checked against Ceph's cls_rbd_client.cc,
+//     cls_rbd_types.cc and cls_lock_ops.h and, where the cluster stores the
+//     same encoding, against bytes captured from Pacific, Reef and Tentacle
+//     (testdata/<release>/, written by testdata/capture.sh with each
+//     release's own rbd CLI).
+//   - names.go, features.go, striper.go, objectmap.go: object naming and
+//     image ids, feature bits and the incompatibility checks, the
+//     image-to-object striper (Striper::file_to_extents), and the object
+//     map's BitVector<2> on-disk format with its CRCs.
+//   - store.go: the narrow set of RADOS operations rbd needs (class calls,
+//     compound writes with a snap context, reads at a snapshot, watch and
+//     notify, self-managed snapshot ids) as an unexported interface;
+//     store_rados.go implements it with *rados.IOContext.
+//   - image.go, io.go, manage.go, snapshot.go, clone.go: the image logic,
+//     written against that interface.
 //
-// Format 1 images are refused. Images with features this package cannot
-// honour are refused with an *FeatureError naming them: JOURNALING,
-// MIGRATING, NON_PRIMARY and DIRTY_CACHE for writers (as krbd does), and any
-// unknown incompatible bit for everyone.
+// Refused: format 1 images; writing images with JOURNALING, MIGRATING,
+// NON_PRIMARY or DIRTY_CACHE; opening anything with an unknown
+// incompatible feature (an *FeatureError names the features). Not done
+// yet: flatten, trash, clone v1 creation, lock hand-over on REQUEST_LOCK
+// (a writer keeps its lock, as krbd mapped with "exclusive" does) and
+// breaking a dead owner's lock (Open fails with ErrBusy).
 package rbd

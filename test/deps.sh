@@ -8,6 +8,7 @@ PKGS=(
   ceph-osd
   ceph-mgr
   ceph-common
+  ceph-base
   debootstrap
   util-linux
   procps

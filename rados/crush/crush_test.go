@@ -113,7 +113,9 @@ func TestCrushtoolMappings(t *testing.T) {
 			m := loadMap(t, mapPath)
 			ws := m.NewWorkspace()
 			for _, run := range parseMappings(t, mf) {
-				if crushtool != "" {
+				// MSR maps need Squid+; gen-msr.sh records them with
+				// the Tentacle crushtool instead of the host's.
+				if crushtool != "" && name != "msr" {
 					args := append([]string{"-i", mapPath, "--test", "--show-mappings"}, strings.Fields(run.args)...)
 					out, err := exec.Command(crushtool, args...).Output()
 					if err != nil {
@@ -189,7 +191,7 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	for _, n := range []string{"odd", "classes", "chooseargs", "tree", "list", "uniform", "legacy"} {
+	for _, n := range []string{"odd", "classes", "chooseargs", "tree", "list", "uniform", "legacy", "msr"} {
 		b, err := os.ReadFile("testdata/" + n + ".crush")
 		if err != nil {
 			f.Fatal(err)

@@ -12,6 +12,6 @@
 // of range or loop forever on a malformed one; a bad map is an error, never a
 // panic. [Map.DoRule] does not allocate when given a [Workspace].
 //
-// MSR rules (Squid's CHOOSE_MSR) are decoded but not mapped: DoRule returns
-// no OSDs for them.
+// MSR rules (Squid's msr_firstn/msr_indep with CHOOSE_MSR steps) are mapped
+// too (msr.go).
 package crush

@@ -39,17 +39,17 @@ const (
 	OpSetChooseLocalFallbackTries = 11
 	OpSetChooseLeafVaryR          = 12
 	OpSetChooseLeafStable         = 13
-	OpChooseMSR                   = 14
-	OpSetMSRDescents              = 15
-	OpSetMSRCollisionTries        = 16
+	OpChooseMSR                   = 16
+	OpSetMSRDescents              = 14
+	OpSetMSRCollisionTries        = 15
 )
 
 // Rule types.
 const (
 	RuleReplicated = 1
 	RuleErasure    = 3
-	RuleMSRFirstN  = 5
-	RuleMSRIndep   = 6
+	RuleMSRFirstN  = 4
+	RuleMSRIndep   = 5
 )
 
 // DefaultChooseArgs is the choose_args index of the compat weight set, used

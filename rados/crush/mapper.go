@@ -440,9 +440,6 @@ func (m *Map) DoRule(ruleno int, x int32, result []int32, weight []uint32, args 
 		return 0
 	}
 	rule := m.Rules[ruleno]
-	if rule.Type == RuleMSRFirstN || rule.Type == RuleMSRIndep {
-		return 0
-	}
 	resultMax := len(result)
 	if resultMax == 0 {
 		return 0
@@ -454,6 +451,10 @@ func (m *Map) DoRule(ruleno int, x int32, result []int32, weight []uint32, args 
 	if ws.gen == 0 { // wrapped: forget every stamp
 		clear(ws.stamp)
 		ws.gen = 1
+	}
+	if rule.Type == RuleMSRFirstN || rule.Type == RuleMSRIndep {
+		p := mapper{m: m, w: ws, weight: weight, args: args}
+		return p.msrDoRule(rule, x, result)
 	}
 	if cap(ws.vec) < 3*resultMax {
 		ws.vec = make([]int32, 3*resultMax)

@@ -63,7 +63,7 @@ type Client struct {
 	om      *osdmap.OSDMap
 	mapWait chan struct{} // closed when a newer map is installed
 
-	sessMu   sync.Mutex
+	sessMu   sync.RWMutex
 	sessions map[int32]*session
 
 	homeMu   sync.Mutex
@@ -271,6 +271,12 @@ func (c *Client) session(osd int32) *session {
 	if _, ok := addrs.Msgr2(); !ok {
 		return nil
 	}
+	c.sessMu.RLock()
+	s := c.sessions[osd]
+	c.sessMu.RUnlock()
+	if s != nil && sameAddrs(s.addrs, addrs) {
+		return s
+	}
 	c.sessMu.Lock()
 	defer c.sessMu.Unlock()
 	if s := c.sessions[osd]; s != nil {
@@ -280,7 +286,7 @@ func (c *Client) session(osd int32) *session {
 		delete(c.sessions, osd)
 		go s.close(nil) // requests were moved by the map change already
 	}
-	s := newSession(c, osd, addrs)
+	s = newSession(c, osd, addrs)
 	c.sessions[osd] = s
 	return s
 }

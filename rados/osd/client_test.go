@@ -166,8 +166,6 @@ func primaryOf(t *testing.T, m *osdmap.OSDMap, pool int64, oid string) int32 {
 	return tg.osd
 }
 
-type result struct{ err error }
-
 func doAsync(c *Client, ctx context.Context, req *Request) chan error {
 	ch := make(chan error, 1)
 	go func() { ch <- c.Do(ctx, req) }()
@@ -185,7 +183,7 @@ func TestDoReply(t *testing.T) {
 		t.Fatalf("sent %+v to osd.%d", s.msg, s.osd)
 	}
 	s.reply(0, 0, []byte("hello"))
-	if err := <-ch; err != nil {
+	if err := waitErr(t, ch); err != nil {
 		t.Fatal(err)
 	}
 	if string(req.Ops[0].Out) != "hello" || req.Version != 42 {
@@ -195,7 +193,7 @@ func TestDoReply(t *testing.T) {
 	req = &Request{Pool: 1, Object: "obj", Ops: []Op{Stat()}}
 	ch = doAsync(c, context.Background(), req)
 	n.next(t).reply(-int32(syscall.ENOENT), 0)
-	err := <-ch
+	err := waitErr(t, ch)
 	var oe *OpError
 	if !errors.Is(err, syscall.ENOENT) || !errors.As(err, &oe) || oe.Op != OpStat || oe.Object != "obj" {
 		t.Fatalf("err %v", err)
@@ -220,8 +218,8 @@ func TestResendSameTid(t *testing.T) {
 		t.Fatalf("resend to osd.%d tid %d attempt %d (first osd.%d tid %d)", second.osd, second.tid, second.msg.Attempt, old, first.tid)
 	}
 	first.reply(0, 0) // stale: the session is gone
-	second.reply(0, 0)
-	if err := <-ch; err != nil {
+	second.reply(0, 1)
+	if err := waitErr(t, ch); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -248,7 +246,7 @@ func TestForceResend(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 	second.reply(0, 1)
-	if err := <-ch; err != nil {
+	if err := waitErr(t, ch); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -266,7 +264,7 @@ func TestReconnectResends(t *testing.T) {
 		t.Fatalf("after fault: %+v", second)
 	}
 	second.reply(0, 1)
-	if err := <-ch; err != nil {
+	if err := waitErr(t, ch); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -283,12 +281,12 @@ func TestCancelOnlyThatOp(t *testing.T) {
 		s1, s2 = s2, s1
 	}
 	cancel()
-	if err := <-a; !errors.Is(err, context.Canceled) {
+	if err := waitErr(t, a); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled op: %v", err)
 	}
 	s1.reply(0, 0) // late reply to the cancelled op: dropped
 	s2.reply(0, 0)
-	if err := <-b; err != nil {
+	if err := waitErr(t, b); err != nil {
 		t.Fatal(err)
 	}
 	if st := c.Stats(); st.InFlight != 0 || st.Homeless != 0 {
@@ -307,7 +305,7 @@ func TestFullPausedErrors(t *testing.T) {
 	// FULL_TRY lets it through; reads are fine.
 	ch := doAsync(c, ctx, &Request{Pool: 1, Object: "o", Flags: FlagFullTry, Ops: []Op{Delete()}})
 	n.next(t).reply(0, 0)
-	if err := <-ch; err != nil {
+	if err := waitErr(t, ch); err != nil {
 		t.Fatal(err)
 	}
 	c.HandleMap(testMap(t, 11, func(m *osdmap.OSDMap) { m.Pools[1].Flags |= osdmap.PoolFlagFull | osdmap.PoolFlagFullQuota }))
@@ -324,7 +322,7 @@ func TestFullPausedErrors(t *testing.T) {
 	ch = doAsync(c, ctx, &Request{Pool: 1, Object: "o", Ops: []Op{Write(0, []byte("x"))}})
 	n.next(t)
 	c.HandleMap(testMap(t, 14, func(m *osdmap.OSDMap) { m.Pools[1].Flags |= osdmap.PoolFlagFull }))
-	if err := <-ch; !errors.Is(err, syscall.ENOSPC) {
+	if err := waitErr(t, ch); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("in-flight write when full: %v", err)
 	}
 	if err := c.Do(ctx, &Request{Pool: 99, Object: "o", Ops: []Op{Stat()}}); !errors.Is(err, ErrNoPool) || !errors.Is(err, syscall.ENOENT) {
@@ -355,7 +353,7 @@ func TestHomeless(t *testing.T) {
 	n.none(t)
 	c.HandleMap(testMap(t, 11, nil))
 	n.next(t).reply(0, 0)
-	if err := <-ch; err != nil {
+	if err := waitErr(t, ch); err != nil {
 		t.Fatal(err)
 	}
 	if st := c.Stats(); st.Homeless != 0 || st.InFlight != 0 {
@@ -387,10 +385,10 @@ func TestBackoffBlockUnblock(t *testing.T) {
 	}
 	r1.reply(0, 1)
 	r2.reply(0, 0, []byte("z"))
-	if err := <-ch; err != nil {
+	if err := waitErr(t, ch); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-ch2; err != nil {
+	if err := waitErr(t, ch2); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -402,7 +400,7 @@ func TestCloseFailsPending(t *testing.T) {
 	ch := doAsync(c, context.Background(), &Request{Pool: 1, Object: "o", Ops: []Op{Stat()}})
 	n.next(t)
 	c.Close()
-	if err := <-ch; !errors.Is(err, ErrClosed) {
+	if err := waitErr(t, ch); !errors.Is(err, ErrClosed) {
 		t.Fatalf("after close: %v", err)
 	}
 	if err := c.Do(context.Background(), &Request{Pool: 1, Object: "o", Ops: []Op{Stat()}}); !errors.Is(err, ErrClosed) {
@@ -410,4 +408,13 @@ func TestCloseFailsPending(t *testing.T) {
 	}
 }
 
-var _ = result{}
+func waitErr(t *testing.T, ch chan error) error {
+	t.Helper()
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("request did not complete")
+	}
+	return nil
+}

@@ -38,10 +38,10 @@ func TestMOSDOpVector(t *testing.T) {
 		u8(1).u8(1).u32(18).u8(1).u64(2).u32(5).u32(0xffffffff).u8(0xff). // spg_t
 		u32(0xdeadbeef).u32(17).u32(FlagRead).
 		u8(2).u8(2).u32(21).u8(0).u64(0).u64(0).u32(0). // reqid
-		u64(0).u64(0).u64(0). // trace
-		u32(0).               // client_inc
-		u32(100).u32(7).      // mtime
-		u8(6).u8(3).u32(8+4+4+4+2+8).u64(2).u32(0xffffffff).str("").str("ns").u64(^uint64(0)).
+		u64(0).u64(0).u64(0).                           // trace
+		u32(0).                                         // client_inc
+		u32(100).u32(7).                                // mtime
+		u8(6).u8(3).u32(8 + 4 + 4 + 4 + 2 + 8).u64(2).u32(0xffffffff).str("").str("ns").u64(^uint64(0)).
 		str("obj").
 		u16(1).u16(uint16(OpRead)).u32(0).u64(4096).u64(512).u64(0).u32(0).u32(0).
 		u64(NoSnap).u64(0).u32(0).u32(3).u64(0x3f)

@@ -3,6 +3,7 @@ package osd_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -44,6 +45,29 @@ type stack struct {
 	pool int64
 	// frames, when set, records every OSD message both ways.
 	frames *frameLog
+
+	connMu sync.Mutex
+	conns  []faultable
+}
+
+// faultable is an open OSD connection and its fault callback.
+type faultable struct {
+	c osd.Conn
+	h osd.Handler
+}
+
+// faultAll breaks every OSD connection the way a network error would:
+// closed, and the client told through OnFault.
+func (st *stack) faultAll() int {
+	st.connMu.Lock()
+	cs := st.conns
+	st.conns = nil
+	st.connMu.Unlock()
+	for _, f := range cs {
+		f.c.Close()
+		f.h.OnFault(errors.New("test: injected fault"))
+	}
+	return len(cs)
 }
 
 // frameLog keeps the first message of each (direction, type).
@@ -76,7 +100,14 @@ func (c recConn) Send(ctx context.Context, m *messenger.Message) error {
 	return c.Conn.Send(ctx, m)
 }
 
-func newStack(t *testing.T, name string, record bool) *stack {
+func newStack(t testing.TB, name string, record bool) *stack {
+	t.Helper()
+	return newStackModes(t, name, record)
+}
+
+// newStackModes is newStack with the msgr2 connection modes offered to
+// OSDs (default: cephx's preference).
+func newStackModes(t testing.TB, name string, record bool, modes ...uint32) *stack {
 	t.Helper()
 	cl := cephtest.Need(t, name)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -131,7 +162,7 @@ func newStack(t *testing.T, name string, record bool) *stack {
 	dial := osd.MessengerDialer(osd.DialerConfig{
 		Base:       messenger.Config{Features: mon.ClientFeatures, Nonce: nonce, Limits: msgr2.Limits{Data: 80 << 20}},
 		GlobalID:   func() uint64 { return mc.Load().GlobalID() },
-		Authorizer: func(int32) (messenger.AuthClient, error) { return cx.ServiceAuth(entity.TypeOSD), nil },
+		Authorizer: func(int32) (messenger.AuthClient, error) { return cx.ServiceAuth(entity.TypeOSD, modes...), nil },
 	})
 	gdial := func(ctx context.Context, id int32, addrs entity.AddrVec, h osd.Handler) (osd.Conn, error) {
 		if st.frames != nil {
@@ -139,7 +170,13 @@ func newStack(t *testing.T, name string, record bool) *stack {
 			h.Dispatch = func(m *messenger.Message) { st.frames.keep("in", m); in(m) }
 		}
 		c, err := dial(ctx, id, addrs, h)
-		if err != nil || st.frames == nil {
+		if err != nil {
+			return c, err
+		}
+		st.connMu.Lock()
+		st.conns = append(st.conns, faultable{c, h})
+		st.connMu.Unlock()
+		if st.frames == nil {
 			return c, err
 		}
 		return recConn{c, st.frames}, nil
@@ -167,6 +204,9 @@ func newStack(t *testing.T, name string, record bool) *stack {
 	if err := c.WaitForMap(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
+	if cl.Get("CEPH_POOL") == "" {
+		t.Skipf("cluster %s has no OSDs/pool", name)
+	}
 	pool, ok := c.Map().PoolByName(cl.Get("CEPH_POOL"))
 	if !ok {
 		t.Fatalf("pool %q not in the osdmap", cl.Get("CEPH_POOL"))
@@ -186,7 +226,22 @@ func (st *stack) rados(t *testing.T, stdin []byte, args ...string) []byte {
 }
 
 func (st *stack) radosCmd(args ...string) *exec.Cmd {
-	full := append([]string{"rados", "-c", st.cl.Conf(), "-k", st.cl.Keyring()}, args...)
+	return st.tool("rados", args...)
+}
+
+// ceph runs the cluster's own ceph CLI.
+func (st *stack) ceph(t *testing.T, args ...string) []byte {
+	t.Helper()
+	cmd := st.tool("ceph", args...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("ceph %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func (st *stack) tool(name string, args ...string) *exec.Cmd {
+	full := append([]string{name, "-c", st.cl.Conf(), "-k", st.cl.Keyring()}, args...)
 	if cli := st.cl.Get("CEPH_CLI"); cli != "" {
 		full = append(strings.Fields(cli), full...)
 	}
@@ -227,3 +282,14 @@ func (st *stack) writeCaptures(t *testing.T, prefix string) {
 		}
 	}
 }
+
+// cleanup deletes an object when the test ends, whatever its outcome.
+func (st *stack) cleanup(t *testing.T, ns, oid string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		st.osd.Do(ctx, &osd.Request{Pool: st.pool, Namespace: ns, Object: oid, Ops: []osd.Op{osd.Delete()}})
+	})
+}
+
+func newStackTB(tb testing.TB, name string) *stack { return newStack(tb, name, false) }

@@ -13,16 +13,16 @@ const maxReplyOps = 1 << 16
 
 // osdOpReply is a decoded MOSDOpReply (src/messages/MOSDOpReply.h).
 type osdOpReply struct {
-	Oid          string
-	PG           osdmap.PG
-	Flags        uint64
-	Result       int32
-	Epoch        uint32
-	Attempt      int32
-	Ops          []replyOp
-	Version      uint64 // replay_version.version
-	UserVersion  uint64
-	Redirect     *Redirect
+	Oid           string
+	PG            osdmap.PG
+	Flags         uint64
+	Result        int32
+	Epoch         uint32
+	Attempt       int32
+	Ops           []replyOp
+	Version       uint64 // replay_version.version
+	UserVersion   uint64
+	Redirect      *Redirect
 	HeaderVersion uint16
 }
 

@@ -214,7 +214,8 @@ func (s *session) fault(gen uint64, err error) {
 	}
 	s.dialLocked()
 	s.mu.Unlock()
-	s.c.kickWatches(s.osd)
+	// Watches on this OSD are re-registered once the new connection is
+	// up (dialLoop pokes them).
 }
 
 // close shuts the session down. With err, its remaining requests fail;

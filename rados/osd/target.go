@@ -157,5 +157,4 @@ func needsResend(old, nt *target) bool {
 		nt.lastForce > old.lastForce || old.pool != nt.pool
 }
 
-
 func osdmapPG(pool int64, seed uint32) osdmap.PG { return osdmap.PG{Pool: pool, Seed: seed} }

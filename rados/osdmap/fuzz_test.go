@@ -54,7 +54,7 @@ func exercise(m *OSDMap) {
 func FuzzDecode(f *testing.F) {
 	seedFiles(f, "testdata/simple6.osdmap", "testdata/live-reef-rich.osdmap", "testdata/live-tentacle-rich.osdmap", "testdata/odd.osdmap")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := Decode(b)
+		m, err := decodeFull(b, false)
 		if err != nil {
 			return
 		}
@@ -69,7 +69,7 @@ func FuzzDecodeIncremental(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		inc, err := DecodeIncremental(b)
+		inc, err := decodeIncremental(b, false)
 		if err != nil {
 			return
 		}

@@ -10,38 +10,58 @@ import (
 	"testing"
 )
 
-// The reef incrementals 46..52 and the full maps 45..52 were read from the
-// store of a Reef 18.2.7 monitor (ceph-kvstore-tool ... get osdmap N /
-// full_N) after these changes: pg-temp 3.9, rm-pg-upmap-items 3.5,
-// primary-affinity osd.0 1, out osd.4, pool create+rm rep2, crush reweight
-// osd.3, osd down 0.
-func TestApplyReefIncrementals(t *testing.T) {
-	prev := loadOSDMap(t, "testdata/inc/reef-full-45.osdmap")
-	for e := 46; e <= 52; e++ {
-		b, err := os.ReadFile(fmt.Sprintf("testdata/inc/reef-inc-%d.osdinc", e))
-		if err != nil {
-			t.Fatal(err)
-		}
-		inc, err := DecodeIncremental(b)
-		if err != nil {
-			t.Fatalf("inc %d: %v", e, err)
-		}
-		if inc.Epoch != uint32(e) || !inc.HasCRC || inc.ClientVersion != 9 {
-			t.Fatalf("inc %d: epoch %d crc %v client v%d", e, inc.Epoch, inc.HasCRC, inc.ClientVersion)
-		}
-		next, err := prev.Apply(inc)
-		if err != nil {
-			t.Fatalf("apply %d: %v", e, err)
-		}
-		want := loadOSDMap(t, fmt.Sprintf("testdata/inc/reef-full-%d.osdmap", e))
-		compareMaps(t, e, next, want)
-		for _, args := range []string{"", "--mark-up-in"} {
-			a, w := next.clone(), want.clone()
-			a.Crush, w.Crush = next.Crush, want.Crush
-			pa, pw := applyToolArgs(t, a, args), applyToolArgs(t, w, args)
-			compareLines(t, fmt.Sprintf("epoch %d %s", e, args), dumpAll(t, a, pa), dumpAll(t, w, pw))
-		}
-		prev = next
+// incSeries are monitor-store dumps (ceph-kvstore-tool ROCKSDB get osdmap N
+// / get osdmap full_N) from throw-away clusters: every incremental from
+// first+1 to last with the full map of every epoch.
+//
+//   - reef 45..52 (Reef 18.2.7): pg-temp 3.9, rm-pg-upmap-items 3.5,
+//     primary-affinity osd.0 1, out osd.4, pool create+rm, crush reweight
+//     osd.3, osd down 0.
+//   - tentacle 25..39 (Tentacle 20.2.4): fake OSDs added to CRUSH, a
+//     replicated and an EC pool created, pg-temp, primary-temp, primary
+//     affinity, pg-upmap, pg-upmap-items, out, compat and per-pool weight
+//     sets.
+//   - pacific 25..35 (Pacific 16.2.15, incremental client data v8): the
+//     same kinds of changes, then an EC pool removed.
+var incSeries = []struct {
+	name        string
+	first, last int
+}{
+	{"reef", 45, 52},
+	{"tentacle", 25, 39},
+	{"pacific", 25, 35},
+}
+
+func TestApplyIncrementals(t *testing.T) {
+	for _, s := range incSeries {
+		t.Run(s.name, func(t *testing.T) {
+			prev := loadOSDMap(t, fmt.Sprintf("testdata/inc/%s-full-%d.osdmap", s.name, s.first))
+			for e := s.first + 1; e <= s.last; e++ {
+				b, err := os.ReadFile(fmt.Sprintf("testdata/inc/%s-inc-%d.osdinc", s.name, e))
+				if err != nil {
+					t.Fatal(err)
+				}
+				inc, err := DecodeIncremental(b)
+				if err != nil {
+					t.Fatalf("inc %d: %v", e, err)
+				}
+				if inc.Epoch != uint32(e) || !inc.HasCRC {
+					t.Fatalf("inc %d: epoch %d crc %v", e, inc.Epoch, inc.HasCRC)
+				}
+				next, err := prev.Apply(inc)
+				if err != nil {
+					t.Fatalf("apply %d: %v", e, err)
+				}
+				want := loadOSDMap(t, fmt.Sprintf("testdata/inc/%s-full-%d.osdmap", s.name, e))
+				compareMaps(t, e, next, want)
+				for _, args := range []string{"", "--mark-up-in"} {
+					a, w := next.clone(), want.clone()
+					pa, pw := applyToolArgs(t, a, args), applyToolArgs(t, w, args)
+					compareLines(t, fmt.Sprintf("epoch %d %s", e, args), dumpAll(t, a, pa), dumpAll(t, w, pw))
+				}
+				prev = next
+			}
+		})
 	}
 }
 
@@ -140,5 +160,23 @@ func TestUpmapPrimary(t *testing.T) {
 	}
 	if after.Up[0] == target {
 		t.Fatalf("out osd.%d became primary: %v", target, after.Up)
+	}
+}
+
+func TestPrimaryShard(t *testing.T) {
+	m := loadOSDMap(t, "testdata/live-reef-rich.osdmap")
+	var mp Mapping
+	// 4.1: up [NONE,0,NONE] with only osd.0 up; the primary holds shard 1.
+	if err := m.MapPG(PG{Pool: 4, Seed: 1}, &mp); err != nil {
+		t.Fatal(err)
+	}
+	if mp.PrimaryShard() != 1 {
+		t.Fatalf("4.1 acting %v p%d: shard %d", mp.Acting, mp.ActingPrimary, mp.PrimaryShard())
+	}
+	if err := m.MapPG(PG{Pool: 3, Seed: 1}, &mp); err != nil {
+		t.Fatal(err)
+	}
+	if mp.PrimaryShard() != -1 {
+		t.Fatal("replicated pool has a shard")
 	}
 }

@@ -17,6 +17,21 @@ type Mapping struct {
 	Acting        []int32
 	ActingPrimary int32
 	PlacementSeed uint32
+	Erasure       bool // positions are shards; ItemNone holes are kept
+}
+
+// PrimaryShard is the erasure-code shard the acting primary holds (its
+// index in Acting), or -1 (NO_SHARD) for replicated pools or no primary.
+func (mp *Mapping) PrimaryShard() int {
+	if !mp.Erasure {
+		return -1
+	}
+	for i, o := range mp.Acting {
+		if o == mp.ActingPrimary && o != ItemNone {
+			return i
+		}
+	}
+	return -1
 }
 
 // ObjectToPG maps an object (name, optional locator key, namespace) in a
@@ -238,6 +253,8 @@ func (m *OSDMap) MapPG(pg PG, mp *Mapping) error {
 		return ErrNoPool
 	}
 	mp.PG = p.RawPGToPG(pg)
+	mp.Erasure = !p.CanShiftOSDs()
+	mp.Erasure = !p.CanShiftOSDs()
 	raw, pps := m.pgToRawOSDs(p, pg, mp.Raw)
 	mp.Raw = raw
 	mp.RawPrimary = pickPrimary(raw)

@@ -11,7 +11,7 @@ tool() { # release map args...
 	rel=$1
 	shift
 	case $rel in
-	pacific) osdmaptool "$@" ;;
+	pacific*) osdmaptool "$@" ;;
 	reef*) "$REPO/test/cluster/in-chroot.sh" trixie /tmp osdmaptool "$@" ;;
 	tentacle*) "$REPO/test/cluster/in-chroot.sh" forky /tmp osdmaptool "$@" ;;
 	esac

@@ -1,0 +1,87 @@
+package rbd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+)
+
+// Flatten copies every object the parent still provides into the clone
+// (copyup of the parent's data for each missing object within the
+// overlap), then cuts the link: parent_detach and clearing CLONE_CHILD on
+// the clone, child_detach (or the v1 remove_child) on the parent side.
+// Snapshots of the clone keep reading through unless DEEP_FLATTEN applies,
+// as in librbd.
+func (img *Image) Flatten(ctx context.Context) error {
+	if img.readOnly {
+		return ErrReadOnly
+	}
+	st := img.state()
+	if st.parent == nil {
+		return fmt.Errorf("%w: image %q has no parent", ErrInvalid, img.name)
+	}
+	n := st.layout.ObjectCount(min(st.overlap, st.size))
+	objs := make([]ObjectExtent, 0, n)
+	for o := uint64(0); o < n; o++ {
+		objs = append(objs, ObjectExtent{ObjectNo: o})
+	}
+	err := forExtents(objs, func(e ObjectExtent) error {
+		if !img.objectInOverlap(st, e.ObjectNo) {
+			return nil
+		}
+		oid := DataObjectName(st.prefix, e.ObjectNo)
+		if ok, err := st.data.exists(ctx, oid); err != nil || ok {
+			return err
+		}
+		data, err := img.parentObjectData(ctx, st, e.ObjectNo)
+		if err != nil {
+			return err
+		}
+		if len(data) == 0 || allZero(data) {
+			return nil // nothing to keep; the object stays absent
+		}
+		if err := img.markObject(ctx, e.ObjectNo, ObjectExists); err != nil {
+			return err
+		}
+		if err := st.data.write(ctx, oid, opCall(clsRBD, "copyup", data)); err != nil {
+			return fmt.Errorf("rbd: %s: flatten copyup of object %d: %w", img.name, e.ObjectNo, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := img.s.write(ctx, img.hdr(), opCall(clsRBD, "parent_detach", nil)); err != nil {
+		if !errors.Is(err, syscall.EOPNOTSUPP) {
+			return fmt.Errorf("rbd: %s: parent_detach: %w", img.name, err)
+		}
+		if err := img.s.write(ctx, img.hdr(), opCall(clsRBD, "remove_parent", nil)); err != nil {
+			return fmt.Errorf("rbd: %s: remove_parent: %w", img.name, err)
+		}
+	}
+	err = img.s.write(ctx, img.hdr(), opCall(clsRBD, "op_features_set", twoU64Args(0, OpFeatureCloneChild)))
+	if err != nil && !errors.Is(err, syscall.EOPNOTSUPP) {
+		return fmt.Errorf("rbd: %s: op_features_set: %w", img.name, err)
+	}
+	img.mu.RLock()
+	p := img.parent
+	img.mu.RUnlock()
+	if err := img.detachParentSpec(ctx, p); err != nil {
+		return err
+	}
+	if err := img.refresh(ctx); err != nil {
+		return err
+	}
+	_ = img.s.notify(ctx, img.hdr(), notifyPayload(notifyHeaderUpdate, 0, 0))
+	return nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}

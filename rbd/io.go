@@ -1,0 +1,300 @@
+package rbd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+)
+
+// maxParallel bounds the object requests one call keeps in flight.
+const maxParallel = 8
+
+// forExtents runs fn for each object extent, a few at a time, and returns
+// the first error.
+func forExtents(ext []ObjectExtent, fn func(ObjectExtent) error) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		sem   = make(chan struct{}, maxParallel)
+	)
+	for _, e := range ext {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := fn(e); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// snapshotState is what one I/O call works with.
+type snapshotState struct {
+	size    uint64
+	layout  Layout
+	prefix  string
+	data    store
+	parent  *Image
+	overlap uint64
+}
+
+func (img *Image) state() snapshotState {
+	img.mu.RLock()
+	defer img.mu.RUnlock()
+	return snapshotState{img.size, img.layout, img.prefix, img.data, img.parentImg, img.overlap}
+}
+
+// ReadAt reads len(p) bytes at off. Objects that do not exist read as
+// zeros, or, in a clone and within the parent overlap, as the parent's
+// data. Reads past the end return io.EOF semantics as ErrOutOfRange.
+func (img *Image) ReadAt(ctx context.Context, p []byte, off uint64) (int, error) {
+	st := img.state()
+	if off >= st.size {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		return 0, ErrOutOfRange
+	}
+	n := uint64(len(p))
+	if off+n > st.size {
+		n = st.size - off
+	}
+	ext := st.layout.Map(off, n)
+	err := forExtents(ext, func(e ObjectExtent) error {
+		buf := make([]byte, e.Length)
+		got, err := st.data.read(ctx, DataObjectName(st.prefix, e.ObjectNo), buf, e.Offset)
+		missing := errors.Is(err, syscall.ENOENT)
+		if err != nil && !missing {
+			return fmt.Errorf("rbd: %s: reading object %d: %w", img.name, e.ObjectNo, err)
+		}
+		if missing {
+			got = 0
+			clear(buf)
+		} else {
+			clear(buf[got:])
+		}
+		pos := uint64(0)
+		for _, b := range e.Buffer {
+			copy(p[b.Off:b.Off+b.Len], buf[pos:pos+b.Len])
+			pos += b.Len
+		}
+		if missing && st.parent != nil {
+			return img.readParent(ctx, st, p, off, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if n < uint64(len(p)) {
+		return int(n), ErrOutOfRange
+	}
+	return int(n), nil
+}
+
+// readParent fills the buffer pieces of a missing child object from the
+// parent, clipped to the overlap.
+func (img *Image) readParent(ctx context.Context, st snapshotState, p []byte, off uint64, e ObjectExtent) error {
+	for _, b := range e.Buffer {
+		start := off + b.Off
+		if start >= st.overlap {
+			continue
+		}
+		l := min(b.Len, st.overlap-start)
+		if _, err := st.parent.ReadAt(ctx, p[b.Off:b.Off+l], start); err != nil && !errors.Is(err, ErrOutOfRange) {
+			return fmt.Errorf("rbd: %s: reading parent: %w", img.name, err)
+		}
+	}
+	return nil
+}
+
+func (img *Image) checkWritable(off, n uint64, st snapshotState) error {
+	if img.readOnly {
+		return ErrReadOnly
+	}
+	if off > st.size || n > st.size-off {
+		return fmt.Errorf("%w: %d+%d > %d", ErrOutOfRange, off, n, st.size)
+	}
+	return nil
+}
+
+// WriteAt writes p at off with the image's current snap context.
+func (img *Image) WriteAt(ctx context.Context, p []byte, off uint64) (int, error) {
+	st := img.state()
+	if err := img.checkWritable(off, uint64(len(p)), st); err != nil {
+		return 0, err
+	}
+	ext := st.layout.Map(off, uint64(len(p)))
+	err := forExtents(ext, func(e ObjectExtent) error {
+		data := make([]byte, 0, e.Length)
+		for _, b := range e.Buffer {
+			data = append(data, p[b.Off:b.Off+b.Len]...)
+		}
+		return img.objectWrite(ctx, st, e.ObjectNo, []writeOp{opWrite(e.Offset, data)}, ObjectExists)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// objectWrite sends ops to one data object: it marks the object in the
+// object map first (when the image has one), and, in a clone whose object
+// does not exist yet, prepends a copyup of the parent's data so the rest of
+// the object keeps showing the parent (krbd's copyup state machine).
+func (img *Image) objectWrite(ctx context.Context, st snapshotState, objno uint64, ops []writeOp, state uint8) error {
+	oid := DataObjectName(st.prefix, objno)
+	if err := img.markObject(ctx, objno, state); err != nil {
+		return err
+	}
+	if st.parent != nil && img.objectInOverlap(st, objno) {
+		ok, err := st.data.exists(ctx, oid)
+		if err != nil {
+			return fmt.Errorf("rbd: %s: stat object %d: %w", img.name, objno, err)
+		}
+		if !ok {
+			parentData, err := img.parentObjectData(ctx, st, objno)
+			if err != nil {
+				return err
+			}
+			// copyup writes only if the object is still missing, so a
+			// racing writer's data is not overwritten.
+			ops = append([]writeOp{opCall(clsRBD, "copyup", parentData)}, ops...)
+		}
+	}
+	if err := st.data.write(ctx, oid, ops...); err != nil {
+		return fmt.Errorf("rbd: %s: writing object %d: %w", img.name, objno, err)
+	}
+	return nil
+}
+
+// objectImageExtents returns the image ranges stored in object objno.
+func objectImageExtents(l Layout, objno uint64) [][2]uint64 {
+	n := l.normalized()
+	su, sc, os := n.StripeUnit, n.StripeCount, n.ObjectSize()
+	set := objno / sc
+	col := objno % sc
+	var out [][2]uint64
+	for row := uint64(0); row < os/su; row++ {
+		// unit index within the image
+		unit := set*(os/su)*sc + row*sc + col
+		out = append(out, [2]uint64{unit * su, su})
+	}
+	return out
+}
+
+func (img *Image) objectInOverlap(st snapshotState, objno uint64) bool {
+	for _, r := range objectImageExtents(st.layout, objno) {
+		if r[0] < st.overlap {
+			return true
+		}
+	}
+	return false
+}
+
+// parentObjectData reads what the parent shows for the whole child object
+// objno, trimmed of trailing zeros beyond the overlap.
+func (img *Image) parentObjectData(ctx context.Context, st snapshotState, objno uint64) ([]byte, error) {
+	buf := make([]byte, st.layout.ObjectSize())
+	used := uint64(0)
+	pos := uint64(0)
+	for _, r := range objectImageExtents(st.layout, objno) {
+		if r[0] < st.overlap {
+			l := min(r[1], st.overlap-r[0])
+			if _, err := st.parent.ReadAt(ctx, buf[pos:pos+l], r[0]); err != nil && !errors.Is(err, ErrOutOfRange) {
+				return nil, fmt.Errorf("rbd: %s: copyup read: %w", img.name, err)
+			}
+			used = pos + l
+		}
+		pos += r[1]
+	}
+	return buf[:used], nil
+}
+
+// markObject records state for objno in the object map before the data
+// changes (EXISTS before a write, PENDING before a delete); each update is
+// guarded by lock.assert_locked on the object map object, whose own lock
+// lockObjectMap took, as krbd and librbd do.
+func (img *Image) markObject(ctx context.Context, objno uint64, state uint8) error {
+	if img.omap == nil {
+		return nil
+	}
+	img.omMu.Lock()
+	defer img.omMu.Unlock()
+	cur := img.omap.Get(objno)
+	if cur == state || (state == ObjectExists && cur == ObjectExistsClean && img.features&FeatureFastDiff == 0) {
+		return nil
+	}
+	err := img.s.write(ctx, ObjectMapName(img.id, NoSnap),
+		opCall(clsLock, "assert_locked", assertLockedArgs(rbdLockName, LockExclusive, "", "")),
+		opCall(clsRBD, "object_map_update", objectMapUpdateArgs(objno, objno+1, state, nil)))
+	if err != nil {
+		return fmt.Errorf("rbd: %s: object map update of object %d: %w", img.name, objno, err)
+	}
+	img.omap.Set(objno, state)
+	return nil
+}
+
+// Discard releases [off, off+n): whole objects are deleted, partial ones
+// zeroed (truncated when the range reaches the object end). In a clone,
+// objects the parent shows through are zeroed instead of deleted.
+func (img *Image) Discard(ctx context.Context, off, n uint64) error {
+	return img.zeroRange(ctx, off, n, true)
+}
+
+// WriteZeroes makes [off, off+n) read as zeros.
+func (img *Image) WriteZeroes(ctx context.Context, off, n uint64) error {
+	return img.zeroRange(ctx, off, n, false)
+}
+
+func (img *Image) zeroRange(ctx context.Context, off, n uint64, discard bool) error {
+	st := img.state()
+	if err := img.checkWritable(off, n, st); err != nil {
+		return err
+	}
+	os := st.layout.ObjectSize()
+	return forExtents(st.layout.Map(off, n), func(e ObjectExtent) error {
+		oid := DataObjectName(st.prefix, e.ObjectNo)
+		hasParent := st.parent != nil && img.objectInOverlap(st, e.ObjectNo)
+		if e.Offset == 0 && e.Length == os && !hasParent {
+			if img.omap != nil && img.omapState(e.ObjectNo) == ObjectNonexistent {
+				return nil
+			}
+			if err := img.markObject(ctx, e.ObjectNo, ObjectPending); err != nil {
+				return err
+			}
+			err := st.data.write(ctx, oid, opRemove())
+			if err != nil && !errors.Is(err, syscall.ENOENT) {
+				return fmt.Errorf("rbd: %s: removing object %d: %w", img.name, e.ObjectNo, err)
+			}
+			return img.markObject(ctx, e.ObjectNo, ObjectNonexistent)
+		}
+		if !hasParent {
+			ok, err := st.data.exists(ctx, oid)
+			if err != nil || !ok {
+				return err // nothing to zero
+			}
+		}
+		op := opZero(e.Offset, e.Length)
+		if discard && e.Offset+e.Length == os && !hasParent {
+			op = opTruncate(e.Offset)
+		}
+		return img.objectWrite(ctx, st, e.ObjectNo, []writeOp{op}, ObjectExists)
+	})
+}
+
+func (img *Image) omapState(objno uint64) uint8 {
+	img.omMu.Lock()
+	defer img.omMu.Unlock()
+	return img.omap.Get(objno)
+}

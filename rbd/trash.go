@@ -1,0 +1,93 @@
+package rbd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+
+	"github.com/csi-gorbd/csi-gorbd/rados"
+)
+
+// TrashMove moves the image called name into the pool's trash
+// (trash::MoveRequest): trash_add records it in rbd_trash under its id,
+// then its directory entry and rbd_id.<name> go, so the name is free
+// again. The image must not be open elsewhere. It returns the image id.
+// delay is the deferment: `rbd trash rm` refuses the image before it ends
+// unless forced.
+func TrashMove(ctx context.Context, io *rados.IOContext, name string, delay time.Duration) (string, error) {
+	s := newRadosStore(io)
+	img, err := open(ctx, s, name, "", &OpenOptions{ReadOnly: true})
+	if err != nil {
+		return "", err
+	}
+	if n, err := s.watcherCount(ctx, img.hdr()); err != nil {
+		return "", fmt.Errorf("rbd: trash move %q: listing watchers: %w", name, err)
+	} else if n > 0 {
+		return "", fmt.Errorf("%w: image %q has %d watchers", ErrBusy, name, n)
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	spec := TrashSpec{Source: TrashSourceUser, Name: name, DeletionTime: now, DefermentEnd: now.Add(delay)}
+	if err := s.write(ctx, TrashObject, opCall(clsRBD, "trash_add", trashAddArgs(img.id, spec))); err != nil {
+		return "", fmt.Errorf("rbd: trash move %q: trash_add: %w", name, err)
+	}
+	if err := s.write(ctx, DirectoryObject, opCall(clsRBD, "dir_remove_image", dirAddArgs(name, img.id))); err != nil &&
+		!errors.Is(err, syscall.ENOENT) {
+		return "", fmt.Errorf("rbd: trash move %q: directory: %w", name, err)
+	}
+	if err := s.write(ctx, IDObjectName(name), opRemove()); err != nil && !errors.Is(err, syscall.ENOENT) {
+		return "", fmt.Errorf("rbd: trash move %q: id object: %w", name, err)
+	}
+	return img.id, nil
+}
+
+// TrashList returns the trash entries by image id.
+func TrashList(ctx context.Context, io *rados.IOContext) (map[string]TrashSpec, error) {
+	s := newRadosStore(io)
+	all := map[string]TrashSpec{}
+	start := ""
+	for {
+		out, err := s.call(ctx, TrashObject, clsRBD, "trash_list", trashListArgs(start, 1024))
+		if errors.Is(err, syscall.ENOENT) {
+			return all, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("rbd: trash_list: %w", err)
+		}
+		m, err := decodeTrashList(out)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range m {
+			all[k] = v
+			start = max(start, k)
+		}
+		if len(m) < 1024 {
+			return all, nil
+		}
+	}
+}
+
+// TrashRemove deletes a trashed image by id: its data, header and object
+// maps as Remove does, then its rbd_trash entry.
+func TrashRemove(ctx context.Context, io *rados.IOContext, id string) error {
+	s := newRadosStore(io)
+	out, err := s.call(ctx, TrashObject, clsRBD, "trash_get", stringArg(id))
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) {
+			return fmt.Errorf("%w: trash entry %q: %w", ErrNotFound, id, err)
+		}
+		return fmt.Errorf("rbd: trash_get %q: %w", id, err)
+	}
+	if _, err := DecodeTrashSpec(out); err != nil {
+		return err
+	}
+	if err := remove(ctx, s, "", id); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if err := s.write(ctx, TrashObject, opCall(clsRBD, "trash_remove", stringArg(id))); err != nil && !errors.Is(err, syscall.ENOENT) {
+		return fmt.Errorf("rbd: trash_remove %q: %w", id, err)
+	}
+	return nil
+}
