@@ -7,7 +7,13 @@
 // (cephx service tickets). It reaches them only through the narrow hooks in
 // [Config]: a dial function, map updates pushed in with [Client.HandleMap]
 // and a callback to ask the monitors for a newer map. It knows nothing of
-// monitors, cephx or RBD.
+// monitors, cephx or RBD. [MessengerDialer] (dial.go) is the production
+// DialFunc: msgr2 via package messenger, with an authorizer per OSD.
+//
+// Wiring (package rados): decode or apply every MOSDMap from the monitor
+// session and pass the result to [Client.HandleMap]; let
+// Config.RequestMap re-subscribe the monitor session; build the dialer
+// with the mon session's global id and cephx ServiceAuth(TypeOSD).
 //
 // # Wire messages
 //

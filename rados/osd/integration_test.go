@@ -666,6 +666,9 @@ func TestIntegrationSecureMode(t *testing.T) {
 			}
 			st.connMu.Lock()
 			defer st.connMu.Unlock()
+			if len(st.conns) == 0 {
+				t.Fatal("no OSD connection recorded")
+			}
 			for _, f := range st.conns {
 				if mc, ok := f.c.(interface{ Peer() messenger.PeerInfo }); ok && mc.Peer().ConMode != messenger.ModeSecure {
 					t.Fatalf("connection mode %d, want secure", mc.Peer().ConMode)
