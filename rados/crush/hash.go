@@ -5,8 +5,9 @@ const HashRjenkins1 = 0
 
 const hashSeed = 1315423911
 
-// hashMix is Robert Jenkins' 96-bit mix as CRUSH uses it.
-func hashMix(a, b, c uint32) (uint32, uint32, uint32) {
+// JenkinsMix is Robert Jenkins' 96-bit mix, shared by CRUSH's hashes and
+// Ceph's rjenkins object-name hash (package osdmap).
+func JenkinsMix(a, b, c uint32) (uint32, uint32, uint32) {
 	a -= b
 	a -= c
 	a ^= c >> 13
@@ -45,9 +46,9 @@ func Hash2(typ uint8, a, b uint32) uint32 {
 	}
 	h := hashSeed ^ a ^ b
 	x, y := uint32(231232), uint32(1232)
-	a, b, h = hashMix(a, b, h)
-	x, a, h = hashMix(x, a, h)
-	b, y, h = hashMix(b, y, h)
+	a, b, h = JenkinsMix(a, b, h)
+	x, a, h = JenkinsMix(x, a, h)
+	b, y, h = JenkinsMix(b, y, h)
 	_, _ = x, y
 	return h
 }
@@ -59,11 +60,11 @@ func Hash3(typ uint8, a, b, c uint32) uint32 {
 	}
 	h := hashSeed ^ a ^ b ^ c
 	x, y := uint32(231232), uint32(1232)
-	a, b, h = hashMix(a, b, h)
-	c, x, h = hashMix(c, x, h)
-	y, a, h = hashMix(y, a, h)
-	b, x, h = hashMix(b, x, h)
-	y, c, h = hashMix(y, c, h)
+	a, b, h = JenkinsMix(a, b, h)
+	c, x, h = JenkinsMix(c, x, h)
+	y, a, h = JenkinsMix(y, a, h)
+	b, x, h = JenkinsMix(b, x, h)
+	y, c, h = JenkinsMix(y, c, h)
 	_, _, _, _, _ = a, b, c, x, y
 	return h
 }
@@ -75,12 +76,12 @@ func Hash4(typ uint8, a, b, c, d uint32) uint32 {
 	}
 	h := hashSeed ^ a ^ b ^ c ^ d
 	x, y := uint32(231232), uint32(1232)
-	a, b, h = hashMix(a, b, h)
-	c, d, h = hashMix(c, d, h)
-	a, x, h = hashMix(a, x, h)
-	y, b, h = hashMix(y, b, h)
-	c, x, h = hashMix(c, x, h)
-	y, d, h = hashMix(y, d, h)
+	a, b, h = JenkinsMix(a, b, h)
+	c, d, h = JenkinsMix(c, d, h)
+	a, x, h = JenkinsMix(a, x, h)
+	y, b, h = JenkinsMix(y, b, h)
+	c, x, h = JenkinsMix(c, x, h)
+	y, d, h = JenkinsMix(y, d, h)
 	_, _, _, _, _, _ = a, b, c, d, x, y
 	return h
 }

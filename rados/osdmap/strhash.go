@@ -1,41 +1,12 @@
 package osdmap
 
+import "github.com/csi-gorbd/csi-gorbd/rados/crush"
+
 // Object hash types (pg_pool_t object_hash, CEPH_STR_HASH_*).
 const (
 	HashLinux    = 1
 	HashRjenkins = 2
 )
-
-func strMix(a, b, c uint32) (uint32, uint32, uint32) {
-	a -= b
-	a -= c
-	a ^= c >> 13
-	b -= c
-	b -= a
-	b ^= a << 8
-	c -= a
-	c -= b
-	c ^= b >> 13
-	a -= b
-	a -= c
-	a ^= c >> 12
-	b -= c
-	b -= a
-	b ^= a << 16
-	c -= a
-	c -= b
-	c ^= b >> 5
-	a -= b
-	a -= c
-	a ^= c >> 3
-	b -= c
-	b -= a
-	b ^= a << 10
-	c -= a
-	c -= b
-	c ^= b >> 15
-	return a, b, c
-}
 
 // le32 reads up to four bytes little-endian (missing bytes are zero).
 func le32(k []byte) uint32 {
@@ -54,7 +25,7 @@ func rjenkinsString(k []byte) uint32 {
 		a += le32(k[0:4])
 		b += le32(k[4:8])
 		c += le32(k[8:12])
-		a, b, c = strMix(a, b, c)
+		a, b, c = crush.JenkinsMix(a, b, c)
 		k = k[12:]
 	}
 	c += length
@@ -71,7 +42,7 @@ func rjenkinsString(k []byte) uint32 {
 	default:
 		a += le32(k)
 	}
-	_, _, c = strMix(a, b, c)
+	_, _, c = crush.JenkinsMix(a, b, c)
 	return c
 }
 
