@@ -5,6 +5,9 @@
 # operations in flight, and print a table of both and the ratio ours/librados.
 # Not a test: numbers depend on the machine. Needs a running cluster
 # (test/cluster/start.sh CLUSTER) and its rados CLI (CEPH_CLI in cluster.env).
+# Each write run stops at --max-objects (MAXOBJ_4K / MAXOBJ_4M, defaults
+# 20000 and 40: 80 and 160 MiB) so the test clusters' 1 GiB memstore
+# never fills, and every run's objects are removed before the next.
 #   bench/rados.sh pacific 5
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,15 +29,26 @@ theirs() { $CLI rados -c "$CEPH_CONF" -k "$CEPH_KEYRING" -p "$POOL" bench "$@"; 
 # field NAME FILE: the value of one summary line.
 field() { sed -n "s/^$1: *//p" "$2" | head -1; }
 
+MAXOBJ_4K=${MAXOBJ_4K:-20000}
+MAXOBJ_4M=${MAXOBJ_4M:-40}
+# shellcheck disable=SC2086
+cleanup_all() {
+	ours 0 cleanup -t 16 >/dev/null 2>&1 || true
+	$CLI rados -c "$CEPH_CONF" -k "$CEPH_KEYRING" -p "$POOL" cleanup >/dev/null 2>&1 || true
+}
 TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+trap 'cleanup_all; rm -rf "$TMP"' EXIT
 ROWS=()
 for bs in 4096 4194304; do
+	max=$MAXOBJ_4K
+	[ "$bs" -ge 1048576 ] && max=$MAXOBJ_4M
 	for t in 1 16; do
 		for tool in ours theirs; do
-			$tool "$SECS" write -b "$bs" -t "$t" --no-cleanup >"$TMP/$tool-write" 2>&1
-			$tool "$SECS" seq -t "$t" >"$TMP/$tool-seq" 2>&1
-			if [ $tool = ours ]; then ours 0 cleanup -t 16 >/dev/null; else $CLI rados -c "$CEPH_CONF" -k "$CEPH_KEYRING" -p "$POOL" cleanup >/dev/null; fi
+			echo "$tool: bench $SECS write -b $bs -t $t --max-objects $max; seq" >&2
+			$tool "$SECS" write -b "$bs" -t "$t" --max-objects "$max" --no-cleanup >"$TMP/$tool-write" 2>&1 ||
+				{ cat "$TMP/$tool-write" >&2; exit 1; }
+			$tool "$SECS" seq -t "$t" >"$TMP/$tool-seq" 2>&1 || { cat "$TMP/$tool-seq" >&2; exit 1; }
+			cleanup_all
 		done
 		for phase in write seq; do
 			ROWS+=("$(printf '%s\t%s\t%s' "$bs" "$t" "$phase")")

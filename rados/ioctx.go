@@ -193,10 +193,13 @@ func (io *IOContext) Truncate(ctx context.Context, oid string, size uint64) erro
 	return err
 }
 
-// Remove deletes the object (ENOENT if it does not exist).
+// Remove deletes the object (ENOENT if it does not exist). Like
+// librados' remove it is sent with FULL_FORCE, so it works in a full
+// pool, where freeing space is what is wanted.
 func (io *IOContext) Remove(ctx context.Context, oid string) error {
-	_, err := io.do(ctx, oid, osd.Delete())
-	return err
+	req := io.request(oid, []osd.Op{osd.Delete()})
+	req.Flags = osd.FlagFullForce
+	return osdErr(io.c.osd.Do(ctx, req))
 }
 
 // Create creates an empty object; with exclusive, an existing object is

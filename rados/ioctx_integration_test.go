@@ -682,9 +682,13 @@ func TestIntegrationPoolFull(t *testing.T) {
 	if !errors.Is(werr, syscall.ENOSPC) || !errors.Is(werr, rados.ErrPoolFull) {
 		t.Fatalf("write to a full pool: %v, want ENOSPC", werr)
 	}
-	// Reads still work; a delete with FullTry frees space.
+	// Reads still work; deletes free space (Remove as librados does it,
+	// and a WriteOp with FullTry).
 	if _, err := io.Stat(ctx, "fill-0"); err != nil {
 		t.Fatal(err)
+	}
+	if err := io.Remove(ctx, "fill-1"); err != nil {
+		t.Fatalf("remove in a full pool: %v", err)
 	}
 	rm := rados.NewWriteOp()
 	rm.SetFullTry()

@@ -31,6 +31,7 @@ type mapTracker struct {
 	reqStart   uint32
 	reqRunning bool
 	decodeErrs atomic.Uint64 // batches we could not use (diagnostics)
+	badFull    uint32        // epoch of the last full map that failed to decode (mu)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -88,6 +89,12 @@ func (t *mapTracker) advanceLocked(m *mon.OSDMapMsg) (*osdmap.OSDMap, int64) {
 			om, err := osdmap.Decode(fb.Data)
 			if err != nil {
 				t.decodeErrs.Add(1)
+				// Asking again for the same map would loop: wait for a
+				// newer epoch instead.
+				if fb.Epoch == t.badFull {
+					return nil, -1
+				}
+				t.badFull = fb.Epoch
 				return nil, 0
 			}
 			cur = om

@@ -224,6 +224,19 @@ func TestMapTrackerIncrementals(t *testing.T) {
 			t.Fatalf("old maps changed ours: %v %d epoch %d", got, req, tr.cur.Epoch)
 		}
 	})
+	t.Run("corrupt full map", func(t *testing.T) {
+		tr := &mapTracker{}
+		bad := append([]byte(nil), full[latest]...)
+		bad[len(bad)/2] ^= 0xff
+		m := &mon.OSDMapMsg{Full: []mon.EpochBlob{{Epoch: latest, Data: bad}}}
+		if got, req := tr.advanceLocked(m); got != nil || req != 0 {
+			t.Fatalf("first corrupt full map: %v, request %d", got, req)
+		}
+		// The same map again: no new request (it would loop).
+		if got, req := tr.advanceLocked(m); got != nil || req != -1 {
+			t.Fatalf("second corrupt full map: %v, request %d", got, req)
+		}
+	})
 	t.Run("corrupt incremental", func(t *testing.T) {
 		tr := &mapTracker{}
 		tr.advanceLocked(&mon.OSDMapMsg{Full: []mon.EpochBlob{{Epoch: first - 1, Data: base}}})

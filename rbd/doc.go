@@ -38,6 +38,7 @@
 // NON_PRIMARY or DIRTY_CACHE; opening anything with an unknown
 // incompatible feature (an *FeatureError names the features). Not done
 // yet: flatten, trash, clone v1 creation, lock hand-over on REQUEST_LOCK
-// (a writer keeps its lock, as krbd mapped with "exclusive" does) and
-// breaking a dead owner's lock (Open fails with ErrBusy).
+// (a writer keeps its lock, as krbd mapped with "exclusive" does; Open
+// fails with ErrBusy while a live client holds it; a dead owner's lock is
+// broken after blocklisting its address).
 package rbd

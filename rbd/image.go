@@ -514,8 +514,9 @@ func ackPayload(result int32) []byte {
 }
 
 // acquireLock watches the header and takes librbd's exclusive lock. A lock
-// held by someone else fails with ErrBusy (the owner is not asked to
-// release it and is never broken). With an object map, the map is loaded.
+// held by a live client fails with ErrBusy (the owner is not asked to
+// release it); a dead owner's lock is broken after blocklisting it. With
+// an object map, the map's own lock is taken and the map loaded.
 func (img *Image) acquireLock(ctx context.Context) error {
 	handler := func(payload []byte) []byte {
 		op, ok := decodeNotifyOp(payload)
@@ -535,7 +536,17 @@ func (img *Image) acquireLock(ctx context.Context) error {
 	}
 	img.unwatch = unwatch
 	lc := rbdLockCookie(cookie)
-	err = img.s.write(ctx, img.hdr(), opCall(clsLock, "lock", lockArgs(rbdLockName, LockExclusive, lc, rbdLockTag, "", 0, 0)))
+	lock := opCall(clsLock, "lock", lockArgs(rbdLockName, LockExclusive, lc, rbdLockTag, "", 0, 0))
+	err = img.s.write(ctx, img.hdr(), lock)
+	if errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EEXIST) {
+		var broke bool
+		if broke, err = img.breakDeadOwner(ctx); err == nil {
+			err = syscall.EBUSY
+			if broke {
+				err = img.s.write(ctx, img.hdr(), lock)
+			}
+		}
+	}
 	if err != nil {
 		_ = unwatch(context.WithoutCancel(ctx))
 		img.unwatch = nil
@@ -562,6 +573,48 @@ func (img *Image) acquireLock(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// breakDeadOwner breaks the header lock when its owner is dead: no watch
+// on the header from the owner's address with the owner's watch handle
+// (the number in its "auto <handle>" cookie). The owner is blocklisted
+// first, so it cannot write after we take over (librbd's BreakRequest and
+// krbd's rbd_try_lock). It reports whether it broke the lock.
+func (img *Image) breakDeadOwner(ctx context.Context) (bool, error) {
+	out, err := img.s.call(ctx, img.hdr(), clsLock, "get_info", getLockInfoArgs(rbdLockName))
+	if err != nil {
+		return false, fmt.Errorf("rbd: %s: lock info: %w", img.name, err)
+	}
+	li, err := decodeLockInfo(out)
+	if err != nil {
+		return false, err
+	}
+	if len(li.Lockers) == 0 {
+		return true, nil // released meanwhile: just retry
+	}
+	ws, err := img.s.listWatchers(ctx, img.hdr())
+	if err != nil {
+		return false, fmt.Errorf("rbd: %s: listing watchers: %w", img.name, err)
+	}
+	for _, l := range li.Lockers {
+		var handle uint64
+		fmt.Sscanf(l.Cookie, "auto %d", &handle)
+		for _, w := range ws {
+			if w.Addr.IP == l.Addr.IP && w.Addr.Nonce == l.Addr.Nonce && (handle == 0 || w.Cookie == handle) {
+				return false, nil // alive
+			}
+		}
+	}
+	for _, l := range li.Lockers {
+		if err := img.s.blocklist(ctx, l.Addr); err != nil {
+			return false, fmt.Errorf("rbd: %s: blocklisting dead lock owner %v (%v): %w", img.name, l.Entity, l.Addr, err)
+		}
+		err := img.s.write(ctx, img.hdr(), opCall(clsLock, "break_lock", breakLockArgs(rbdLockName, l.Entity, l.Cookie)))
+		if err != nil && !errors.Is(err, syscall.ENOENT) {
+			return false, fmt.Errorf("rbd: %s: breaking the lock of %v: %w", img.name, l.Entity, err)
+		}
+	}
+	return true, nil
 }
 
 // lockObjectMap takes the object map object's own exclusive cls lock

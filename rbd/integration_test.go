@@ -66,6 +66,15 @@ func (e *env) rbd(t *testing.T, args ...string) []byte {
 	return out
 }
 
+// rbdQuiet runs the rbd CLI for cleanups, ignoring failures.
+func (e *env) rbdQuiet(args ...string) {
+	full := append([]string{"rbd", "-c", e.cl.Conf(), "-k", e.cl.Keyring(), "-p", e.pool}, args...)
+	if cli := e.cl.Get("CEPH_CLI"); cli != "" {
+		full = append(strings.Fields(cli), full...)
+	}
+	_ = exec.Command(full[0], full[1:]...).Run()
+}
+
 func (e *env) export(t *testing.T, spec string) []byte {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "export")
@@ -231,10 +240,10 @@ func TestInteropImportSnapshotClone(t *testing.T) {
 					e.importFile(t, orig, name, args...)
 					clone := name + "-c"
 					t.Cleanup(func() {
-						e.rbd(t, "rm", "--no-progress", clone)
-						e.rbd(t, "snap", "unprotect", name+"@s1")
-						e.rbd(t, "snap", "purge", "--no-progress", name)
-						e.rbd(t, "rm", "--no-progress", name)
+						e.rbdQuiet("rm", "--no-progress", clone)
+						e.rbdQuiet("snap", "unprotect", name+"@s1")
+						e.rbdQuiet("snap", "purge", "--no-progress", name)
+						e.rbdQuiet("rm", "--no-progress", name)
 					})
 					img, err := rbd.Open(ctx, e.io, name, &rbd.OpenOptions{ReadOnly: true})
 					if err != nil {
@@ -335,7 +344,7 @@ func TestInteropSnapshots(t *testing.T) {
 					}
 					t.Cleanup(func() {
 						_ = img.Close(context.Background())
-						e.rbd(t, "snap", "purge", "--no-progress", name)
+						e.rbdQuiet("snap", "purge", "--no-progress", name)
 						_ = rbd.Remove(context.Background(), e.io, name)
 					})
 					a := randBytes(size, 21)
@@ -416,8 +425,8 @@ func TestInteropCloneV2(t *testing.T) {
 			e.rbd(t, "snap", "create", parent+"@s1")
 			t.Cleanup(func() {
 				_ = rbd.Remove(context.Background(), e.io, child)
-				e.rbd(t, "snap", "purge", "--no-progress", parent)
-				e.rbd(t, "rm", "--no-progress", parent)
+				e.rbdQuiet("snap", "purge", "--no-progress", parent)
+				e.rbdQuiet("rm", "--no-progress", parent)
 			})
 			if _, err := rbd.Clone(ctx, e.io, parent, "s1", e.io, child, nil); err != nil {
 				t.Fatal(err)
@@ -549,6 +558,54 @@ func TestInteropTrash(t *testing.T) {
 			}
 			if _, err := rbd.OpenByID(ctx, e.io, idb, &rbd.OpenOptions{ReadOnly: true}); !errors.Is(err, rbd.ErrNotFound) {
 				t.Fatalf("open of removed trash image: %v", err)
+			}
+		})
+	}
+}
+
+// The exclusive lock: a live holder makes a second writer fail with
+// ErrBusy; a lock left by a client that is gone (here `rbd lock add`,
+// whose process has exited) is broken after blocklisting it.
+func TestInteropExclusiveLock(t *testing.T) {
+	for _, c := range clusters {
+		t.Run(c, func(t *testing.T) {
+			e := newEnv(t, c)
+			ctx := tctx(t)
+			name := iname("lck")
+			if _, err := rbd.Create(ctx, e.io, name, 8<<20, &rbd.CreateOptions{Features: rbd.FeaturesDefault}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = rbd.Remove(context.Background(), e.io, name) })
+			a, err := rbd.Open(ctx, e.io, name, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := rbd.Open(ctx, e.io, name, nil); !errors.Is(err, rbd.ErrBusy) {
+				t.Fatalf("second writer: %v, want ErrBusy", err)
+			}
+			if out := e.rbd(t, "lock", "ls", name); !strings.Contains(string(out), "auto ") {
+				t.Fatalf("rbd lock ls:\n%s", out)
+			}
+			if err := a.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if out := e.rbd(t, "lock", "ls", name); strings.Contains(string(out), "auto ") {
+				t.Fatalf("lock left after Close:\n%s", out)
+			}
+			e.rbd(t, "lock", "add", name, "gone-client")
+			b, err := rbd.Open(ctx, e.io, name, nil)
+			if err != nil {
+				t.Fatalf("open over a dead owner's lock: %v", err)
+			}
+			out := e.rbd(t, "lock", "ls", name)
+			if strings.Contains(string(out), "gone-client") || !strings.Contains(string(out), "auto ") {
+				t.Fatalf("rbd lock ls after the break:\n%s", out)
+			}
+			if _, err := b.WriteAt(ctx, []byte("after break"), 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Close(ctx); err != nil {
+				t.Fatal(err)
 			}
 		})
 	}

@@ -132,9 +132,9 @@ func remove(ctx context.Context, s store, name, id string) error {
 	if id != "" {
 		name = ""
 	}
-	if n, err := s.watcherCount(ctx, img.hdr()); err != nil {
+	if ws, err := s.listWatchers(ctx, img.hdr()); err != nil {
 		return fmt.Errorf("rbd: remove %q: listing watchers: %w", name, err)
-	} else if n > 0 {
+	} else if n := len(ws); n > 0 {
 		return fmt.Errorf("%w: image %q has %d watchers", ErrBusy, name, n)
 	}
 	st := img.state()

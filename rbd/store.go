@@ -2,6 +2,8 @@ package rbd
 
 import (
 	"context"
+
+	"github.com/csi-gorbd/csi-gorbd/rados/entity"
 )
 
 // store is the narrow set of RADOS operations rbd needs, on one pool and
@@ -33,8 +35,11 @@ type store interface {
 	read(ctx context.Context, oid string, p []byte, off uint64) (int, error)
 	// exists reports whether the object exists.
 	exists(ctx context.Context, oid string) (bool, error)
-	// watcherCount counts the object's watchers.
-	watcherCount(ctx context.Context, oid string) (int, error)
+	// listWatchers lists the object's watchers.
+	listWatchers(ctx context.Context, oid string) ([]watcher, error)
+	// blocklist fences a client address cluster-wide (osd blocklist add),
+	// so a dead lock owner can be broken safely.
+	blocklist(ctx context.Context, addr entity.Addr) error
 	// watch registers a watch; the handler's result is the notify ack
 	// payload. It returns the watch cookie and a function removing it.
 	watch(ctx context.Context, oid string, handler func(payload []byte) []byte) (uint64, func(context.Context) error, error)
@@ -77,3 +82,10 @@ func opWrite(off uint64, p []byte) writeOp { return writeOp{kind: wWrite, off: o
 func opZero(off, length uint64) writeOp    { return writeOp{kind: wZero, off: off, length: length} }
 func opTruncate(size uint64) writeOp       { return writeOp{kind: wTruncate, off: size} }
 func opRemove() writeOp                    { return writeOp{kind: wRemove} }
+
+// watcher is one watch on an object: who holds it and its cookie.
+type watcher struct {
+	Entity entity.NumName
+	Cookie uint64
+	Addr   entity.Addr
+}

@@ -2,11 +2,14 @@ package rbd
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"syscall"
 	"time"
 
 	"github.com/csi-gorbd/csi-gorbd/rados"
+	"github.com/csi-gorbd/csi-gorbd/rados/entity"
 )
 
 // notifyTimeout is krbd's RBD_NOTIFY_TIMEOUT.
@@ -89,9 +92,21 @@ func (s *radosStore) exists(ctx context.Context, oid string) (bool, error) {
 	return err == nil, err
 }
 
-func (s *radosStore) watcherCount(ctx context.Context, oid string) (int, error) {
-	w, err := s.io.ListWatchers(ctx, oid)
-	return len(w), err
+func (s *radosStore) listWatchers(ctx context.Context, oid string) ([]watcher, error) {
+	ws, err := s.io.ListWatchers(ctx, oid)
+	out := make([]watcher, 0, len(ws))
+	for _, w := range ws {
+		out = append(out, watcher{Entity: w.Name, Cookie: w.Cookie, Addr: w.Addr})
+	}
+	return out, err
+}
+
+func (s *radosStore) blocklist(ctx context.Context, a entity.Addr) error {
+	// "ip:port/nonce", the form `ceph osd blocklist add` parses.
+	cmd, _ := json.Marshal(map[string]string{"prefix": "osd blocklist", "blocklistop": "add",
+		"addr": fmt.Sprintf("%s/%d", a.IP, a.Nonce)})
+	_, _, err := s.io.Conn().MonCommand(ctx, string(cmd), nil)
+	return err
 }
 
 func (s *radosStore) watch(ctx context.Context, oid string, handler func([]byte) []byte) (uint64, func(context.Context) error, error) {

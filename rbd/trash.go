@@ -22,9 +22,9 @@ func TrashMove(ctx context.Context, io *rados.IOContext, name string, delay time
 	if err != nil {
 		return "", err
 	}
-	if n, err := s.watcherCount(ctx, img.hdr()); err != nil {
+	if ws, err := s.listWatchers(ctx, img.hdr()); err != nil {
 		return "", fmt.Errorf("rbd: trash move %q: listing watchers: %w", name, err)
-	} else if n > 0 {
+	} else if n := len(ws); n > 0 {
 		return "", fmt.Errorf("%w: image %q has %d watchers", ErrBusy, name, n)
 	}
 	now := time.Now().UTC().Truncate(time.Microsecond)

@@ -35,6 +35,7 @@ type benchOpts struct {
 	blockSize int
 	threads   int
 	noCleanup bool
+	maxObjs   int64
 }
 
 func init() {
@@ -84,6 +85,7 @@ write run left with --no-cleanup. The summary has rados bench's fields.
 	c.Flags().IntVarP(&o.blockSize, "block-size", "b", 4<<20, "bytes per write (and object size)")
 	c.Flags().IntVarP(&o.threads, "concurrent-ios", "t", 16, "operations in flight")
 	c.Flags().BoolVar(&o.noCleanup, "no-cleanup", false, "keep the written objects (for seq/rand)")
+	c.Flags().Int64Var(&o.maxObjs, "max-objects", 0, "stop writing after this many objects (0: no limit)")
 	rootCmd.AddCommand(c)
 }
 
@@ -208,8 +210,8 @@ func benchObj(prefix string, i int64) string { return fmt.Sprintf("%s_object%d",
 
 func benchWrite(ctx context.Context, w io.Writer, ioc *rados.IOContext, secs time.Duration, o benchOpts) error {
 	prefix := benchPrefix()
-	fmt.Fprintf(w, "Maintaining %d concurrent writes of %d bytes to objects of size %d for up to %d seconds or 0 objects\n",
-		o.threads, o.blockSize, o.blockSize, int(secs.Seconds()))
+	fmt.Fprintf(w, "Maintaining %d concurrent writes of %d bytes to objects of size %d for up to %d seconds or %d objects\n",
+		o.threads, o.blockSize, o.blockSize, int(secs.Seconds()), o.maxObjs)
 	fmt.Fprintf(w, "Object prefix: %s\n", prefix)
 	data := make([]byte, o.blockSize)
 	for i := range data {
@@ -218,7 +220,10 @@ func benchWrite(ctx context.Context, w io.Writer, ioc *rados.IOContext, secs tim
 	var n atomic.Int64
 	var st benchStats
 	el, perSec, err := st.run(ctx, w, o.threads, secs, o.blockSize,
-		func() (int64, bool) { return n.Add(1) - 1, true },
+		func() (int64, bool) {
+			i := n.Add(1) - 1
+			return i, o.maxObjs <= 0 || i < o.maxObjs
+		},
 		func(ctx context.Context, i int64) error { return ioc.WriteFull(ctx, benchObj(prefix, i), data) })
 	if err != nil {
 		return err
