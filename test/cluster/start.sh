@@ -13,7 +13,7 @@
 #
 # Environment (optional):
 #   OBJECTSTORE=memstore|bluestore  (default memstore)
-#   MEMSTORE_BYTES                  (default 1073741824 = 1 GiB)
+#   MEMSTORE_BYTES                  (default 2147483648 = 2 GiB; RAM is used only as data is written)
 #   BLUESTORE_SIZE                  (default 10737418240, sparse file)
 #   AUTH_MON_TICKET_TTL, AUTH_SERVICE_TICKET_TTL  (seconds >= 30; default:
 #                                   Ceph's own, 72h and 1h)
@@ -27,7 +27,7 @@ NAME=$1
 cluster_profile "$NAME"
 D=$CLUSTERS/$NAME
 OBJECTSTORE=${OBJECTSTORE:-memstore}
-MEMSTORE_BYTES=${MEMSTORE_BYTES:-1073741824}
+MEMSTORE_BYTES=${MEMSTORE_BYTES:-2147483648}
 BLUESTORE_SIZE=${BLUESTORE_SIZE:-10737418240}
 WAIT_S=${WAIT_S:-180}
 case "$OBJECTSTORE" in memstore|bluestore) ;; *) echo "OBJECTSTORE must be memstore or bluestore" >&2; exit 2;; esac
