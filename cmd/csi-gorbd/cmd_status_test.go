@@ -72,7 +72,7 @@ func run(t *testing.T, name string, args ...string) (string, string, int) {
 
 func needCephCLI(t *testing.T) {
 	if _, err := exec.LookPath("ceph"); err != nil {
-		t.Skip("ceph CLI not installed")
+		cephtest.Missing(t, "ceph CLI not installed (test/deps.sh installs ceph-common)")
 	}
 }
 

@@ -93,3 +93,14 @@ func Need(t testing.TB, name string) *Cluster {
 func All() []string {
 	return []string{"pacific", "reef", "tentacle", "tentacle256"}
 }
+
+// Missing reports a missing prerequisite: it skips the test on a developer
+// machine and fails it when clusters are required (CI), so a required suite
+// never passes by skipping.
+func Missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if Required() {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
+}

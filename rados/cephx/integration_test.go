@@ -59,11 +59,11 @@ func osdAddr(t testing.TB, c *cephtest.Cluster) entity.Addr {
 	t.Helper()
 	log, err := os.ReadFile(filepath.Join(c.Dir, "log", "mon.a.log"))
 	if err != nil {
-		t.Skipf("no mon log to find the OSD address: %v", err)
+		cephtest.Missing(t, "no mon log to find the OSD address: %v", err)
 	}
 	m := osdBootRE.FindAllSubmatch(log, -1)
 	if len(m) == 0 {
-		t.Skip("OSD address not found in mon log")
+		cephtest.Missing(t, "OSD address not found in mon log")
 	}
 	a, err := entity.ParseAddr(string(m[len(m)-1][1]))
 	if err != nil {

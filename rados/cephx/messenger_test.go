@@ -59,11 +59,11 @@ func e2eOSD(t *testing.T, c *cephtest.Cluster) entity.Addr {
 	t.Helper()
 	log, err := os.ReadFile(filepath.Join(c.Dir, "log", "mon.a.log"))
 	if err != nil {
-		t.Skipf("no mon log: %v", err)
+		cephtest.Missing(t, "no mon log: %v", err)
 	}
 	m := bootRE.FindAllSubmatch(log, -1)
 	if len(m) == 0 {
-		t.Skip("OSD address not in mon log")
+		cephtest.Missing(t, "OSD address not in mon log")
 	}
 	a, err := entity.ParseAddr(string(m[len(m)-1][1]))
 	if err != nil {
