@@ -23,6 +23,7 @@ PKGS=(
   xfsprogs
   cpio
   kmod
+  qemu-block-extra
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,0 +1,188 @@
+package rbdbackend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+
+	"github.com/csi-gorbd/csi-gorbd/nbd"
+	"github.com/csi-gorbd/csi-gorbd/rados"
+	"github.com/csi-gorbd/csi-gorbd/rbd"
+)
+
+// zeroChunk bounds the buffer WriteZeroes with noHole writes at a time.
+const zeroChunk = 4 << 20
+
+// Backend serves one open RBD image (or snapshot) as an nbd.Backend.
+type Backend struct {
+	img      *rbd.Image
+	spec     Spec
+	readOnly bool
+}
+
+var (
+	_ nbd.Backend          = (*Backend)(nil)
+	_ nbd.FastZeroer       = (*Backend)(nil)
+	_ nbd.MultiConnBackend = (*Backend)(nil)
+)
+
+// New wraps an already open image. readOnly must be true when img was
+// opened read-only or at a snapshot; Close closes img.
+func New(img *rbd.Image, readOnly bool) *Backend {
+	return &Backend{img: img, readOnly: readOnly}
+}
+
+// Open opens spec (POOL/IMAGE[@SNAP]) on conn. A snapshot is always opened
+// read-only.
+func Open(ctx context.Context, conn *rados.Conn, spec string, readOnly bool) (*Backend, error) {
+	s, err := ParseSpec(spec)
+	if err != nil {
+		return nil, err
+	}
+	io, err := conn.OpenIOContext(ctx, s.Pool)
+	if err != nil {
+		return nil, fmt.Errorf("rbdbackend: pool %q: %w", s.Pool, err)
+	}
+	if s.Snap != "" {
+		readOnly = true
+	}
+	img, err := rbd.Open(ctx, io, s.Image, &rbd.OpenOptions{ReadOnly: readOnly, Snapshot: s.Snap})
+	if err != nil {
+		return nil, fmt.Errorf("rbdbackend: opening %s: %w", s, err)
+	}
+	return &Backend{img: img, spec: s, readOnly: readOnly}, nil
+}
+
+// Image returns the wrapped image.
+func (b *Backend) Image() *rbd.Image { return b.img }
+
+// ReadOnly reports whether writes are refused (a snapshot or a read-only
+// open); the export should then be marked read-only too.
+func (b *Backend) ReadOnly() bool { return b.readOnly }
+
+// Description is a human-readable name for the export.
+func (b *Backend) Description() string {
+	if b.spec.Image == "" {
+		return "rbd image"
+	}
+	return "rbd " + b.spec.String()
+}
+
+// Close releases the image (and its exclusive lock, if it held one).
+func (b *Backend) Close(ctx context.Context) error { return b.img.Close(ctx) }
+
+// Size implements nbd.Backend.
+func (b *Backend) Size() int64 { return int64(b.img.Size()) }
+
+// ReadAt implements nbd.Backend.
+func (b *Backend) ReadAt(ctx context.Context, p []byte, off int64) error {
+	if off < 0 {
+		return syscall.EINVAL
+	}
+	_, err := b.img.ReadAt(ctx, p, uint64(off))
+	return mapErr(err)
+}
+
+// WriteAt implements nbd.Backend. RADOS acknowledges writes once durable,
+// so fua needs nothing extra.
+func (b *Backend) WriteAt(ctx context.Context, p []byte, off int64, fua bool) error {
+	if off < 0 {
+		return syscall.EINVAL
+	}
+	if b.readOnly {
+		return syscall.EPERM
+	}
+	_, err := b.img.WriteAt(ctx, p, uint64(off))
+	return mapErr(err)
+}
+
+// Flush implements nbd.Backend: nothing is cached on this side.
+func (b *Backend) Flush(ctx context.Context) error { return ctx.Err() }
+
+// Discard implements nbd.Backend.
+func (b *Backend) Discard(ctx context.Context, off, length int64) error {
+	if off < 0 || length < 0 {
+		return syscall.EINVAL
+	}
+	if b.readOnly {
+		return syscall.EPERM
+	}
+	return mapErr(b.img.Discard(ctx, uint64(off), uint64(length)))
+}
+
+// WriteZeroes implements nbd.Backend. Without noHole whole objects may be
+// deallocated; with it zeroes are written as data.
+func (b *Backend) WriteZeroes(ctx context.Context, off, length int64, noHole bool) error {
+	if off < 0 || length < 0 {
+		return syscall.EINVAL
+	}
+	if b.readOnly {
+		return syscall.EPERM
+	}
+	if !noHole {
+		return mapErr(b.img.WriteZeroes(ctx, uint64(off), uint64(length)))
+	}
+	zeros := make([]byte, min(length, zeroChunk))
+	for length > 0 {
+		n := min(length, int64(len(zeros)))
+		if _, err := b.img.WriteAt(ctx, zeros[:n], uint64(off)); err != nil {
+			return mapErr(err)
+		}
+		off += n
+		length -= n
+	}
+	return nil
+}
+
+// FastZero implements nbd.FastZeroer: deallocating zeroes is a metadata
+// operation per object; allocated zeroes are as slow as a write.
+func (b *Backend) FastZero(noHole bool) bool { return !noHole }
+
+// MultiConn implements nbd.MultiConnBackend.
+func (b *Backend) MultiConn() bool { return true }
+
+// mapErr adds the errno the NBD server reports for rbd's typed errors,
+// keeping the original in the chain.
+func mapErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, rbd.ErrReadOnly):
+		return fmt.Errorf("%w: %w", syscall.EPERM, err)
+	case errors.Is(err, rbd.ErrOutOfRange):
+		return fmt.Errorf("%w: %w", syscall.EINVAL, err)
+	}
+	return err
+}
+
+// Spec names an image: POOL/IMAGE[@SNAP].
+type Spec struct {
+	Pool, Image, Snap string
+}
+
+func (s Spec) String() string {
+	v := s.Pool + "/" + s.Image
+	if s.Snap != "" {
+		v += "@" + s.Snap
+	}
+	return v
+}
+
+// ErrBadSpec: an image spec is not POOL/IMAGE[@SNAP].
+var ErrBadSpec = errors.New("rbdbackend: image spec must be POOL/IMAGE[@SNAP]")
+
+// ParseSpec parses POOL/IMAGE[@SNAP]. Namespaces (POOL/NS/IMAGE) are not
+// supported.
+func ParseSpec(s string) (Spec, error) {
+	pool, rest, ok := strings.Cut(s, "/")
+	if !ok || pool == "" || rest == "" || strings.Contains(rest, "/") {
+		return Spec{}, fmt.Errorf("%w: %q", ErrBadSpec, s)
+	}
+	img, snap, hasSnap := strings.Cut(rest, "@")
+	if img == "" || (hasSnap && (snap == "" || strings.Contains(snap, "@"))) {
+		return Spec{}, fmt.Errorf("%w: %q", ErrBadSpec, s)
+	}
+	return Spec{Pool: pool, Image: img, Snap: snap}, nil
+}
