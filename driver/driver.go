@@ -1,0 +1,139 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc"
+)
+
+// Modes of the plugin.
+const (
+	ModeController = "controller"
+	ModeNode       = "node"
+	ModeAll        = "all"
+)
+
+// Options configure a Driver.
+type Options struct {
+	Name    string // CSI driver name, e.g. rbd.csi-gorbd.io
+	Version string
+	NodeID  string
+	Mode    string // controller, node or all
+
+	Controller csi.ControllerServer // required for controller and all
+	Node       csi.NodeServer       // required for node and all (may be nil this round)
+	// Ready backs Probe; nil means always ready.
+	Ready func(context.Context) bool
+}
+
+// Driver is the gRPC server of the plugin.
+type Driver struct {
+	opts Options
+	srv  *grpc.Server
+
+	mu sync.Mutex
+	ln net.Listener
+}
+
+// New validates the options and builds the server.
+func New(o Options) (*Driver, error) {
+	if o.Name == "" {
+		return nil, errors.New("driver: name is required")
+	}
+	switch o.Mode {
+	case ModeController, ModeAll:
+		if o.Controller == nil {
+			return nil, fmt.Errorf("driver: mode %s needs a controller service", o.Mode)
+		}
+	case ModeNode:
+		if o.NodeID == "" {
+			return nil, errors.New("driver: mode node needs a node id")
+		}
+	default:
+		return nil, fmt.Errorf("driver: unknown mode %q (controller, node or all)", o.Mode)
+	}
+	if o.Mode != ModeController {
+		if o.Node == nil {
+			return nil, fmt.Errorf("driver: mode %s needs a node service (not available yet)", o.Mode)
+		}
+	}
+	if o.Mode == ModeController {
+		o.Node = nil
+	}
+	if o.Mode == ModeNode {
+		o.Controller = nil
+	}
+	d := &Driver{opts: o}
+	d.srv = grpc.NewServer(grpc.UnaryInterceptor(logCalls))
+	csi.RegisterIdentityServer(d.srv, &identity{o: &d.opts})
+	if o.Controller != nil {
+		csi.RegisterControllerServer(d.srv, o.Controller)
+	}
+	if o.Node != nil {
+		csi.RegisterNodeServer(d.srv, o.Node)
+	}
+	return d, nil
+}
+
+// Listen opens the endpoint: unix:///path (a stale socket file is
+// removed first) or tcp://host:port.
+func Listen(endpoint string) (net.Listener, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("driver: endpoint %q: %w", endpoint, err)
+	}
+	switch u.Scheme {
+	case "unix":
+		path := u.Path
+		if u.Host != "" { // unix://relative/path
+			path = filepath.Join(u.Host, u.Path)
+		}
+		if path == "" {
+			return nil, fmt.Errorf("driver: endpoint %q has no path", endpoint)
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("driver: removing stale socket: %w", err)
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+			return nil, err
+		}
+		return net.Listen("unix", path)
+	case "tcp":
+		return net.Listen("tcp", u.Host)
+	}
+	return nil, fmt.Errorf("driver: endpoint %q: scheme must be unix or tcp", endpoint)
+}
+
+// Serve serves on ln until Stop or ctx ends.
+func (d *Driver) Serve(ctx context.Context, ln net.Listener) error {
+	d.mu.Lock()
+	d.ln = ln
+	d.mu.Unlock()
+	stop := context.AfterFunc(ctx, d.Stop)
+	defer stop()
+	err := d.srv.Serve(ln)
+	if errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return err
+}
+
+// Run listens on the endpoint and serves until ctx ends.
+func (d *Driver) Run(ctx context.Context, endpoint string) error {
+	ln, err := Listen(endpoint)
+	if err != nil {
+		return err
+	}
+	return d.Serve(ctx, ln)
+}
+
+// Stop ends the server, letting calls in flight finish.
+func (d *Driver) Stop() { d.srv.GracefulStop() }
