@@ -152,6 +152,29 @@ func openRBDPool(cmd *cobra.Command, pool string) (*rbdSession, error) {
 	return &rbdSession{conn: conn, io: io}, nil
 }
 
+// withImage parses an image spec (snap: 1 required, 0 forbidden, -1
+// optional), connects, opens the image with opts and runs fn; the image and
+// the connection are closed afterwards.
+func withImage(cmd *cobra.Command, arg string, snap int, opts *rbd.OpenOptions,
+	fn func(ctx context.Context, spec imageSpec, img *rbd.Image) error) error {
+	spec, err := parseImageSpec(arg, snap)
+	if err != nil {
+		return err
+	}
+	s, err := openRBDPool(cmd, spec.Pool)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	ctx := cmd.Context()
+	img, err := rbd.Open(ctx, s.io, spec.Image, opts)
+	if err != nil {
+		return err
+	}
+	defer img.Close(ctx)
+	return fn(ctx, spec, img)
+}
+
 // createFlags are rbd's image-shaping options (create, import, clone).
 type createFlags struct {
 	objectSize  string
@@ -490,29 +513,16 @@ func addRBDResize() {
 	c := &cobra.Command{
 		Use: "resize [POOL/]IMAGE --size SIZE", Short: "Resize an image", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			spec, err := parseImageSpec(args[0], -1)
-			if err != nil {
-				return err
-			}
 			n, err := parseSizeMiB(size)
 			if err != nil {
 				return err
 			}
-			s, err := openRBDPool(cmd, spec.Pool)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			ctx := cmd.Context()
-			img, err := rbd.Open(ctx, s.io, spec.Image, nil)
-			if err != nil {
-				return err
-			}
-			defer img.Close(ctx)
-			if n < img.Size() && !allowShrink {
-				return errors.New("shrinking an image is only allowed with the --allow-shrink flag")
-			}
-			return img.Resize(ctx, n)
+			return withImage(cmd, args[0], -1, nil, func(ctx context.Context, _ imageSpec, img *rbd.Image) error {
+				if n < img.Size() && !allowShrink {
+					return errors.New("shrinking an image is only allowed with the --allow-shrink flag")
+				}
+				return img.Resize(ctx, n)
+			})
 		},
 	}
 	c.Flags().StringVarP(&size, "size", "s", "", "new size (bare number: MiB)")

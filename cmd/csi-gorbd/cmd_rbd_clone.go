@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -55,22 +56,9 @@ func init() {
 	rbdCmd.AddCommand(&cobra.Command{
 		Use: "flatten [POOL/]IMAGE", Short: "Copy the parent's data into a clone and detach it", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			spec, err := parseImageSpec(args[0], -1)
-			if err != nil {
-				return err
-			}
-			s, err := openRBDPool(cmd, spec.Pool)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			ctx := cmd.Context()
-			img, err := rbd.Open(ctx, s.io, spec.Image, nil)
-			if err != nil {
-				return err
-			}
-			defer img.Close(ctx)
-			return img.Flatten(ctx)
+			return withImage(cmd, args[0], -1, nil, func(ctx context.Context, _ imageSpec, img *rbd.Image) error {
+				return img.Flatten(ctx)
+			})
 		},
 	})
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strconv"
@@ -31,45 +32,19 @@ func init() {
 	snap.AddCommand(&cobra.Command{
 		Use: "create [POOL/]IMAGE@SNAP", Aliases: []string{"add"}, Short: "Create a snapshot", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			spec, err := parseImageSpec(args[0], 1)
-			if err != nil {
+			return withImage(cmd, args[0], 1, nil, func(ctx context.Context, spec imageSpec, img *rbd.Image) error {
+				_, err := img.CreateSnapshot(ctx, spec.Snap)
 				return err
-			}
-			s, err := openRBDPool(cmd, spec.Pool)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			ctx := cmd.Context()
-			img, err := rbd.Open(ctx, s.io, spec.Image, nil)
-			if err != nil {
-				return err
-			}
-			defer img.Close(ctx)
-			_, err = img.CreateSnapshot(ctx, spec.Snap)
-			return err
+			})
 		},
 	})
 
 	snap.AddCommand(&cobra.Command{
 		Use: "rm [POOL/]IMAGE@SNAP", Aliases: []string{"remove"}, Short: "Delete a snapshot", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			spec, err := parseImageSpec(args[0], 1)
-			if err != nil {
-				return err
-			}
-			s, err := openRBDPool(cmd, spec.Pool)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			ctx := cmd.Context()
-			img, err := rbd.Open(ctx, s.io, spec.Image, nil)
-			if err != nil {
-				return err
-			}
-			defer img.Close(ctx)
-			return img.RemoveSnapshot(ctx, spec.Snap)
+			return withImage(cmd, args[0], 1, nil, func(ctx context.Context, spec imageSpec, img *rbd.Image) error {
+				return img.RemoveSnapshot(ctx, spec.Snap)
+			})
 		},
 	})
 
