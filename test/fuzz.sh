@@ -18,17 +18,17 @@ for pkg in $(go list ./...); do
     # seed (OSD maps are 100+ KiB) can stall a 5 s run entirely; crashers are
     # still written to testdata/fuzz and fail the run, just unminimised.
     ok=0
-    for attempt in 1 2; do
+    for attempt in 1 2 3; do
       if go test -run '^$' -fuzz "^${t}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime 0 "$pkg" >/tmp/fuzz.$$.log 2>&1; then
         ok=1; break
       fi
       # The fuzzer's own "context deadline exceeded" with no failing input
-      # (a worker slow to stop on a loaded machine) gets one more try; any
+      # (a worker slow to stop on a loaded machine) gets two more tries; any
       # failing input fails at once.
       if grep -q 'Failing input written' /tmp/fuzz.$$.log || ! grep -q 'context deadline exceeded' /tmp/fuzz.$$.log; then
         break
       fi
-      echo "    (fuzzer timed out stopping, no failing input; retrying once)"
+      echo "    (fuzzer timed out stopping, no failing input; retrying)"
     done
     if [ $ok = 1 ]; then
       tail -1 /tmp/fuzz.$$.log
