@@ -319,18 +319,25 @@ func listImages(ctx context.Context, io *rados.IOContext) (map[string]string, er
 	}
 }
 
+// poolArg is the pool of `ls [POOL]`-style commands: the argument, else
+// -p/--pool, else rbd.
+func poolArg(args []string) string {
+	pool := rbdFlags.pool
+	if len(args) == 1 {
+		pool = args[0]
+	}
+	if pool == "" {
+		pool = "rbd"
+	}
+	return pool
+}
+
 func addRBDList() {
 	var format string
 	c := &cobra.Command{
 		Use: "ls [POOL]", Aliases: []string{"list"}, Short: "List images", Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pool := rbdFlags.pool
-			if len(args) == 1 {
-				pool = args[0]
-			}
-			if pool == "" {
-				pool = "rbd"
-			}
+			pool := poolArg(args)
 			s, err := openRBDPool(cmd, pool)
 			if err != nil {
 				return err

@@ -40,13 +40,7 @@ func init() {
 	ls := &cobra.Command{
 		Use: "ls [POOL]", Aliases: []string{"list"}, Short: "List trashed images", Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pool := rbdFlags.pool
-			if len(args) == 1 {
-				pool = args[0]
-			}
-			if pool == "" {
-				pool = "rbd"
-			}
+			pool := poolArg(args)
 			s, err := openRBDPool(cmd, pool)
 			if err != nil {
 				return err
