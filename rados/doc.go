@@ -20,8 +20,11 @@
 // # Objects
 //
 // Conn also keeps the cluster's OSDMap current (osd_wiring.go: full maps
-// decoded, incrementals applied in epoch order, missing epochs requested
-// from the monitors) and owns the OSD client. Pools are looked up in that
+// decoded, incrementals applied in epoch order with their crcs checked,
+// missing epochs requested from the monitors). Maps come from the monitor
+// subscription and also from OSDs, which share newer epochs with a client
+// whose requests carry an older one; both feed the same tracker. Conn owns
+// the OSD client. Pools are looked up in that
 // map and changed with monitor commands (pool.go: PoolCreate, PoolDelete,
 // ApplicationEnable; self-managed snapshot ids through the pool op).
 // An IOContext (ioctx.go) addresses objects in one pool and namespace:
@@ -35,7 +38,10 @@
 // atomically. OSD errors are syscall.Errno values reachable with errors.Is
 // (ENOENT, EEXIST, ENODATA, ECANCELED, EBUSY...); a full pool or a pool
 // over its quota fails writes at once with an error matching both
-// syscall.ENOSPC and ErrPoolFull. Every blocking call takes a context.
+// syscall.ENOSPC and ErrPoolFull (and syscall.EDQUOT for a quota); a
+// paused cluster (`ceph osd pause`) fails them at once with ErrPaused.
+// Operations on a PG with no OSD up wait for a newer map, bounded by their
+// context. Every blocking call takes a context.
 //
 // Layering: rados glues config (settings), cephx (keys, tickets), mon (the
 // monitor session), osdmap (placement) and osd (the object client). RBD

@@ -1,6 +1,9 @@
 package rados
 
-import "github.com/csi-gorbd/csi-gorbd/rados/mon"
+import (
+	"github.com/csi-gorbd/csi-gorbd/rados/mon"
+	"github.com/csi-gorbd/csi-gorbd/rados/osd"
+)
 
 // Errors returned by Connect and Conn methods; test with errors.Is.
 var (
@@ -20,6 +23,10 @@ var (
 	ErrWrongCluster = mon.ErrWrongCluster
 	// ErrClosed: the connection was closed.
 	ErrClosed = mon.ErrClosed
+	// ErrPaused: the cluster has the pauserd/pausewr flag (`ceph osd
+	// pause`) set for this kind of operation; it also matches
+	// syscall.EAGAIN. Operations fail with it at once instead of waiting.
+	ErrPaused = osd.ErrPaused
 )
 
 // MonError is a monitor's negative answer: errno and status text.

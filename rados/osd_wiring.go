@@ -16,7 +16,8 @@ import (
 )
 
 // mapTracker keeps the client's OSDMap current: it decodes the MOSDMap
-// batches the monitors send, applies incrementals in epoch order, asks
+// batches the monitors send, and those OSDs send when our requests carry
+// an older epoch, applies incrementals in epoch order, asks the monitors
 // for missing epochs, and hands every new map to the OSD client.
 type mapTracker struct {
 	mu  sync.Mutex // serialises map changes (batches arrive one by one)
@@ -33,14 +34,64 @@ type mapTracker struct {
 	decodeErrs atomic.Uint64 // batches we could not use (diagnostics)
 	badFull    uint32        // epoch of the last full map that failed to decode (mu)
 
+	// Batches from OSDs go through osdMaps to one worker, so the OSD
+	// connection readers never wait for a map decode; a batch that does
+	// not fit is dropped and the monitors are asked instead.
+	osdMaps    chan *mon.OSDMapMsg
+	fromOSD    atomic.Uint64 // epochs installed from OSD-sent batches
+	ignoreMons atomic.Bool   // tests: drop monitor batches
+	fsid       func() [16]byte
+	capture    atomic.Pointer[func(front []byte, version uint16)] // tests: raw OSD batches
+
 	ctx    context.Context
 	cancel context.CancelFunc
 }
 
 func newMapTracker(c *Conn) *mapTracker {
-	t := &mapTracker{c: c}
+	t := &mapTracker{c: c, osdMaps: make(chan *mon.OSDMapMsg, 8)}
+	t.fsid = func() [16]byte { return c.mc.FSID() }
 	t.ctx, t.cancel = context.WithCancel(context.Background())
+	go t.osdMapWorker()
 	return t
+}
+
+// handleOSDMessage is the OSD client's OnMapMessage hook: it runs on an
+// OSD connection's reader, so it only decodes the envelope and queues it.
+func (t *mapTracker) handleOSDMessage(_ int32, msg *messenger.Message) {
+	if f := t.capture.Load(); f != nil {
+		(*f)(msg.Front, msg.Version)
+	}
+	m, err := mon.DecodeMOSDMap(msg.Front, msg.Version)
+	if err != nil {
+		t.decodeErrs.Add(1)
+		return
+	}
+	if m.FSID != t.fsid() {
+		return // not our cluster's maps
+	}
+	if last := m.Last(); last == 0 || last <= t.epoch() {
+		return
+	}
+	select {
+	case t.osdMaps <- m:
+	default:
+		t.requestNewer(0)
+	}
+}
+
+func (t *mapTracker) osdMapWorker() {
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case m := <-t.osdMaps:
+			before := t.epoch()
+			t.handleFrom(m, true)
+			if after := t.epoch(); after > before {
+				t.fromOSD.Add(uint64(after - before))
+			}
+		}
+	}
 }
 
 // epoch returns the epoch of the map we hold (0: none).
@@ -57,11 +108,23 @@ func (t *mapTracker) epoch() uint32 {
 // decoding is pure computation; requests for more maps go out on their
 // own goroutine.
 func (t *mapTracker) handle(m *mon.OSDMapMsg) {
+	if t.ignoreMons.Load() {
+		return
+	}
+	t.handleFrom(m, false)
+}
+
+func (t *mapTracker) handleFrom(m *mon.OSDMapMsg, fromOSD bool) {
 	t.mu.Lock()
 	next, want := t.advanceLocked(m)
 	t.mu.Unlock()
 	if next != nil {
 		t.c.osd.HandleMap(next)
+	}
+	if want < 0 && fromOSD && m.Newest > m.Last() {
+		// An OSD sends at most osd_map_message_max maps at once and does
+		// not follow up: the monitors have the rest.
+		want = int64(m.Last()) + 1
 	}
 	if want >= 0 {
 		t.request(uint32(want))
@@ -236,9 +299,10 @@ func (c *Conn) newOSDClient() (*osd.Client, error) {
 		return conn, err
 	}
 	return osd.New(osd.Config{
-		Dial:       guarded,
-		RequestMap: c.maps.requestNewer,
-		Features:   mon.ClientFeatures,
+		Dial:         guarded,
+		RequestMap:   c.maps.requestNewer,
+		OnMapMessage: c.maps.handleOSDMessage,
+		Features:     mon.ClientFeatures,
 	})
 }
 

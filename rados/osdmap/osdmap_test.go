@@ -329,3 +329,41 @@ func TestBlocklistExactInstance(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolDecodeExact: every pg_pool_t of the live maps (Pacific v29/v30,
+// Reef v29-v31, Tentacle v32) is read to its last byte, so no field of a
+// version we claim is skipped by the envelope.
+func TestPoolDecodeExact(t *testing.T) {
+	minVer := map[string]uint8{"pacific": 29, "reef": 29, "tentacle": 32}
+	for _, name := range []string{"live-pacific", "live-pacific-rich", "live-pacific-ec", "live-reef", "live-reef-rich", "live-tentacle", "live-tentacle-rich"} {
+		b, err := os.ReadFile("testdata/" + name + ".osdmap")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := Decode(b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		rel := strings.Split(name, "-")[1]
+		for id, p := range m.Pools {
+			if p.Unread != 0 {
+				t.Errorf("%s pool %d (v%d): %d bytes not decoded", name, id, p.Version, p.Unread)
+			}
+			if p.Version < minVer[rel] {
+				t.Errorf("%s pool %d: v%d, want >= v%d", name, id, p.Version, minVer[rel])
+			}
+			if p.PeeringCrushBucketCount == 0 && p.PeeringCrushMandatoryMember != 0x7fffffff {
+				t.Errorf("%s pool %d: mandatory member %#x without a stretch rule", name, id, p.PeeringCrushMandatoryMember)
+			}
+		}
+		t.Logf("%s: %d pools, versions %v", name, len(m.Pools), poolVersions(m))
+	}
+}
+
+func poolVersions(m *OSDMap) map[uint8]int {
+	v := map[uint8]int{}
+	for _, p := range m.Pools {
+		v[p.Version]++
+	}
+	return v
+}

@@ -81,9 +81,28 @@ type Pool struct {
 	PGPNumTarget uint32
 	PGNumPending uint32
 
+	// Stretch-mode peering rule (v30, or v31+ when present): how many
+	// buckets of type PeeringCrushBucketBarrier an acting set must span,
+	// and a bucket that must be among them (CRUSH_ITEM_NONE: none).
+	// Peering only; placement does not use them.
+	PeeringCrushBucketCount     uint32
+	PeeringCrushBucketTarget    uint32
+	PeeringCrushBucketBarrier   uint32
+	PeeringCrushMandatoryMember uint32
+	// NonprimaryShards (v32, Tentacle) lists, ascending, the erasure-code
+	// shards that must not act as primary (EC optimisations).
+	NonprimaryShards []int8
+	// Unread is the number of bytes of the encoded struct this decoder
+	// did not interpret (fields of a version newer than 32); 0 for every
+	// version we know.
+	Unread int
+
 	pgNumMask  uint32
 	pgpNumMask uint32
 }
+
+// crushItemNone is CRUSH_ITEM_NONE, the default mandatory member.
+const crushItemNone = 0x7fffffff
 
 // maxPoolCompat is the newest pg_pool_t compat version whose field layout
 // we read (v5 compat has held since Firefly).
@@ -222,8 +241,34 @@ func DecodePool(d *encoding.Decoder) *Pool {
 		p.PGNumPending = p.PGNum
 		p.LastForceOpResend = p.LastForceOpResendPrenautilus
 	}
-	// v29+ (last_pg_merge_meta) and the stretch/peering/EC fields of v30-v32
-	// do not affect client placement; the envelope skips them.
+	if h.Version >= 29 {
+		s.Struct(255) // last_pg_merge_meta (pg_merge_meta_t): merges only
+	}
+	p.PeeringCrushMandatoryMember = crushItemNone
+	if h.Version == 30 {
+		p.PeeringCrushBucketCount = s.U32()
+		p.PeeringCrushBucketTarget = s.U32()
+		p.PeeringCrushBucketBarrier = s.U32()
+		p.PeeringCrushMandatoryMember = s.U32()
+	}
+	if h.Version >= 31 && s.Bool() { // std::optional<tuple<u32 x4>>
+		p.PeeringCrushBucketCount = s.U32()
+		p.PeeringCrushBucketTarget = s.U32()
+		p.PeeringCrushBucketBarrier = s.U32()
+		p.PeeringCrushMandatoryMember = s.U32()
+	}
+	if h.Version >= 32 {
+		// shard_id_set: a 128-bit bitset_set, two denc varint words.
+		for w := 0; w < 2 && s.Err() == nil; w++ {
+			bits := s.Varint()
+			for i := 0; i < 64; i++ {
+				if bits&(1<<i) != 0 {
+					p.NonprimaryShards = append(p.NonprimaryShards, int8(w*64+i))
+				}
+			}
+		}
+	}
+	p.Unread = s.Len()
 	if s.Err() != nil {
 		return nil
 	}

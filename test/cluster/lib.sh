@@ -11,7 +11,7 @@ CLUSTERS=$(realpath -m -- "${GORBD_CLUSTERS:-/var/tmp/gorbd/clusters}")
 CHROOTS=$(realpath -m -- "${GORBD_CHROOTS:-/var/tmp/gorbd/chroots}")
 
 # The set start-all.sh starts, in start order.
-ALL_CLUSTERS="pacific noauth pacific-secure pacific3 reef tentacle tentacle256"
+ALL_CLUSTERS="pacific noauth pacific-secure pacific3 pacific-osd3 reef reef-osd3 tentacle tentacle256 tentacle-osd3"
 
 # cluster_profile NAME: sets the profile variables of one named cluster.
 #   SUITE     "" = host binaries, else the Debian suite of the chroot
@@ -22,11 +22,19 @@ ALL_CLUSTERS="pacific noauth pacific-secure pacific3 reef tentacle tentacle256"
 #   AUTH      cephx | none
 #   MSMODE    "" = Ceph defaults, secure = every connection mode secure only
 #   KEYTYPE   aes (AES-128 client.admin, aes256k allowed) | default
+#   NOSD      number of OSDs (ids 0..NOSD-1) when WITH_OSD=1
+#   STORE     default OBJECTSTORE (memstore; bluestore keeps data over kill -9)
+#   PSIZE PMINSIZE  osd pool default size / min size (pool rbd gets them)
+#   FASTFAIL  1 = a killed OSD is marked down within seconds (fault tests)
 cluster_profile() {
   SUITE=""; NMON=1; WITH_OSD=1; AUTH=cephx; MSMODE=""; KEYTYPE=aes
+  NOSD=1; STORE=memstore; PSIZE=1; PMINSIZE=1; FASTFAIL=0
   case "$1" in
     pacific)        PB=7500 ;;
     pacific3)       PB=7550; NMON=3 ;;
+    pacific-osd3)   PB=7650; NOSD=3; STORE=bluestore; PSIZE=3; PMINSIZE=2; FASTFAIL=1 ;;
+    reef-osd3)      PB=7750; SUITE=trixie; NOSD=3; STORE=bluestore; PSIZE=3; PMINSIZE=2; FASTFAIL=1 ;;
+    tentacle-osd3)  PB=7850; SUITE=forky; NOSD=3; STORE=bluestore; PSIZE=3; PMINSIZE=2; FASTFAIL=1 ;;
     reef)           PB=7600; SUITE=trixie ;;
     tentacle)       PB=7700; SUITE=forky ;;
     tentacle256)    PB=7800; SUITE=forky; KEYTYPE=default ;;

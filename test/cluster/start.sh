@@ -1,8 +1,9 @@
 #!/bin/bash
 # start.sh NAME: start the named throw-away Ceph test cluster on 127.0.0.1.
 #
-# NAME is one of: pacific pacific3 reef tentacle tentacle256 pacific-secure
-# noauth (see cluster_profile in lib.sh and README.md). The cluster lives in
+# NAME is one of: pacific pacific3 pacific-osd3 reef reef-osd3 tentacle
+# tentacle256 tentacle-osd3 pacific-secure noauth (see cluster_profile in
+# lib.sh and README.md). The cluster lives in
 # $GORBD_CLUSTERS/NAME (default /var/tmp/gorbd/clusters/NAME), which is wiped
 # and recreated on every start; daemons already running from there are stopped
 # first. When the cluster is usable, NAME/cluster.env (KEY=VALUE lines) is
@@ -12,7 +13,7 @@
 # chroot under $GORBD_CHROOTS (built by chroot.sh on first use).
 #
 # Environment (optional):
-#   OBJECTSTORE=memstore|bluestore  (default memstore)
+#   OBJECTSTORE=memstore|bluestore  (default memstore; pacific-osd3: bluestore)
 #   MEMSTORE_BYTES                  (default 2147483648 = 2 GiB; RAM is used only as data is written)
 #   BLUESTORE_SIZE                  (default 10737418240, sparse file)
 #   AUTH_MON_TICKET_TTL, AUTH_SERVICE_TICKET_TTL  (seconds >= 30; default:
@@ -26,7 +27,7 @@ set -euo pipefail
 NAME=$1
 cluster_profile "$NAME"
 D=$CLUSTERS/$NAME
-OBJECTSTORE=${OBJECTSTORE:-memstore}
+OBJECTSTORE=${OBJECTSTORE:-$STORE}
 MEMSTORE_BYTES=${MEMSTORE_BYTES:-2147483648}
 BLUESTORE_SIZE=${BLUESTORE_SIZE:-10737418240}
 WAIT_S=${WAIT_S:-180}
@@ -129,6 +130,25 @@ ms mon service mode = secure
 ms mon client mode = secure
 "
 fi
+if [ "$FASTFAIL" = 1 ]; then
+  # Fault tests kill OSDs: peers report a dead OSD at once (connection
+  # refused) or after a short heartbeat grace, one reporter is enough (all
+  # OSDs share one host), a down OSD is marked out after 30 s, and
+  # recovery after a restart is not throttled (the device file looks
+  # like an HDD, whose default is a 0.1 s sleep per recovery op).
+  EXTRA+="osd heartbeat interval = 1
+osd heartbeat grace = 5
+osd fast fail on connection refused = true
+mon osd min down reporters = 1
+mon osd reporter subtree level = osd
+mon osd adjust heartbeat grace = false
+mon osd down out interval = 30
+osd recovery sleep hdd = 0
+osd recovery sleep hybrid = 0
+osd recovery max active = 8
+osd max backfills = 8
+"
+fi
 [ -z "${AUTH_MON_TICKET_TTL:-}" ] || EXTRA+="auth mon ticket ttl = $AUTH_MON_TICKET_TTL
 "
 [ -z "${AUTH_SERVICE_TICKET_TTL:-}" ] || EXTRA+="auth service ticket ttl = $AUTH_SERVICE_TICKET_TTL
@@ -157,8 +177,8 @@ keyring = $D/keyring
 mon data = $D/\$name
 osd data = $D/\$name
 mgr data = $D/\$name
-osd pool default size = 1
-osd pool default min size = 1
+osd pool default size = $PSIZE
+osd pool default min size = $PMINSIZE
 osd pool default pg autoscale mode = off
 osd crush chooseleaf type = 0
 mon allow pool size one = true
@@ -214,21 +234,30 @@ log "quorum of $NMON"
 
 # --- mgr, osd, pool ------------------------------------------------------------
 if [ "$WITH_OSD" = 1 ]; then
-  mkdir -p "$D/mgr.x" "$D/osd.0"
+  mkdir -p "$D/mgr.x"
   ceph_ auth get-or-create mgr.x mon 'allow profile mgr' osd 'allow *' mds 'allow *' "${DAEMON_KT[@]}" > "$D/mgr.x/keyring"
   cephrun ceph-mgr "${C[@]}" -i x --keyring "$D/mgr.x/keyring"
   log "mgr started"
-  UUID=$(cat /proc/sys/kernel/random/uuid)
-  SECRET=$(cephrun ceph-authtool --gen-print-key)
-  echo "{\"cephx_secret\": \"$SECRET\"}" > "$D/osd.0.json"
-  OSDID=$(ceph_ osd new "$UUID" -i "$D/osd.0.json")
-  rm -f "$D/osd.0.json"
-  [ "$OSDID" = 0 ] || { echo "unexpected osd id '$OSDID'" >&2; exit 1; }
-  cephrun ceph-authtool --create-keyring "$D/osd.0/keyring" --name osd.0 --add-key "$SECRET" >/dev/null
-  cephrun ceph-osd "${C[@]}" -i 0 --mkfs --osd-uuid "$UUID" --keyring "$D/osd.0/keyring" > "$D/log/osd.0.mkfs.out" 2>&1 \
-    || { cat "$D/log/osd.0.mkfs.out" >&2; exit 1; }
-  cephrun ceph-osd "${C[@]}" -i 0 --keyring "$D/osd.0/keyring" 2> "$D/log/osd.0.start.err"
-  log "osd started"
+  # OSD ids 0..NOSD-1: registered one by one, mkfs in parallel (bluestore
+  # mkfs takes seconds each), then started.
+  MKFS=()
+  for i in $(seq 0 $((NOSD - 1))); do
+    mkdir -p "$D/osd.$i"
+    UUID=$(cat /proc/sys/kernel/random/uuid)
+    SECRET=$(cephrun ceph-authtool --gen-print-key)
+    echo "{\"cephx_secret\": \"$SECRET\"}" > "$D/osd.$i.json"
+    OSDID=$(ceph_ osd new "$UUID" -i "$D/osd.$i.json")
+    rm -f "$D/osd.$i.json"
+    [ "$OSDID" = "$i" ] || { echo "unexpected osd id '$OSDID' (wanted $i)" >&2; exit 1; }
+    cephrun ceph-authtool --create-keyring "$D/osd.$i/keyring" --name "osd.$i" --add-key "$SECRET" >/dev/null
+    cephrun ceph-osd "${C[@]}" -i "$i" --mkfs --osd-uuid "$UUID" --keyring "$D/osd.$i/keyring" > "$D/log/osd.$i.mkfs.out" 2>&1 &
+    MKFS+=($!)
+  done
+  for i in $(seq 0 $((NOSD - 1))); do
+    wait "${MKFS[$i]}" || { cat "$D/log/osd.$i.mkfs.out" >&2; exit 1; }
+    cephrun ceph-osd "${C[@]}" -i "$i" --keyring "$D/osd.$i/keyring" 2> "$D/log/osd.$i.start.err"
+  done
+  log "$NOSD osd(s) started"
   ceph_ osd pool create rbd 8 8 >/dev/null 2>&1
   cephrun rbd "${C[@]}" pool init rbd
   log "pool rbd created and initialised for rbd"
@@ -288,6 +317,7 @@ key_of() { awk '$1=="key"{print $3; exit}' "$1"; }
     echo "CEPH_ADMIN256_KEY=$(key_of "$D/keyring.aes256k")"
   fi
   if [ "$WITH_OSD" = 1 ]; then echo "CEPH_POOL=rbd"; echo "CEPH_OBJECTSTORE=$OBJECTSTORE"; fi
+  if [ "$WITH_OSD" = 1 ]; then echo "CEPH_OSD_IDS=$(seq -s, 0 $((NOSD - 1)))"; fi
   echo "CEPH_CLI=\"$CLI\""
   [ -z "${AUTH_MON_TICKET_TTL:-}" ] || echo "CEPH_AUTH_MON_TICKET_TTL=$AUTH_MON_TICKET_TTL"
   [ -z "${AUTH_SERVICE_TICKET_TTL:-}" ] || echo "CEPH_AUTH_SERVICE_TICKET_TTL=$AUTH_SERVICE_TICKET_TTL"
