@@ -6,7 +6,9 @@
 #   librbd   fio's rbd engine (librbd in process, no NBD)
 # for 4 KiB random write/read at QD16 and 1 MiB sequential write/read at
 # QD8, SECONDS (default 10) each, and prints a table with the ratios
-# ours/qemu-nbd and ours/librbd. Not a test: numbers depend on the machine.
+# ours/qemu-nbd and ours/librbd, then the same jobs against
+# "nbd serve --memory" (the NBD layer's own ceiling, no Ceph).
+# Not a test: numbers depend on the machine.
 # Needs a cluster whose librbd matches the host's (the host suite, pacific)
 # and qemu-block-extra (qemu's rbd driver). The image (IMG_SIZE, default
 # 256M) is removed at the end.
@@ -88,6 +90,14 @@ wait_sock "$TMP/qemu.sock"
 runjobs qemu --ioengine=nbd --uri="nbd+unix:///?socket=$TMP/qemu.sock"
 stop_server
 
+# the NBD server alone: the same jobs against an in-memory export, the
+# ceiling the NBD layer (fio's engine, the socket, our server) allows
+"$BIN" nbd serve --memory "$IMG_SIZE" --listen "unix:$TMP/mem.sock" 2>"$TMP/mem.log" &
+SRV=$!
+wait_sock "$TMP/mem.sock"
+runjobs mem --ioengine=nbd --uri="nbd+unix:///?socket=$TMP/mem.sock"
+stop_server
+
 # fio's rbd engine: librbd in the fio process
 export CEPH_CONF CEPH_ARGS="--keyring $CEPH_KEYRING"
 runjobs librbd --ioengine=rbd --clientname=admin --pool="$POOL" --rbdname="$IMG"
@@ -115,3 +125,11 @@ BEGIN {
 		$2, $3, $4, $5, $6, $7, $8, $9, $10, ratio($3, $6), ratio($3, $9)
 }'
 echo "job: seqwrite/seqread 1 MiB QD8, randwrite/randread 4 KiB QD16; ratios are of IOPS"
+echo "NBD layer alone (fio nbd engine -> csi-gorbd nbd serve --memory $IMG_SIZE):"
+for j in "${JOBS[@]}"; do
+	name=${j%%:*}
+	rw=w
+	case $name in *read) rw=r ;; esac
+	read -r mb iops lat < <(vals "$TMP/mem-$name" $rw)
+	printf '  %-9s %9.1f MiB/s %8d IOPS %8.0f µs\n' "$name" "$mb" "$iops" "$lat"
+done

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,15 +11,26 @@ import (
 	"github.com/csi-gorbd/csi-gorbd/internal/rbdbackend"
 	"github.com/csi-gorbd/csi-gorbd/nbd"
 	"github.com/csi-gorbd/csi-gorbd/rados"
+	"github.com/csi-gorbd/csi-gorbd/rbd"
 )
 
 // RBD images for `nbd serve POOL/IMAGE[@SNAP]` and `nbd map`/`nbd recover`:
 // this file plugs internal/rbdbackend into the hooks of cmd_nbd_serve.go
 // and cmd_nbd_map.go. Credentials come from the global ceph flags.
 
+// nbdLockWait is how long "nbd recover" keeps trying an image whose
+// exclusive lock still looks held. After a kill -9 the dead server's
+// header watch lives on in the OSD until osd_client_watch_timeout (30s by
+// default) runs out; only then can rbd tell the owner is dead, blocklist
+// it and break its lock. "nbd map" does not wait: a busy image there is
+// another live client's.
+var nbdLockWait time.Duration
+
 func init() {
 	nbdServeOpenImage = openRBDForServe
 	nbdMapOpenImage = openRBDForMap
+	nbdRecoverCmd.Flags().DurationVar(&nbdLockWait, "lock-wait", 90*time.Second,
+		"keep retrying an image whose exclusive lock a dead server still seems to hold (keep it below the devices' --dead-conn-timeout)")
 }
 
 // rbdExport is an open image with the connection it owns; Close (the
@@ -54,26 +66,69 @@ func openRBDExport(ctx context.Context, cmd *cobra.Command, image string, readOn
 	return &rbdExport{Backend: b, conn: conn}, nil
 }
 
+// serveConn is the one cluster connection `nbd serve` shares among all
+// the images it serves; serveRefs counts the open images.
+var (
+	serveConn *rados.Conn
+	serveRefs int
+)
+
 func openRBDForServe(ctx context.Context, cmd *cobra.Command, image string) (nbd.Backend, string, func() error, error) {
-	e, err := openRBDExport(ctx, cmd, image, nbdServeFlags.readOnly)
-	if err != nil {
+	if _, err := rbdbackend.ParseSpec(image); err != nil {
 		return nil, "", nil, err
 	}
-	if e.ReadOnly() {
-		// A snapshot: advertise the export read-only (runNBDServe reads
-		// the flag after opening the backend).
-		nbdServeFlags.readOnly = true
+	if serveConn == nil {
+		c, err := connectCeph(cmd)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		serveConn = c
 	}
-	return e, e.Description(), e.Close, nil
+	release := func() error {
+		if serveRefs--; serveRefs == 0 {
+			err := serveConn.Close()
+			serveConn = nil
+			return err
+		}
+		return nil
+	}
+	serveRefs++
+	b, err := rbdbackend.Open(ctx, serveConn, image, nbdServeFlags.readOnly)
+	if err != nil {
+		release()
+		return nil, "", nil, err
+	}
+	closeFn := func() error {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err := b.Close(cctx)
+		if rerr := release(); err == nil {
+			err = rerr
+		}
+		return err
+	}
+	return b, b.Description(), closeFn, nil
 }
 
 func openRBDForMap(ctx context.Context, cmd *cobra.Command, image string, readOnly bool) (nbd.Backend, error) {
 	if s, err := rbdbackend.ParseSpec(image); err == nil && s.Snap != "" && !readOnly {
 		return nil, fmt.Errorf("%s: a snapshot can only be mapped with --read-only", image)
 	}
-	e, err := openRBDExport(ctx, cmd, image, readOnly)
-	if err != nil {
-		return nil, err
+	deadline := time.Now().Add(nbdLockWait)
+	for {
+		e, err := openRBDExport(ctx, cmd, image, readOnly)
+		if err == nil {
+			return e, nil
+		}
+		if !errors.Is(err, rbd.ErrBusy) || time.Now().After(deadline) {
+			return nil, err
+		}
+		t := time.NewTimer(2 * time.Second)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w (gave up waiting: %w)", err, ctx.Err())
+		case <-t.C:
+		}
 	}
-	return e, nil
 }

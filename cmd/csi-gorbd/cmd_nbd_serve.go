@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,10 +31,11 @@ var nbdServeFlags struct {
 	readOnly    bool
 	workers     int
 	maxInFlight string
+	cpuProfile  string
 }
 
 var nbdServeCmd = &cobra.Command{
-	Use:   "serve [POOL/IMAGE]",
+	Use:   "serve [POOL/IMAGE[@SNAP]...]",
 	Short: "Serve a block device over NBD until interrupted",
 	Long: `Serve a block device over NBD (fixed newstyle, structured replies,
 multi-conn) on a unix socket or TCP address until SIGINT/SIGTERM.
@@ -41,8 +43,13 @@ multi-conn) on a unix socket or TCP address until SIGINT/SIGTERM.
   csi-gorbd nbd serve --memory 1G --listen unix:/tmp/nbd.sock --name disk
   nbdinfo 'nbd+unix:///disk?socket=/tmp/nbd.sock'
 
-The export named by --name is also the default export (empty name).`,
-	Args: cobra.MaximumNArgs(1),
+The export named by --name is also the default export (empty name).
+Several images can be served at once, from one process and one cluster
+connection: each is an export named by its spec.
+
+  csi-gorbd nbd serve rbd/a rbd/b --listen unix:/tmp/nbd.sock
+  nbdinfo 'nbd+unix:///rbd/b?socket=/tmp/nbd.sock'`,
+	Args: cobra.ArbitraryArgs,
 	RunE: runNBDServe,
 }
 
@@ -55,6 +62,8 @@ func init() {
 	f.BoolVar(&nbdServeFlags.readOnly, "read-only", false, "refuse writes")
 	f.IntVar(&nbdServeFlags.workers, "workers", 0, "concurrent requests per connection (default 16)")
 	f.StringVar(&nbdServeFlags.maxInFlight, "max-inflight", "", "payload bytes in flight per connection (`SIZE`, default 64MiB)")
+	f.StringVar(&nbdServeFlags.cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) of the serving to `FILE`")
+	f.MarkHidden("cpuprofile")
 	nbdServeCmd.MarkFlagRequired("listen")
 	nbdCmd.AddCommand(nbdServeCmd)
 }
@@ -63,39 +72,6 @@ func runNBDServe(cmd *cobra.Command, args []string) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fl := &nbdServeFlags
-
-	var (
-		backend nbd.Backend
-		desc    = fl.description
-		closeFn = func() error { return nil }
-	)
-	switch {
-	case fl.memory != "" && len(args) > 0:
-		return errors.New("give either --memory or an image, not both")
-	case fl.memory != "":
-		size, err := parseSize(fl.memory)
-		if err != nil {
-			return fmt.Errorf("--memory: %w", err)
-		}
-		backend = memory.New(size)
-		if desc == "" {
-			desc = "in-memory device"
-		}
-	case len(args) == 1 && nbdServeOpenImage != nil:
-		b, d, c, err := nbdServeOpenImage(ctx, cmd, args[0])
-		if err != nil {
-			return err
-		}
-		backend, closeFn = b, c
-		if desc == "" {
-			desc = d
-		}
-	case len(args) == 1:
-		return errors.New("serving RBD images is not built in yet; use --memory")
-	default:
-		return errors.New("nothing to serve: give --memory SIZE or an image")
-	}
-	defer closeFn()
 
 	srv := &nbd.Server{DefaultExport: fl.name}
 	srv.Options.Workers = fl.workers
@@ -106,20 +82,83 @@ func runNBDServe(cmd *cobra.Command, args []string) error {
 		}
 		srv.Options.MaxInFlight = n
 	}
-	if err := srv.AddExport(&nbd.Export{
-		Name:        fl.name,
-		Description: desc,
-		Backend:     backend,
-		ReadOnly:    fl.readOnly,
-	}); err != nil {
-		return err
+	add := func(name, desc string, b nbd.Backend, ro bool) error {
+		return srv.AddExport(&nbd.Export{Name: name, Description: desc, Backend: b, ReadOnly: ro})
+	}
+	var size int64
+	switch {
+	case fl.memory != "" && len(args) > 0:
+		return errors.New("give either --memory or an image, not both")
+	case fl.memory != "":
+		n, err := parseSize(fl.memory)
+		if err != nil {
+			return fmt.Errorf("--memory: %w", err)
+		}
+		desc := fl.description
+		if desc == "" {
+			desc = "in-memory device"
+		}
+		b := memory.New(n)
+		if err := add(fl.name, desc, b, fl.readOnly); err != nil {
+			return err
+		}
+		size = b.Size()
+	case len(args) > 0 && nbdServeOpenImage == nil:
+		return errors.New("serving RBD images is not built in yet; use --memory")
+	case len(args) > 1 && fl.name != "":
+		return errors.New("--name names a single export; with several images each export is named by its spec")
+	case len(args) > 0:
+		for _, spec := range args {
+			b, d, c, err := nbdServeOpenImage(ctx, cmd, spec)
+			if err != nil {
+				return err
+			}
+			defer c()
+			ro := fl.readOnly
+			if r, ok := b.(interface{ ReadOnly() bool }); ok && r.ReadOnly() {
+				ro = true // a snapshot
+			}
+			name, desc := spec, d
+			if len(args) == 1 {
+				// One image: named --name if given, else by its spec,
+				// and the default export either way.
+				if fl.name != "" {
+					name = fl.name
+				}
+				srv.DefaultExport = name
+				if fl.description != "" {
+					desc = fl.description
+				}
+			}
+			if err := add(name, desc, b, ro); err != nil {
+				return err
+			}
+			size += b.Size()
+		}
+	default:
+		return errors.New("nothing to serve: give --memory SIZE or an image")
 	}
 
 	l, err := listenNBD(fl.listen)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "serving export %q (%d bytes) on %s\n", fl.name, backend.Size(), fl.listen)
+	if len(args) > 1 {
+		fmt.Fprintf(cmd.ErrOrStderr(), "serving %d exports (%d bytes) on %s\n", len(args), size, fl.listen)
+	} else {
+		fmt.Fprintf(cmd.ErrOrStderr(), "serving export %q (%d bytes) on %s\n", fl.name, size, fl.listen)
+	}
+	if fl.cpuProfile != "" {
+		pf, err := os.Create(fl.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	return srv.Serve(ctx, l)
 }
 

@@ -13,10 +13,12 @@ up() { cut -d' ' -f1 /proc/uptime; }
 echo "[guest $(up)s] init: kernel $(uname -r)"
 RUN=.
 NET=0
+TTIMEOUT=400
 for a in $(cat /proc/cmdline); do
 	case "$a" in
 	gorbd.run=*) RUN=${a#gorbd.run=} ;;
 	gorbd.net=*) NET=${a#gorbd.net=} ;;
+	gorbd.timeout=*) TTIMEOUT=${a#gorbd.timeout=} ;;
 	esac
 done
 while read -r m args; do
@@ -32,7 +34,7 @@ fi
 [ -f /etc/gorbd-vm.env ] && { set -a; . /etc/gorbd-vm.env; set +a; }
 export GORBD_VM_GUEST=1 GORBD_BIN=/bin/csi-gorbd
 echo "[guest $(up)s] running guest tests (-run '$RUN')"
-/bin/guest.test -test.v -test.count=1 -test.timeout=400s -test.run "$RUN" 2>&1
+/bin/guest.test -test.v -test.count=1 -test.timeout=${TTIMEOUT}s -test.run "$RUN" 2>&1
 RC=$?
 echo "[guest $(up)s] nbd kernel messages:"
 dmesg | grep -E 'nbd|EXT4|XFS' | tail -40

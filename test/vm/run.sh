@@ -11,22 +11,29 @@
 #
 # Usage: bash test/vm/run.sh            (root, Debian bookworm x86_64)
 # Env:   VM_RUN=regexp        only the guest tests matching (go test -run)
-#        VM_TIMEOUT=480       overall qemu timeout, seconds
+#        VM_TIMEOUT=1500      overall qemu timeout, seconds (the guest's
+#                             go test -timeout is 60s less)
 #        VM_MEM=512 VM_SMP=2  guest size
 #        VM_NET=0             1: add a virtio NIC (qemu user net; the host's
 #                             loopback is 10.0.2.2 in the guest) for tests
 #                             that reach host services (RBD variant)
 #        VM_ACCEL=auto|tcg|kvm
 #        VM_CACHE=/var/tmp/gorbd/vm   kernel + build cache
+#        VM_CEPH_CLUSTER=pacific  with VM_NET=1: the cluster under
+#                             $GORBD_CLUSTERS whose mon address, client.admin
+#                             key, pool and mon/OSD port range go into the
+#                             guest's env (GORBD_VM_CEPH_*, see
+#                             guest/hostceph_test.go); the guest forwards those
+#                             ports from its 127.0.0.1 to the host
 #        VM_ENV_FILE=file     extra KEY=VALUE lines for the guest tests
-#                             (copied to /etc/gorbd-vm.env)
+#                             (appended to /etc/gorbd-vm.env)
 #        SKIP_DEPS=1          do not run test/deps.sh
 # Exit status 0 only when the guest printed "VM-TEST-RESULT: PASS".
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE=$ROOT/test/vm
 CACHE=${VM_CACHE:-/var/tmp/gorbd/vm}
-TIMEOUT=${VM_TIMEOUT:-480}
+TIMEOUT=${VM_TIMEOUT:-1500}
 MEM=${VM_MEM:-512}
 SMP=${VM_SMP:-2}
 NET=${VM_NET:-0}
@@ -70,9 +77,50 @@ say "kernel $KVER ready in $(el "$T")s"
 T=$(ts)
 BUILD=$CACHE/build
 mkdir -p "$BUILD"
+chmod 700 "$BUILD" # the guest env and the initramfs hold a cephx key
 (cd "$ROOT" && go build -trimpath -ldflags='-s -w' -o "$BUILD/csi-gorbd" ./cmd/csi-gorbd)
 (cd "$ROOT" && go test -c -trimpath -ldflags='-s -w' -o "$BUILD/guest.test" ./test/vm/guest)
 say "static csi-gorbd + guest.test built in $(el "$T")s"
+
+# ---------------------------------------------------------------- guest env
+# KEY=VALUE lines init.sh exports to the guest tests. With VM_NET=1, the
+# host cluster: it advertises 127.0.0.1 addresses, so the guest forwards
+# the mon and OSD ports (ceph.conf's "ms bind port min/max" range plus the
+# mon ports) from its own loopback to the host (10.0.2.2). The file holds
+# the cluster's admin key: it and the initramfs are mode 0600.
+guest_env() {
+	local cl conf ports lo hi key
+	for v in GORBD_REQUIRE_CLUSTERS CI; do
+		[ -n "${!v:-}" ] && echo "$v='${!v}'"
+	done
+	if [ "$NET" = 1 ]; then
+		cl=${GORBD_CLUSTERS:-/var/tmp/gorbd/clusters}/${VM_CEPH_CLUSTER:-pacific}
+		if [ -f "$cl/cluster.env" ]; then
+			(
+				set +u
+				. "$cl/cluster.env"
+				conf=${CEPH_CONF:-$cl/ceph.conf}
+				key=$CEPH_ADMIN_KEY
+				[ -n "$key" ] || key=$(awk '/^\[client.admin\]/{a=1;next} /^\[/{a=0} a&&$1=="key"{print $3; exit}' "$CEPH_KEYRING")
+				lo=$(awk -F' *= *' '$1 ~ /^[ \t]*ms bind port min$/{print $2}' "$conf")
+				hi=$(awk -F' *= *' '$1 ~ /^[ \t]*ms bind port max$/{print $2}' "$conf")
+				ports=$(echo "$CEPH_MON_HOST" | grep -oE '[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+:[0-9]+' | cut -d: -f2 | paste -sd,)
+				[ -n "$lo" ] && [ -n "$hi" ] && ports="$ports,$lo-$hi"
+				echo "GORBD_VM_HOST=10.0.2.2"
+				echo "GORBD_VM_CEPH_CLUSTER='$CEPH_NAME'"
+				echo "GORBD_VM_CEPH_MON='$CEPH_MON_HOST'"
+				echo "GORBD_VM_CEPH_USER='client.admin'"
+				echo "GORBD_VM_CEPH_KEY='$key'"
+				echo "GORBD_VM_CEPH_POOL='${CEPH_POOL:-rbd}'"
+				echo "GORBD_VM_CEPH_FSID='$CEPH_FSID'"
+				echo "GORBD_VM_CEPH_PORTS='$ports'"
+			)
+		else
+			echo "[vm] no cluster at $cl: tests that need the host's Ceph skip (or fail in CI)" >&2
+		fi
+	fi
+	if [ -n "${VM_ENV_FILE:-}" ]; then cat "$VM_ENV_FILE"; fi
+}
 
 # ---------------------------------------------------------------- initramfs
 T=$(ts)
@@ -90,12 +138,14 @@ copy_dyn() { # a dynamic binary and the libraries ldd lists
 		[ -e "$R$lib" ] || cp -L "$lib" "$R$lib"
 	done
 }
-for b in /sbin/mke2fs /sbin/e2fsck /sbin/resize2fs /sbin/mkfs.xfs /usr/sbin/xfs_growfs /sbin/xfs_repair; do
+for b in /sbin/mke2fs /sbin/e2fsck /sbin/resize2fs /sbin/mkfs.xfs /usr/sbin/xfs_growfs /sbin/xfs_repair \
+	/sbin/blkid /sbin/fsck /sbin/blockdev /bin/mount /bin/umount; do # util-linux: k8s.io/mount-utils (CSI node tests)
 	copy_dyn "$(readlink -f "$b")"
 done
 ln -sf mke2fs "$R/sbin/mkfs.ext4"
 ln -sf e2fsck "$R/sbin/fsck.ext4"
-[ -n "${VM_ENV_FILE:-}" ] && cp "$VM_ENV_FILE" "$R/etc/gorbd-vm.env"
+guest_env > "$R/etc/gorbd-vm.env"
+chmod 600 "$R/etc/gorbd-vm.env"
 # modules in dependency order; -C /dev/null ignores the host's modprobe.d
 MODS="nbd xfs"
 [ "$NET" = 1 ] && MODS="virtio_pci virtio_net $MODS"
@@ -110,6 +160,7 @@ done | awk '!seen[$0]++' | while read -r ko; do
 	[ "$(basename "$rel")" = nbd.ko ] && args="nbds_max=8"
 	echo "$rel $args" >> "$R/etc/modules.order"
 done
+install -m 600 /dev/null "$BUILD/initramfs.cpio"
 (cd "$R" && find . | cpio -o -H newc --quiet) > "$BUILD/initramfs.cpio"
 say "initramfs $(du -h "$BUILD/initramfs.cpio" | cut -f1) built in $(el "$T")s"
 
@@ -140,7 +191,7 @@ touch "$LOG"
 { time timeout "$TIMEOUT" qemu-system-x86_64 $ACCELOPT -M pc -m "$MEM" -smp "$SMP" \
 	-nodefaults -no-user-config -nographic -serial stdio -no-reboot \
 	-kernel "$KDIR/boot/vmlinuz-$KVER" -initrd "$BUILD/initramfs.cpio" \
-	-append "console=ttyS0 panic=-1 reboot=t quiet loglevel=3 gorbd.run=${VM_RUN:-.} gorbd.net=$NET" \
+	-append "console=ttyS0 panic=-1 reboot=t quiet loglevel=3 gorbd.run=${VM_RUN:-.} gorbd.net=$NET gorbd.timeout=$((TIMEOUT - 60))" \
 	$NETOPT < /dev/null >> "$LOG" 2>&1; } 2> "$BUILD/qemu.cpu" &
 QPID=$!
 tail -n +1 -f "$LOG" --pid=$QPID 2>/dev/null | sed -u 's/\x1b[[(][0-9;?]*[a-zA-Z]//g; s/\x1bc//g'

@@ -19,7 +19,7 @@ import (
 	"github.com/csi-gorbd/csi-gorbd/nbd/memory"
 )
 
-func needVM(t *testing.T) {
+func needVM(t testing.TB) {
 	t.Helper()
 	if os.Getenv("GORBD_VM_GUEST") == "" {
 		t.Skip("runs inside the test VM only: bash test/vm/run.sh")
@@ -33,7 +33,7 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 }
 
 // sh runs a shell command line and fails the test on error.
-func sh(t *testing.T, cmdline string) string {
+func sh(t testing.TB, cmdline string) string {
 	t.Helper()
 	out, err := exec.Command("sh", "-c", cmdline).CombinedOutput()
 	if err != nil {
