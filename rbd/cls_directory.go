@@ -123,3 +123,12 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// dirRenameArgs: string src, string dest, string id (dir_rename_image).
+func dirRenameArgs(src, dst, id string) []byte {
+	e := enc()
+	e.String(src)
+	e.String(dst)
+	e.String(id)
+	return e.B
+}

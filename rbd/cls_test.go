@@ -51,6 +51,12 @@ func TestClsArgs(t *testing.T) {
 		{"break_lock", breakLockArgs("l", entity.NumName{Type: entity.TypeClient, Num: 4100}, "c"),
 			"0101" + "13000000" + "010000006c" + "08" + "0410000000000000" + "0100000063"},
 		{"assert_locked", assertLockedArgs("l", LockExclusive, "c", "t"), "0101" + "10000000" + "010000006c" + "01" + "0100000063" + "0100000074"},
+		{"dir_rename_image", dirRenameArgs("a", "b", "i"), "0100000061" + "0100000062" + "0100000069"},
+		{"get_children", legacyParentArgs(ParentSpec{PoolID: 2, ImageID: "p", SnapID: 9}), "0200000000000000" + "0100000070" + "0900000000000000"},
+		{"set_protection_status", setProtectionStatusArgs(9, ProtectionUnprotecting), "0900000000000000" + "01"},
+		{"REQUEST_LOCK notify", notifyPayload(notifyRequestLock, 0x1004, 7), "0201" + "14000000" + "02000000" + "0410000000000000" + "0700000000000000"},
+		{"HEADER_UPDATE notify", notifyPayload(notifyHeaderUpdate, 0, 0), "0201" + "04000000" + "03000000"},
+		{"EOPNOTSUPP response", ackPayload(-95), "0101" + "04000000" + "a1ffffff"},
 	}
 	for _, c := range cases {
 		if w := unhex(t, c.want); !bytes.Equal(c.got, w) {

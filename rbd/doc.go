@@ -34,11 +34,17 @@
 //   - image.go, io.go, manage.go, snapshot.go, clone.go: the image logic,
 //     written against that interface.
 //
+// The exclusive lock is cooperative, as in librbd (exclusive_lock.go,
+// watch_notify.go): a writer takes it at Open when free, hands it over
+// when another client sends REQUEST_LOCK (draining its writes first), and
+// asks for it back on its next write; OpenOptions.Exclusive keeps it
+// instead, as krbd "-o exclusive" does. A dead owner (no watch left on the
+// header) is blocklisted, then its lock broken. Every opened head watches
+// the header and refreshes on HEADER_UPDATE; maintenance requests sent to
+// the owner (resize, snap create, …) are answered EOPNOTSUPP, after which
+// librbd takes the lock and runs them itself.
+//
 // Refused: format 1 images; writing images with JOURNALING, MIGRATING,
 // NON_PRIMARY or DIRTY_CACHE; opening anything with an unknown
-// incompatible feature (an *FeatureError names the features). Not done
-// yet: flatten, trash, clone v1 creation, lock hand-over on REQUEST_LOCK
-// (a writer keeps its lock, as krbd mapped with "exclusive" does; Open
-// fails with ErrBusy while a live client holds it; a dead owner's lock is
-// broken after blocklisting its address).
+// incompatible feature (an *FeatureError names the features).
 package rbd

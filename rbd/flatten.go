@@ -14,9 +14,11 @@ import (
 // Snapshots of the clone keep reading through unless DEEP_FLATTEN applies,
 // as in librbd.
 func (img *Image) Flatten(ctx context.Context) error {
-	if img.readOnly {
-		return ErrReadOnly
+	done, err := img.startWrite(ctx)
+	if err != nil {
+		return err
 	}
+	defer done()
 	st := img.state()
 	if st.parent == nil {
 		return fmt.Errorf("%w: image %q has no parent", ErrInvalid, img.name)
@@ -26,7 +28,7 @@ func (img *Image) Flatten(ctx context.Context) error {
 	for o := uint64(0); o < n; o++ {
 		objs = append(objs, ObjectExtent{ObjectNo: o})
 	}
-	err := forExtents(objs, func(e ObjectExtent) error {
+	err = forExtents(objs, func(e ObjectExtent) error {
 		if !img.objectInOverlap(st, e.ObjectNo) {
 			return nil
 		}
@@ -44,14 +46,19 @@ func (img *Image) Flatten(ctx context.Context) error {
 		if err := img.markObject(ctx, e.ObjectNo, ObjectExists); err != nil {
 			return err
 		}
-		if err := st.data.write(ctx, oid, opCall(clsRBD, "copyup", data)); err != nil {
-			return fmt.Errorf("rbd: %s: flatten copyup of object %d: %w", img.name, e.ObjectNo, err)
-		}
-		return nil
+		// copyup (io.go) sends it with an empty snap context when the
+		// clone has snapshots, so they keep the data after the detach.
+		_, err = img.copyup(ctx, st, e.ObjectNo, data, true)
+		return err
 	})
 	if err != nil {
 		return err
 	}
+	// The spec is taken before the detach: a background refresh may
+	// clear img.parent as soon as the header has lost it.
+	img.mu.RLock()
+	p := img.parent
+	img.mu.RUnlock()
 	if err := img.s.write(ctx, img.hdr(), opCall(clsRBD, "parent_detach", nil)); err != nil {
 		if !errors.Is(err, syscall.EOPNOTSUPP) {
 			return fmt.Errorf("rbd: %s: parent_detach: %w", img.name, err)
@@ -64,16 +71,13 @@ func (img *Image) Flatten(ctx context.Context) error {
 	if err != nil && !errors.Is(err, syscall.EOPNOTSUPP) {
 		return fmt.Errorf("rbd: %s: op_features_set: %w", img.name, err)
 	}
-	img.mu.RLock()
-	p := img.parent
-	img.mu.RUnlock()
 	if err := img.detachParentSpec(ctx, p); err != nil {
 		return err
 	}
 	if err := img.refresh(ctx); err != nil {
 		return err
 	}
-	_ = img.s.notify(ctx, img.hdr(), notifyPayload(notifyHeaderUpdate, 0, 0))
+	img.notifyUpdate(ctx)
 	return nil
 }
 

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/csi-gorbd/csi-gorbd/rados"
-	"github.com/csi-gorbd/csi-gorbd/rados/encoding"
 )
 
 // CreateOptions shape a new image. The zero value gives order 22 (4 MiB
@@ -20,6 +20,9 @@ type CreateOptions struct {
 	StripeCount uint64
 	DataPool    int64 // ≥ 0 (and not the image's pool): data objects go there (adds DATA_POOL); 0 with DataPoolSet false is none
 	DataPoolSet bool
+	// CloneFormat, for Clone only: CloneFormatV2 (or 0), CloneFormatV1, or
+	// CloneFormatAuto.
+	CloneFormat int
 }
 
 // Create makes a format 2 image called name in io's pool and namespace,
@@ -123,6 +126,17 @@ func create(ctx context.Context, s store, name string, size uint64, opts *Create
 type OpenOptions struct {
 	ReadOnly bool
 	Snapshot string // open this snapshot (read-only)
+	// Exclusive keeps the exclusive lock once taken, as krbd mapped with
+	// "-o exclusive" does: Open fails with ErrBusy while a live client
+	// holds it, and requests from other clients are refused (EROFS).
+	// Without it the lock is cooperative, as in librbd: taken at Open when
+	// free, handed over when another client asks for it, and requested
+	// back from the owner on the next write.
+	Exclusive bool
+
+	// internal opens (remove, trash, clone parents) register no header
+	// watch, so they do not count as users of the image.
+	internal bool
 }
 
 // Image is an open image. Methods are safe for concurrent use.
@@ -147,12 +161,34 @@ type Image struct {
 	data      store // data objects: write snapc or read snap set
 	parentImg *Image
 
-	// exclusive lock and object map (writers of images with those features)
-	unwatch  func(context.Context) error
-	cookie   string
+	// header watch (exclusive_lock.go, watch_notify.go)
+	unwatch     func(context.Context) error
+	watchCookie uint64
+	exclusive   bool
+	lockMu      sync.Mutex   // serialises lock acquisition and release
+	ioGate      sync.RWMutex // writes hold it shared; a release drains them
+	ownMu       sync.Mutex   // guards cookie
+	cookie      string       // our lock cookie while we own the lock
+	peerMu      sync.Mutex
+	peerCh      chan struct{} // closed on the next ACQUIRED/RELEASED notify
+	refreshing  sync.Mutex
+	// hdrGen counts in-memory header changes (refresh results, a local
+	// resize): a refresh whose reads started before a change landed
+	// reads again instead of storing its stale view.
+	hdrGen   atomic.Uint64
+	acquired atomic.Uint64 // times we took the lock
+	released atomic.Uint64 // times we handed it over on request
+
+	// object map (writers of images with that feature, while they own the lock)
 	omap     *ObjectMap
 	omLocked bool
 	omMu     sync.Mutex
+	// omBusy: markObject (io.go) holds it shared while its update is on
+	// the wire, without omMu; whoever swaps or snapshots the whole map
+	// takes it exclusively first. omPending has a channel per object whose
+	// update is in flight, closed when it lands.
+	omBusy    sync.RWMutex
+	omPending map[uint64]chan struct{}
 }
 
 // Open opens the image called name.
@@ -187,7 +223,7 @@ func open(ctx context.Context, s store, name, id string, opts *OpenOptions) (*Im
 			name, _ = decodeString("dir_get_name", out)
 		}
 	}
-	img := &Image{s: s, name: name, id: id, readOnly: o.ReadOnly || o.Snapshot != "", snapID: NoSnap}
+	img := &Image{s: s, name: name, id: id, readOnly: o.ReadOnly || o.Snapshot != "", snapID: NoSnap, exclusive: o.Exclusive}
 	if err := img.refresh(ctx); err != nil {
 		return nil, err
 	}
@@ -206,8 +242,15 @@ func open(ctx context.Context, s store, name, id string, opts *OpenOptions) (*Im
 		}
 		img.data = img.data.withReadSnap(img.snapID)
 	}
-	if !img.readOnly && img.features&FeatureExclusiveLock != 0 {
-		if err := img.acquireLock(ctx); err != nil {
+	if o.internal || img.snapID != NoSnap {
+		return img, nil
+	}
+	if err := img.watchHeader(ctx); err != nil {
+		return nil, err
+	}
+	if !img.readOnly && img.feat()&FeatureExclusiveLock != 0 {
+		if err := img.openLock(ctx); err != nil {
+			_ = img.Close(context.WithoutCancel(ctx))
 			return nil, err
 		}
 	}
@@ -220,34 +263,50 @@ func (img *Image) hdr() string { return HeaderObjectName(img.id) }
 // rbd_dev_header_info): size, features, prefix, layout, data pool, snap
 // context and snapshots, parent.
 func (img *Image) refresh(ctx context.Context) error {
+	// One refresh at a time, so a slow one that read the header earlier
+	// cannot overwrite what a later one read (a newer snap context).
+	img.refreshing.Lock()
+	defer img.refreshing.Unlock()
+	for {
+		gen := img.hdrGen.Load()
+		stale, err := img.refreshOnce(ctx, gen)
+		if err != nil || !stale {
+			return err
+		}
+	}
+}
+
+// refreshOnce reads the header and stores it unless the in-memory header
+// changed since gen (then it reports stale and stores nothing).
+func (img *Image) refreshOnce(ctx context.Context, gen uint64) (stale bool, err error) {
 	ctx, s, hdr := ctx, img.s, img.hdr()
 	out, err := s.call(ctx, hdr, clsRBD, "get_size", snapIDArg(NoSnap))
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) {
-			return fmt.Errorf("%w: header of image %q (%s): %w", ErrNotFound, img.name, img.id, err)
+			return false, fmt.Errorf("%w: header of image %q (%s): %w", ErrNotFound, img.name, img.id, err)
 		}
-		return fmt.Errorf("rbd: %s: get_size: %w", img.name, err)
+		return false, fmt.Errorf("rbd: %s: get_size: %w", img.name, err)
 	}
 	order, size, err := decodeGetSize(out)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if out, err = s.call(ctx, hdr, clsRBD, "get_features", getFeaturesArgs(NoSnap, img.readOnly)); err != nil {
-		return fmt.Errorf("rbd: %s: get_features: %w", img.name, err)
+		return false, fmt.Errorf("rbd: %s: get_features: %w", img.name, err)
 	}
 	features, incompat, err := decodeGetFeatures(out)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := checkFeatures(img.name, features, incompat, !img.readOnly); err != nil {
-		return err
+		return false, err
 	}
 	if out, err = s.call(ctx, hdr, clsRBD, "get_object_prefix", nil); err != nil {
-		return fmt.Errorf("rbd: %s: get_object_prefix: %w", img.name, err)
+		return false, fmt.Errorf("rbd: %s: get_object_prefix: %w", img.name, err)
 	}
 	prefix, err := decodeString("get_object_prefix", out)
 	if err != nil {
-		return err
+		return false, err
 	}
 	var flags uint64
 	if out, err = s.call(ctx, hdr, clsRBD, "get_flags", snapIDArg(NoSnap)); err == nil {
@@ -256,33 +315,33 @@ func (img *Image) refresh(ctx context.Context) error {
 	l := Layout{Order: order}
 	if features&FeatureStripingV2 != 0 {
 		if out, err = s.call(ctx, hdr, clsRBD, "get_stripe_unit_count", nil); err != nil {
-			return fmt.Errorf("rbd: %s: get_stripe_unit_count: %w", img.name, err)
+			return false, fmt.Errorf("rbd: %s: get_stripe_unit_count: %w", img.name, err)
 		}
 		if l.StripeUnit, l.StripeCount, err = decodeStripeUnitCount(out); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if err := l.Validate(); err != nil {
-		return fmt.Errorf("rbd: %s: %w", img.name, err)
+		return false, fmt.Errorf("rbd: %s: %w", img.name, err)
 	}
 	dataPool := int64(-1)
 	if features&FeatureDataPool != 0 {
 		if out, err = s.call(ctx, hdr, clsRBD, "get_data_pool", nil); err != nil {
-			return fmt.Errorf("rbd: %s: get_data_pool: %w", img.name, err)
+			return false, fmt.Errorf("rbd: %s: get_data_pool: %w", img.name, err)
 		}
 		if dataPool, err = decodeGetDataPool(out); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if out, err = s.call(ctx, hdr, clsRBD, "get_snapcontext", nil); err != nil {
-		return fmt.Errorf("rbd: %s: get_snapcontext: %w", img.name, err)
+		return false, fmt.Errorf("rbd: %s: get_snapcontext: %w", img.name, err)
 	}
 	snapc, err := decodeSnapContext(out)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if !snapc.valid() {
-		return fmt.Errorf("%w: invalid snap context %+v", ErrMalformed, snapc)
+		return false, fmt.Errorf("%w: invalid snap context %+v", ErrMalformed, snapc)
 	}
 	snaps := make([]SnapshotInfo, 0, len(snapc.Snaps))
 	for _, sid := range snapc.Snaps {
@@ -291,22 +350,27 @@ func (img *Image) refresh(ctx context.Context) error {
 			continue // removed meanwhile
 		}
 		if err != nil {
-			return fmt.Errorf("rbd: %s: snapshot_get %d: %w", img.name, sid, err)
+			return false, fmt.Errorf("rbd: %s: snapshot_get %d: %w", img.name, sid, err)
 		}
 		si, err := decodeSnapshotInfo(out)
 		if err != nil {
-			return err
+			return false, err
 		}
 		snaps = append(snaps, si)
 	}
 	ds := s
 	if dataPool >= 0 {
 		if ds, err = s.withPool(ctx, dataPool); err != nil {
-			return fmt.Errorf("rbd: %s: data pool %d: %w", img.name, dataPool, err)
+			return false, fmt.Errorf("rbd: %s: data pool %d: %w", img.name, dataPool, err)
 		}
 	}
 
 	img.mu.Lock()
+	if img.hdrGen.Load() != gen {
+		img.mu.Unlock()
+		return true, nil
+	}
+	gen = img.hdrGen.Add(1)
 	if img.snapID == NoSnap {
 		img.size = size
 	}
@@ -319,16 +383,23 @@ func (img *Image) refresh(ctx context.Context) error {
 	}
 	img.mu.Unlock()
 	if img.snapID == NoSnap {
-		return img.refreshParent(ctx)
+		return img.refreshParentGen(ctx, gen)
 	}
-	return nil
+	return false, nil
 }
 
 // refreshParent reads the parent spec and overlap for the open snapshot
 // (parent_get / parent_overlap_get, or the legacy get_parent).
 func (img *Image) refreshParent(ctx context.Context) error {
-	if img.features&FeatureLayering == 0 {
-		return nil
+	_, err := img.refreshParentGen(ctx, 0)
+	return err
+}
+
+// refreshParentGen is refreshParent that, with gen > 0, stores nothing
+// and reports stale when the in-memory header changed since gen.
+func (img *Image) refreshParentGen(ctx context.Context, gen uint64) (stale bool, err error) {
+	if img.feat()&FeatureLayering == 0 {
+		return false, nil
 	}
 	var p ParentSpec
 	var overlap uint64
@@ -336,16 +407,16 @@ func (img *Image) refreshParent(ctx context.Context) error {
 	switch {
 	case err == nil:
 		if p, err = decodeParentGet(out); err != nil {
-			return err
+			return false, err
 		}
 		if p.PoolID >= 0 {
 			out, err := img.s.call(ctx, img.hdr(), clsRBD, "parent_overlap_get", snapIDArg(img.snapID))
 			if err != nil {
-				return fmt.Errorf("rbd: %s: parent_overlap_get: %w", img.name, err)
+				return false, fmt.Errorf("rbd: %s: parent_overlap_get: %w", img.name, err)
 			}
 			var ok bool
 			if overlap, ok, err = decodeParentOverlapGet(out); err != nil {
-				return err
+				return false, err
 			} else if !ok {
 				p = ParentSpec{PoolID: -1}
 			}
@@ -353,38 +424,44 @@ func (img *Image) refreshParent(ctx context.Context) error {
 	case errors.Is(err, syscall.EOPNOTSUPP):
 		out, err := img.s.call(ctx, img.hdr(), clsRBD, "get_parent", snapIDArg(img.snapID))
 		if err != nil {
-			return fmt.Errorf("rbd: %s: get_parent: %w", img.name, err)
+			return false, fmt.Errorf("rbd: %s: get_parent: %w", img.name, err)
 		}
 		if p, overlap, err = decodeLegacyGetParent(out); err != nil {
-			return err
+			return false, err
 		}
 	case errors.Is(err, syscall.ENOENT):
 		p = ParentSpec{PoolID: -1}
 	default:
-		return fmt.Errorf("rbd: %s: parent_get: %w", img.name, err)
+		return false, fmt.Errorf("rbd: %s: parent_get: %w", img.name, err)
 	}
 	img.mu.Lock()
 	defer img.mu.Unlock()
+	if gen > 0 && img.hdrGen.Load() != gen {
+		return true, nil
+	}
 	if !p.Exists() {
 		img.parent, img.overlap, img.parentImg = ParentSpec{PoolID: -1}, 0, nil
-		return nil
+		return false, nil
 	}
 	if img.parentImg != nil && img.parent == p {
 		img.overlap = overlap
-		return nil
+		return false, nil
 	}
 	ps, err := img.s.withPool(ctx, p.PoolID)
 	if err != nil {
-		return fmt.Errorf("rbd: %s: parent pool %d: %w", img.name, p.PoolID, err)
+		return false, fmt.Errorf("rbd: %s: parent pool %d: %w", img.name, p.PoolID, err)
 	}
 	img.mu.Unlock()
 	pi, err := openParent(ctx, ps, p)
 	img.mu.Lock()
+	if err == nil && gen > 0 && img.hdrGen.Load() != gen {
+		return true, nil
+	}
 	if err != nil {
-		return fmt.Errorf("rbd: %s: opening parent %s@%d: %w", img.name, p.ImageID, p.SnapID, err)
+		return false, fmt.Errorf("rbd: %s: opening parent %s@%d: %w", img.name, p.ImageID, p.SnapID, err)
 	}
 	img.parent, img.overlap, img.parentImg = p, overlap, pi
-	return nil
+	return false, nil
 }
 
 // openParent opens a clone's parent, read-only at its snapshot.
@@ -440,6 +517,13 @@ func (img *Image) Stat() Info {
 	return i
 }
 
+// feat returns the feature bits (a refresh may change them).
+func (img *Image) feat() uint64 {
+	img.mu.RLock()
+	defer img.mu.RUnlock()
+	return img.features
+}
+
 // Size returns the image size (of the open snapshot, if any).
 func (img *Image) Size() uint64 {
 	img.mu.RLock()
@@ -449,214 +533,3 @@ func (img *Image) Size() uint64 {
 
 // Refresh re-reads the header, as after a HEADER_UPDATE notify.
 func (img *Image) Refresh(ctx context.Context) error { return img.refresh(ctx) }
-
-// Close releases the exclusive lock and the header watch, if held.
-func (img *Image) Close(ctx context.Context) error {
-	var err error
-	if img.omLocked {
-		err = img.s.write(ctx, ObjectMapName(img.id, NoSnap), opCall(clsLock, "unlock", unlockArgs(rbdLockName, "")))
-		img.omLocked = false
-	}
-	if img.cookie != "" {
-		e := img.s.write(ctx, img.hdr(), opCall(clsLock, "unlock", unlockArgs(rbdLockName, img.cookie)))
-		if err == nil {
-			err = e
-		}
-		if e == nil {
-			_ = img.s.notify(ctx, img.hdr(), notifyPayload(notifyReleasedLock, img.s.clientID(), img.watchHandle()))
-		}
-		img.cookie = ""
-	}
-	if img.unwatch != nil {
-		if e := img.unwatch(ctx); err == nil {
-			err = e
-		}
-		img.unwatch = nil
-	}
-	return err
-}
-
-// Watch-notify op codes of librbd's NotifyMessage (WatchNotifyTypes.h).
-const (
-	notifyAcquiredLock = 0
-	notifyReleasedLock = 1
-	notifyRequestLock  = 2
-	notifyHeaderUpdate = 3
-)
-
-// notifyPayload encodes NotifyMessage v2/c1 { u32 op, payload }; the lock
-// ops carry ClientId { u64 gid, u64 handle }, HEADER_UPDATE nothing.
-func notifyPayload(op uint32, gid, handle uint64) []byte {
-	e := encoding.NewEncoder(nil)
-	m := e.StructBegin(2, 1)
-	e.U32(op)
-	if op <= notifyRequestLock {
-		e.U64(gid)
-		e.U64(handle)
-	}
-	e.StructEnd(m)
-	return e.B
-}
-
-func (img *Image) watchHandle() uint64 {
-	var h uint64
-	fmt.Sscanf(img.cookie, "auto %d", &h)
-	return h
-}
-
-// ackPayload is ResponseMessage { i32 result } (v1/c1).
-func ackPayload(result int32) []byte {
-	e := encoding.NewEncoder(nil)
-	m := e.StructBegin(1, 1)
-	e.I32(result)
-	e.StructEnd(m)
-	return e.B
-}
-
-// acquireLock watches the header and takes librbd's exclusive lock. A lock
-// held by a live client fails with ErrBusy (the owner is not asked to
-// release it); a dead owner's lock is broken after blocklisting it. With
-// an object map, the map's own lock is taken and the map loaded.
-func (img *Image) acquireLock(ctx context.Context) error {
-	handler := func(payload []byte) []byte {
-		op, ok := decodeNotifyOp(payload)
-		if !ok || op == notifyHeaderUpdate {
-			go img.refresh(context.Background())
-			return nil
-		}
-		if op == notifyRequestLock {
-			// We keep the lock, as krbd mapped with "exclusive" does.
-			return ackPayload(-int32(syscall.EROFS))
-		}
-		return nil
-	}
-	cookie, unwatch, err := img.s.watch(ctx, img.hdr(), handler)
-	if err != nil {
-		return fmt.Errorf("rbd: %s: watching the header: %w", img.name, err)
-	}
-	img.unwatch = unwatch
-	lc := rbdLockCookie(cookie)
-	lock := opCall(clsLock, "lock", lockArgs(rbdLockName, LockExclusive, lc, rbdLockTag, "", 0, 0))
-	err = img.s.write(ctx, img.hdr(), lock)
-	if errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EEXIST) {
-		var broke bool
-		if broke, err = img.breakDeadOwner(ctx); err == nil {
-			err = syscall.EBUSY
-			if broke {
-				err = img.s.write(ctx, img.hdr(), lock)
-			}
-		}
-	}
-	if err != nil {
-		_ = unwatch(context.WithoutCancel(ctx))
-		img.unwatch = nil
-		if errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EEXIST) {
-			return fmt.Errorf("%w: image %q is locked by another client: %w", ErrBusy, img.name, err)
-		}
-		return fmt.Errorf("rbd: %s: lock: %w", img.name, err)
-	}
-	img.cookie = lc
-	_ = img.s.notify(ctx, img.hdr(), notifyPayload(notifyAcquiredLock, img.s.clientID(), cookie))
-	if img.features&FeatureObjectMap != 0 {
-		if err := img.lockObjectMap(ctx); err != nil {
-			_ = img.Close(context.WithoutCancel(ctx))
-			return err
-		}
-		out, err := img.s.call(ctx, ObjectMapName(img.id, NoSnap), clsRBD, "object_map_load", nil)
-		if err != nil {
-			_ = img.Close(context.WithoutCancel(ctx))
-			return fmt.Errorf("rbd: %s: object_map_load: %w", img.name, err)
-		}
-		if img.omap, err = DecodeObjectMap(out); err != nil {
-			_ = img.Close(context.WithoutCancel(ctx))
-			return err
-		}
-	}
-	return nil
-}
-
-// breakDeadOwner breaks the header lock when its owner is dead: no watch
-// on the header from the owner's address with the owner's watch handle
-// (the number in its "auto <handle>" cookie). The owner is blocklisted
-// first, so it cannot write after we take over (librbd's BreakRequest and
-// krbd's rbd_try_lock). It reports whether it broke the lock.
-func (img *Image) breakDeadOwner(ctx context.Context) (bool, error) {
-	out, err := img.s.call(ctx, img.hdr(), clsLock, "get_info", getLockInfoArgs(rbdLockName))
-	if err != nil {
-		return false, fmt.Errorf("rbd: %s: lock info: %w", img.name, err)
-	}
-	li, err := decodeLockInfo(out)
-	if err != nil {
-		return false, err
-	}
-	if len(li.Lockers) == 0 {
-		return true, nil // released meanwhile: just retry
-	}
-	ws, err := img.s.listWatchers(ctx, img.hdr())
-	if err != nil {
-		return false, fmt.Errorf("rbd: %s: listing watchers: %w", img.name, err)
-	}
-	for _, l := range li.Lockers {
-		var handle uint64
-		fmt.Sscanf(l.Cookie, "auto %d", &handle)
-		for _, w := range ws {
-			if w.Addr.IP == l.Addr.IP && w.Addr.Nonce == l.Addr.Nonce && (handle == 0 || w.Cookie == handle) {
-				return false, nil // alive
-			}
-		}
-	}
-	for _, l := range li.Lockers {
-		if err := img.s.blocklist(ctx, l.Addr); err != nil {
-			return false, fmt.Errorf("rbd: %s: blocklisting dead lock owner %v (%v): %w", img.name, l.Entity, l.Addr, err)
-		}
-		err := img.s.write(ctx, img.hdr(), opCall(clsLock, "break_lock", breakLockArgs(rbdLockName, l.Entity, l.Cookie)))
-		if err != nil && !errors.Is(err, syscall.ENOENT) {
-			return false, fmt.Errorf("rbd: %s: breaking the lock of %v: %w", img.name, l.Entity, err)
-		}
-	}
-	return true, nil
-}
-
-// lockObjectMap takes the object map object's own exclusive cls lock
-// (name rbd_lock, empty cookie and tag), breaking a stale holder's lock —
-// the previous lock owner's, which we just superseded on the header — as
-// librbd's object_map::LockRequest and krbd's rbd_object_map_lock do.
-func (img *Image) lockObjectMap(ctx context.Context) error {
-	oid := ObjectMapName(img.id, NoSnap)
-	lock := opCall(clsLock, "lock", lockArgs(rbdLockName, LockExclusive, "", "", "", 0, 0))
-	err := img.s.write(ctx, oid, lock)
-	if errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EEXIST) {
-		out, gerr := img.s.call(ctx, oid, clsLock, "get_info", getLockInfoArgs(rbdLockName))
-		if gerr != nil {
-			return fmt.Errorf("rbd: %s: object map lock info: %w", img.name, gerr)
-		}
-		li, derr := decodeLockInfo(out)
-		if derr != nil {
-			return derr
-		}
-		for _, l := range li.Lockers {
-			berr := img.s.write(ctx, oid, opCall(clsLock, "break_lock", breakLockArgs(rbdLockName, l.Entity, l.Cookie)))
-			if berr != nil && !errors.Is(berr, syscall.ENOENT) {
-				return fmt.Errorf("rbd: %s: breaking object map lock of %v: %w", img.name, l.Entity, berr)
-			}
-		}
-		err = img.s.write(ctx, oid, lock)
-	}
-	if err != nil {
-		return fmt.Errorf("rbd: %s: locking the object map: %w", img.name, err)
-	}
-	img.omLocked = true
-	return nil
-}
-
-// decodeNotifyOp returns the op of a NotifyMessage; an empty payload is a
-// legacy header update.
-func decodeNotifyOp(b []byte) (uint32, bool) {
-	if len(b) == 0 {
-		return notifyHeaderUpdate, true
-	}
-	d := encoding.NewDecoder(b)
-	body, _ := d.Struct(1)
-	op := body.U32()
-	return op, d.Err() == nil
-}

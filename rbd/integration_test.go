@@ -576,12 +576,24 @@ func TestInteropExclusiveLock(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = rbd.Remove(context.Background(), e.io, name) })
-			a, err := rbd.Open(ctx, e.io, name, nil)
+			a, err := rbd.Open(ctx, e.io, name, &rbd.OpenOptions{Exclusive: true})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := rbd.Open(ctx, e.io, name, nil); !errors.Is(err, rbd.ErrBusy) {
-				t.Fatalf("second writer: %v, want ErrBusy", err)
+			if _, err := rbd.Open(ctx, e.io, name, &rbd.OpenOptions{Exclusive: true}); !errors.Is(err, rbd.ErrBusy) {
+				t.Fatalf("second exclusive writer: %v, want ErrBusy", err)
+			}
+			// A cooperative writer opens, but its write is refused by the
+			// exclusive owner (EROFS to REQUEST_LOCK).
+			c2, err := rbd.Open(ctx, e.io, name, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c2.WriteAt(ctx, []byte("x"), 0); !errors.Is(err, rbd.ErrBusy) {
+				t.Fatalf("write against an exclusive owner: %v, want ErrBusy", err)
+			}
+			if err := c2.Close(ctx); err != nil {
+				t.Fatal(err)
 			}
 			if out := e.rbd(t, "lock", "ls", name); !strings.Contains(string(out), "auto ") {
 				t.Fatalf("rbd lock ls:\n%s", out)

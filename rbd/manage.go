@@ -14,9 +14,16 @@ import (
 // object map is resized before a grow and after a shrink's trim; then
 // set_size, and a HEADER_UPDATE notify for other clients.
 func (img *Image) Resize(ctx context.Context, size uint64) error {
-	if img.readOnly {
-		return ErrReadOnly
+	done, err := img.startWrite(ctx)
+	if err != nil {
+		return err
 	}
+	defer done()
+	return img.resize(ctx, size)
+}
+
+// resize does Resize under the caller's startWrite.
+func (img *Image) resize(ctx context.Context, size uint64) error {
 	st := img.state()
 	if size == st.size {
 		return nil
@@ -27,7 +34,9 @@ func (img *Image) Resize(ctx context.Context, size uint64) error {
 			return err
 		}
 	}
-	if img.features&FeatureObjectMap != 0 {
+	if img.feat()&FeatureObjectMap != 0 {
+		img.omBusy.Lock() // no object map update in flight (io.go markObject)
+		defer img.omBusy.Unlock()
 		err := img.s.write(ctx, ObjectMapName(img.id, NoSnap),
 			opCall(clsLock, "assert_locked", assertLockedArgs(rbdLockName, LockExclusive, "", "")),
 			opCall(clsRBD, "object_map_resize", objectMapResizeArgs(count, ObjectNonexistent)))
@@ -47,8 +56,10 @@ func (img *Image) Resize(ctx context.Context, size uint64) error {
 	}
 	img.mu.Lock()
 	img.size = size
+	img.overlap = min(img.overlap, size) // set_size clips the parent overlap too
+	img.hdrGen.Add(1)                    // a refresh that read the old size must not store it
 	img.mu.Unlock()
-	_ = img.s.notify(ctx, img.hdr(), notifyPayload(notifyHeaderUpdate, 0, 0))
+	img.notifyUpdate(ctx)
 	return nil
 }
 
@@ -125,7 +136,7 @@ func Remove(ctx context.Context, io *rados.IOContext, name string) error {
 // remove deletes an image by name, or by id (name empty: a trashed image,
 // which has no id object or directory entry).
 func remove(ctx context.Context, s store, name, id string) error {
-	img, err := open(ctx, s, name, id, &OpenOptions{ReadOnly: true})
+	img, err := open(ctx, s, name, id, &OpenOptions{ReadOnly: true, internal: true})
 	if err != nil {
 		return err
 	}
@@ -195,5 +206,27 @@ func (img *Image) detachParentSpec(ctx context.Context, p ParentSpec) error {
 	if err != nil && !errors.Is(err, syscall.ENOENT) {
 		return fmt.Errorf("rbd: %s: remove_child: %w", img.name, err)
 	}
+	removeTrashedSnapshot(ctx, ps, p)
 	return nil
+}
+
+// removeTrashedSnapshot deletes the parent's snapshot once its last clone
+// child is gone, if it waits in the trash namespace (librbd's
+// DetachChildRequest). It is best effort: a snapshot that stays (the
+// parent's lock owner refuses, say) shows in `rbd snap ls --all`.
+func removeTrashedSnapshot(ctx context.Context, ps store, p ParentSpec) {
+	out, err := ps.call(ctx, HeaderObjectName(p.ImageID), clsRBD, "snapshot_get", snapIDArg(p.SnapID))
+	if err != nil {
+		return
+	}
+	si, err := decodeSnapshotInfo(out)
+	if err != nil || si.Namespace.Type != SnapNamespaceTrash || si.ChildCount > 0 {
+		return
+	}
+	parent, err := open(ctx, ps, "", p.ImageID, nil)
+	if err != nil {
+		return
+	}
+	_ = parent.RemoveSnapshotByID(ctx, p.SnapID)
+	_ = parent.Close(context.WithoutCancel(ctx))
 }

@@ -21,6 +21,11 @@ func (img *Image) CreateSnapshot(ctx context.Context, name string) (uint64, erro
 	if name == "" {
 		return 0, fmt.Errorf("%w: empty snapshot name", ErrInvalid)
 	}
+	done, err := img.startWrite(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
 	for attempt := 0; ; attempt++ {
 		st := img.state()
 		id, err := st.data.allocSnapID(ctx)
@@ -50,7 +55,7 @@ func (img *Image) CreateSnapshot(ctx context.Context, name string) (uint64, erro
 		if err := img.refresh(ctx); err != nil {
 			return 0, err
 		}
-		_ = img.s.notify(ctx, img.hdr(), notifyPayload(notifyHeaderUpdate, 0, 0))
+		img.notifyUpdate(ctx)
 		return id, nil
 	}
 }
@@ -59,6 +64,8 @@ func (img *Image) CreateSnapshot(ctx context.Context, name string) (uint64, erro
 // head's EXISTS objects EXISTS_CLEAN (object_map_snap_add), as
 // object_map::SnapshotCreateRequest does.
 func (img *Image) snapshotObjectMap(ctx context.Context, snap uint64) error {
+	img.omBusy.Lock() // no object map update in flight (io.go markObject)
+	defer img.omBusy.Unlock()
 	img.omMu.Lock()
 	defer img.omMu.Unlock()
 	var e encoding.Encoder
@@ -80,35 +87,143 @@ func (img *Image) snapshotObjectMap(ctx context.Context, snap uint64) error {
 	return nil
 }
 
-// RemoveSnapshot deletes a user snapshot (SnapshotRemoveRequest): it
-// refuses protected snapshots and ones with clone children, folds the
-// snapshot's object map into the head's (object_map_snap_remove), removes
-// the snapshot record, and releases the id so the OSDs trim its clones.
+// RemoveSnapshot deletes a user snapshot (librbd's SnapshotRemoveRequest).
+// A protected snapshot is refused (ErrBusy). One that still has clone v2
+// children is not deleted but moved to the trash snapshot namespace
+// (snapshot_trash_add), as librbd does; it is removed when its last child
+// is removed or flattened. Otherwise the snapshot's object map is folded
+// into the head's (object_map_snap_remove), the record removed and the id
+// released so the OSDs trim its clones.
 func (img *Image) RemoveSnapshot(ctx context.Context, name string) error {
-	if img.readOnly {
-		return ErrReadOnly
+	si, err := img.userSnapshot(name)
+	if err != nil {
+		return err
 	}
-	img.mu.RLock()
+	done, err := img.startWrite(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := img.checkUnprotected(ctx, si); err != nil {
+		return err
+	}
+	children, err := img.snapshotChildren(ctx, si.ID)
+	if err != nil {
+		return err
+	}
+	if len(children) > 0 {
+		return img.trashSnapshot(ctx, si)
+	}
+	return img.removeSnapshot(ctx, si)
+}
+
+// TrashSnapshot moves user snapshot name into the trash snapshot namespace
+// (snapshot_trash_add, which also sets the SNAP_TRASH op feature): it
+// keeps its id and data for its clone children but no longer shows as a
+// user snapshot; its name becomes free. RemoveSnapshot does this by itself
+// when the snapshot has children.
+func (img *Image) TrashSnapshot(ctx context.Context, name string) error {
+	si, err := img.userSnapshot(name)
+	if err != nil {
+		return err
+	}
+	done, err := img.startWrite(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := img.checkUnprotected(ctx, si); err != nil {
+		return err
+	}
+	return img.trashSnapshot(ctx, si)
+}
+
+// RemoveSnapshotByID removes a snapshot of any namespace (user or trash)
+// by id; it refuses (ErrBusy) while the snapshot is protected or has
+// clone children.
+func (img *Image) RemoveSnapshotByID(ctx context.Context, id uint64) error {
+	done, err := img.startWrite(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
 	var si *SnapshotInfo
+	img.mu.RLock()
 	for i := range img.snaps {
-		if img.snaps[i].Name == name && img.snaps[i].Namespace.Type == SnapNamespaceUser {
-			si = &img.snaps[i]
+		if img.snaps[i].ID == id {
+			c := img.snaps[i]
+			si = &c
 		}
 	}
 	img.mu.RUnlock()
 	if si == nil {
-		return fmt.Errorf("%w: snapshot %q of image %q", ErrNotFound, name, img.name)
+		return fmt.Errorf("%w: snapshot id %d of image %q", ErrNotFound, id, img.name)
 	}
-	if si.ChildCount > 0 {
-		return fmt.Errorf("%w: snapshot %q has %d clone children", ErrBusy, name, si.ChildCount)
+	if err := img.checkUnprotected(ctx, *si); err != nil {
+		return err
 	}
-	out, err := img.s.call(ctx, img.hdr(), clsRBD, "get_protection_status", snapIDArg(si.ID))
-	if err == nil {
-		if ps, _ := decodeProtectionStatus(out); ps != ProtectionUnprotected {
-			return fmt.Errorf("%w: snapshot %q is protected", ErrBusy, name)
+	if children, err := img.snapshotChildren(ctx, id); err != nil {
+		return err
+	} else if len(children) > 0 {
+		return fmt.Errorf("%w: snapshot %d has %d clone children", ErrBusy, id, len(children))
+	}
+	return img.removeSnapshot(ctx, *si)
+}
+
+// userSnapshot finds a user-namespace snapshot by name.
+func (img *Image) userSnapshot(name string) (SnapshotInfo, error) {
+	img.mu.RLock()
+	defer img.mu.RUnlock()
+	for _, si := range img.snaps {
+		if si.Name == name && si.Namespace.Type == SnapNamespaceUser {
+			return si, nil
 		}
 	}
-	if img.omap != nil {
+	return SnapshotInfo{}, fmt.Errorf("%w: snapshot %q of image %q", ErrNotFound, name, img.name)
+}
+
+func (img *Image) checkUnprotected(ctx context.Context, si SnapshotInfo) error {
+	out, err := img.s.call(ctx, img.hdr(), clsRBD, "get_protection_status", snapIDArg(si.ID))
+	if err != nil {
+		return nil // no protection status: nothing protects it
+	}
+	if ps, _ := decodeProtectionStatus(out); ps != ProtectionUnprotected {
+		return fmt.Errorf("%w: snapshot %q is protected", ErrBusy, si.Name)
+	}
+	return nil
+}
+
+// snapshotChildren lists the clone v2 children of a snapshot
+// (children_list on the header; ENOENT means none).
+func (img *Image) snapshotChildren(ctx context.Context, snap uint64) ([]ChildSpec, error) {
+	out, err := img.s.call(ctx, img.hdr(), clsRBD, "children_list", snapIDArg(snap))
+	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.EOPNOTSUPP) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rbd: %s: children_list: %w", img.name, err)
+	}
+	return decodeChildrenList(out)
+}
+
+func (img *Image) trashSnapshot(ctx context.Context, si SnapshotInfo) error {
+	if err := img.s.write(ctx, img.hdr(), opCall(clsRBD, "snapshot_trash_add", u64Arg(si.ID))); err != nil {
+		if errors.Is(err, syscall.EBUSY) {
+			return fmt.Errorf("%w: snapshot %q is protected: %w", ErrBusy, si.Name, err)
+		}
+		return fmt.Errorf("rbd: %s: snapshot_trash_add: %w", img.name, err)
+	}
+	if err := img.refresh(ctx); err != nil {
+		return err
+	}
+	img.notifyUpdate(ctx)
+	return nil
+}
+
+// removeSnapshot deletes a snapshot record and releases its id; the
+// caller holds the lock (startWrite).
+func (img *Image) removeSnapshot(ctx context.Context, si SnapshotInfo) error {
+	if img.feat()&FeatureObjectMap != 0 && img.omap != nil {
 		som := ObjectMapName(img.id, si.ID)
 		out, err := img.s.call(ctx, som, clsRBD, "object_map_load", nil)
 		switch {
@@ -139,11 +254,13 @@ func (img *Image) RemoveSnapshot(ctx context.Context, name string) error {
 	if err := img.refresh(ctx); err != nil {
 		return err
 	}
-	_ = img.s.notify(ctx, img.hdr(), notifyPayload(notifyHeaderUpdate, 0, 0))
+	img.notifyUpdate(ctx)
 	return nil
 }
 
 func (img *Image) reloadObjectMap(ctx context.Context) error {
+	img.omBusy.Lock() // no object map update in flight (io.go markObject)
+	defer img.omBusy.Unlock()
 	out, err := img.s.call(ctx, ObjectMapName(img.id, NoSnap), clsRBD, "object_map_load", nil)
 	if err != nil {
 		return fmt.Errorf("rbd: %s: object_map_load: %w", img.name, err)

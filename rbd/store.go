@@ -45,6 +45,12 @@ type store interface {
 	watch(ctx context.Context, oid string, handler func(payload []byte) []byte) (uint64, func(context.Context) error, error)
 	// notify notifies the object's watchers and waits up to timeout.
 	notify(ctx context.Context, oid string, payload []byte) error
+	// notifyReplies is notify returning the non-empty ack payloads of the
+	// watchers that answered.
+	notifyReplies(ctx context.Context, oid string, payload []byte) ([][]byte, error)
+	// monCommand sends a JSON command to the monitors and returns its
+	// output.
+	monCommand(ctx context.Context, cmd map[string]string) ([]byte, error)
 
 	// allocSnapID / releaseSnapID manage self-managed snapshot ids of this
 	// pool through the monitors.

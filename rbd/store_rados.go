@@ -59,6 +59,15 @@ func (s *radosStore) call(ctx context.Context, oid, class, method string, in []b
 
 func (s *radosStore) write(ctx context.Context, oid string, ops ...writeOp) error {
 	w := rados.NewWriteOp()
+	removeOnly := len(ops) > 0
+	for _, o := range ops {
+		removeOnly = removeOnly && o.kind == wRemove
+	}
+	if removeOnly {
+		// Deletes free space: let them through a full pool, as librados'
+		// remove does, so cleanups after ENOSPC work.
+		w.SetFullTry()
+	}
 	for _, o := range ops {
 		switch o.kind {
 		case wCreate:
@@ -102,11 +111,20 @@ func (s *radosStore) listWatchers(ctx context.Context, oid string) ([]watcher, e
 }
 
 func (s *radosStore) blocklist(ctx context.Context, a entity.Addr) error {
-	// "ip:port/nonce", the form `ceph osd blocklist add` parses.
-	cmd, _ := json.Marshal(map[string]string{"prefix": "osd blocklist", "blocklistop": "add",
-		"addr": fmt.Sprintf("%s/%d", a.IP, a.Nonce)})
-	_, _, err := s.io.Conn().MonCommand(ctx, string(cmd), nil)
+	// "ip:port/nonce", the form `ceph osd blocklist add` parses. Pacific
+	// renamed the command; older monitors only know "osd blacklist".
+	addr := fmt.Sprintf("%s/%d", a.IP, a.Nonce)
+	_, err := s.monCommand(ctx, map[string]string{"prefix": "osd blocklist", "blocklistop": "add", "addr": addr})
+	if errors.Is(err, syscall.EINVAL) {
+		_, err = s.monCommand(ctx, map[string]string{"prefix": "osd blacklist", "blacklistop": "add", "addr": addr})
+	}
 	return err
+}
+
+func (s *radosStore) monCommand(ctx context.Context, cmd map[string]string) ([]byte, error) {
+	b, _ := json.Marshal(cmd)
+	out, _, err := s.io.Conn().MonCommand(ctx, string(b), nil)
+	return out, err
 }
 
 func (s *radosStore) watch(ctx context.Context, oid string, handler func([]byte) []byte) (uint64, func(context.Context) error, error) {
@@ -120,6 +138,19 @@ func (s *radosStore) watch(ctx context.Context, oid string, handler func([]byte)
 func (s *radosStore) notify(ctx context.Context, oid string, payload []byte) error {
 	_, err := s.io.Notify(ctx, oid, payload, notifyTimeout)
 	return err
+}
+
+func (s *radosStore) notifyReplies(ctx context.Context, oid string, payload []byte) ([][]byte, error) {
+	res, err := s.io.Notify(ctx, oid, payload, notifyTimeout)
+	var out [][]byte
+	if res != nil {
+		for _, a := range res.Acks {
+			if len(a.Reply) > 0 {
+				out = append(out, a.Reply)
+			}
+		}
+	}
+	return out, err
 }
 
 func (s *radosStore) allocSnapID(ctx context.Context) (uint64, error) {

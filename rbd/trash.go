@@ -18,7 +18,7 @@ import (
 // unless forced.
 func TrashMove(ctx context.Context, io *rados.IOContext, name string, delay time.Duration) (string, error) {
 	s := newRadosStore(io)
-	img, err := open(ctx, s, name, "", &OpenOptions{ReadOnly: true})
+	img, err := open(ctx, s, name, "", &OpenOptions{ReadOnly: true, internal: true})
 	if err != nil {
 		return "", err
 	}
@@ -90,4 +90,74 @@ func TrashRemove(ctx context.Context, io *rados.IOContext, id string) error {
 		return fmt.Errorf("rbd: trash_remove %q: %w", id, err)
 	}
 	return nil
+}
+
+// TrashRestore brings a trashed image back under name, or under the name
+// it had when newName is empty (librbd's trash restore): rbd_id.<name> is
+// created exclusively with the id, the directory entry added, then the
+// rbd_trash entry removed. Only images the user trashed are restored
+// (ErrInvalid for mirroring, migration or in-progress removal). It
+// returns the name.
+func TrashRestore(ctx context.Context, io *rados.IOContext, id, newName string) (string, error) {
+	s := newRadosStore(io)
+	out, err := s.call(ctx, TrashObject, clsRBD, "trash_get", stringArg(id))
+	if errors.Is(err, syscall.ENOENT) {
+		return "", fmt.Errorf("%w: trash entry %q: %w", ErrNotFound, id, err)
+	}
+	if err != nil {
+		return "", fmt.Errorf("rbd: trash_get %q: %w", id, err)
+	}
+	spec, err := DecodeTrashSpec(out)
+	if err != nil {
+		return "", err
+	}
+	if spec.Source != TrashSourceUser && spec.Source != TrashSourceUserParent || spec.State != TrashStateNormal {
+		return "", fmt.Errorf("%w: trash entry %q has source %d, state %d", ErrInvalid, id, spec.Source, spec.State)
+	}
+	name := newName
+	if name == "" {
+		name = spec.Name
+	}
+	err = s.write(ctx, IDObjectName(name), opCreate(true), opCall(clsRBD, "set_id", stringArg(id)))
+	if errors.Is(err, syscall.EEXIST) {
+		return "", fmt.Errorf("%w: image %q", ErrExists, name)
+	}
+	if err != nil {
+		return "", fmt.Errorf("rbd: trash restore %q: rbd_id: %w", id, err)
+	}
+	if err := s.write(ctx, DirectoryObject, opCall(clsRBD, "dir_add_image", dirAddArgs(name, id))); err != nil {
+		_ = s.write(context.WithoutCancel(ctx), IDObjectName(name), opRemove())
+		if errors.Is(err, syscall.EEXIST) {
+			return "", fmt.Errorf("%w: image %q (directory)", ErrExists, name)
+		}
+		return "", fmt.Errorf("rbd: trash restore %q: directory: %w", id, err)
+	}
+	if err := s.write(ctx, TrashObject, opCall(clsRBD, "trash_remove", stringArg(id))); err != nil && !errors.Is(err, syscall.ENOENT) {
+		return "", fmt.Errorf("rbd: trash restore %q: trash_remove: %w", id, err)
+	}
+	return name, nil
+}
+
+// TrashPurge removes the user-trashed images whose deferment ended by now
+// (`rbd trash purge`). Images that cannot go yet (snapshots, watchers)
+// stay; their errors are joined. It returns the removed ids.
+func TrashPurge(ctx context.Context, io *rados.IOContext, now time.Time) ([]string, error) {
+	all, err := TrashList(ctx, io)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, id := range sortedKeys(all) {
+		t := all[id]
+		if t.Source != TrashSourceUser || t.DefermentEnd.After(now) {
+			continue
+		}
+		if err := TrashRemove(ctx, io, id); err != nil {
+			errs = append(errs, fmt.Errorf("%s (%s): %w", id, t.Name, err))
+			continue
+		}
+		removed = append(removed, id)
+	}
+	return removed, errors.Join(errs...)
 }

@@ -21,7 +21,7 @@ import (
 
 // `csi-gorbd rbd ...`: a subset of the rbd CLI on package rbd. This file
 // holds the command group, the POOL/IMAGE[@SNAP] spec and size parsing
-// shared by the subcommands, and create/ls/info/rm/resize/rename.
+// shared by the subcommands, and create/ls/info/rm/resize.
 
 var rbdCmd = &cobra.Command{
 	Use:   "rbd",
@@ -40,10 +40,6 @@ func init() {
 	addRBDInfo()
 	addRBDRemove()
 	addRBDResize()
-	rbdCmd.AddCommand(&cobra.Command{
-		Use: "rename SRC DST", Short: "Rename an image (not supported yet)", Args: cobra.ExactArgs(2),
-		RunE: func(*cobra.Command, []string) error { return errNotSupported("rename") },
-	})
 }
 
 // errNotSupported is returned by the subcommands package rbd cannot back yet.

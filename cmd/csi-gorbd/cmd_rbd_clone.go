@@ -18,8 +18,9 @@ import (
 
 func init() {
 	var cf createFlags
+	var cloneFormat string
 	clone := &cobra.Command{
-		Use: "clone [POOL/]PARENT@SNAP [POOL/]CHILD", Short: "Clone a snapshot (clone v2)", Args: cobra.ExactArgs(2),
+		Use: "clone [POOL/]PARENT@SNAP [POOL/]CHILD", Short: "Clone a snapshot (clone v1 or v2)", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ps, err := parseImageSpec(args[0], 1)
 			if err != nil {
@@ -46,11 +47,23 @@ func init() {
 			if err != nil {
 				return err
 			}
+			switch cloneFormat {
+			case "auto":
+				o.CloneFormat = rbd.CloneFormatAuto
+			case "1":
+				o.CloneFormat = rbd.CloneFormatV1
+			case "2":
+				o.CloneFormat = rbd.CloneFormatV2
+			default:
+				return fmt.Errorf("invalid clone format %q (auto, 1 or 2)", cloneFormat)
+			}
 			_, err = rbd.Clone(ctx, s.io, ps.Image, ps.Snap, cio, cs.Image, o)
 			return err
 		},
 	}
 	cf.add(clone)
+	clone.Flags().StringVar(&cloneFormat, "rbd-default-clone-format", "auto",
+		"auto (v1 while the cluster admits pre-Mimic clients, as rbd), 1 (needs a protected snapshot) or 2")
 	rbdCmd.AddCommand(clone)
 
 	rbdCmd.AddCommand(&cobra.Command{

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 
@@ -11,18 +12,26 @@ import (
 	"github.com/csi-gorbd/csi-gorbd/rbd"
 )
 
-// `csi-gorbd rbd snap create|ls|rm` (rollback, protect and unprotect are
-// not in package rbd yet).
+// `csi-gorbd rbd snap create|ls|rm|protect|unprotect|rollback` (purge
+// and rename are not supported yet).
 
 // rbdTimestamp prints times like rbd (ctime(3) without the newline).
 const rbdTimestamp = "Mon Jan _2 15:04:05 2006"
 
 type rbdSnapJSON struct {
-	ID        uint64 `json:"id"`
-	Name      string `json:"name"`
-	Size      uint64 `json:"size"`
-	Protected string `json:"protected"`
-	Timestamp string `json:"timestamp"`
+	ID        uint64         `json:"id"`
+	Name      string         `json:"name"`
+	Size      uint64         `json:"size"`
+	Protected string         `json:"protected"`
+	Timestamp string         `json:"timestamp"`
+	Namespace *rbdSnapNSJSON `json:"namespace,omitempty"`
+}
+
+// rbdSnapNSJSON is the namespace object `rbd snap ls --all --format json`
+// adds.
+type rbdSnapNSJSON struct {
+	Type         string `json:"type"`
+	OriginalName string `json:"original_name,omitempty"`
 }
 
 func init() {
@@ -49,68 +58,114 @@ func init() {
 	})
 
 	var format string
+	var all bool
 	ls := &cobra.Command{
 		Use: "ls [POOL/]IMAGE", Aliases: []string{"list"}, Short: "List snapshots", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			spec, err := parseImageSpec(args[0], -1)
-			if err != nil {
-				return err
-			}
-			s, err := openRBDPool(cmd, spec.Pool)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			ctx := cmd.Context()
-			img, err := rbd.Open(ctx, s.io, spec.Image, &rbd.OpenOptions{ReadOnly: true})
-			if err != nil {
-				return err
-			}
-			defer img.Close(ctx)
-			out := []rbdSnapJSON{}
-			for _, sn := range img.Stat().Snapshots {
-				// Protection status is not exposed by package rbd; clone
-				// v2 needs none, so it is reported as unprotected.
-				out = append(out, rbdSnapJSON{ID: sn.ID, Name: sn.Name, Size: sn.Size, Protected: "false",
-					Timestamp: sn.Timestamp.Local().Format(rbdTimestamp)})
-			}
-			sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-			if format == "json" {
-				return writeJSON(cmd.OutOrStdout(), out)
-			}
-			if len(out) == 0 {
+			return withImage(cmd, args[0], -1, &rbd.OpenOptions{ReadOnly: true}, func(ctx context.Context, _ imageSpec, img *rbd.Image) error {
+				out := []rbdSnapJSON{}
+				for _, sn := range img.Stat().Snapshots {
+					j := rbdSnapJSON{ID: sn.ID, Name: sn.Name, Size: sn.Size, Protected: "false",
+						Timestamp: sn.Timestamp.Local().Format(rbdTimestamp)}
+					if sn.Namespace.Type != rbd.SnapNamespaceUser && !all {
+						continue
+					}
+					if sn.Namespace.Type == rbd.SnapNamespaceUser {
+						if ps, err := img.ProtectionStatus(ctx, sn.Name); err == nil && ps == rbd.ProtectionProtected {
+							j.Protected = "true"
+						}
+					}
+					if all {
+						j.Namespace = &rbdSnapNSJSON{Type: sn.Namespace.Type.String()}
+						if sn.Namespace.Type == rbd.SnapNamespaceTrash {
+							j.Namespace.OriginalName = sn.Namespace.OriginalName
+						}
+					}
+					out = append(out, j)
+				}
+				sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+				if format == "json" {
+					return writeJSON(cmd.OutOrStdout(), out)
+				}
+				if len(out) == 0 {
+					return nil
+				}
+				head := []string{"SNAPID", "NAME", "SIZE", "PROTECTED", "TIMESTAMP"}
+				if all {
+					head = append(head, "NAMESPACE")
+				}
+				rows := [][]string{head}
+				for _, sn := range out {
+					prot := ""
+					if sn.Protected == "true" {
+						prot = "yes"
+					}
+					r := []string{strconv.FormatUint(sn.ID, 10), sn.Name, bytesIEC(sn.Size), prot, sn.Timestamp}
+					if ns := sn.Namespace; ns != nil {
+						if ns.Type == "trash" {
+							r = append(r, "trash ("+ns.OriginalName+")")
+						} else {
+							r = append(r, ns.Type)
+						}
+					}
+					rows = append(rows, r)
+				}
+				printTable(cmd.OutOrStdout(), rows, true)
 				return nil
-			}
-			// rbd's TextTable: SNAPID right-aligned, the rest left.
-			rows := [][]string{{"SNAPID", "NAME", "SIZE", "PROTECTED", "TIMESTAMP"}}
-			for _, sn := range out {
-				rows = append(rows, []string{strconv.FormatUint(sn.ID, 10), sn.Name, bytesIEC(sn.Size), "", sn.Timestamp})
-			}
-			width := make([]int, len(rows[0]))
-			for _, r := range rows {
-				for i, c := range r {
-					width[i] = max(width[i], len(c))
-				}
-			}
-			w := cmd.OutOrStdout()
-			for _, r := range rows {
-				fmt.Fprintf(w, "%*s", width[0], r[0])
-				for i := 1; i < len(r); i++ {
-					fmt.Fprintf(w, "  %-*s", width[i], r[i])
-				}
-				fmt.Fprintln(w)
-			}
-			return nil
+			})
 		},
 	}
 	ls.Flags().StringVar(&format, "format", "plain", "plain or json")
+	ls.Flags().BoolVarP(&all, "all", "a", false, "list snapshots from all namespaces")
 	snap.AddCommand(ls)
 
-	for _, name := range []string{"rollback", "protect", "unprotect", "purge", "rename"} {
+	for _, c := range []struct {
+		name, short string
+		fn          func(*rbd.Image, context.Context, string) error
+	}{
+		{"protect", "Prevent a snapshot from being deleted", (*rbd.Image).ProtectSnapshot},
+		{"unprotect", "Allow a snapshot to be deleted", (*rbd.Image).UnprotectSnapshot},
+		{"rollback", "Roll the image back to a snapshot", (*rbd.Image).RollbackSnapshot},
+	} {
+		sub := &cobra.Command{
+			Use: c.name + " [POOL/]IMAGE@SNAP", Short: c.short, Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return withImage(cmd, args[0], 1, nil, func(ctx context.Context, spec imageSpec, img *rbd.Image) error {
+					return c.fn(img, ctx, spec.Snap)
+				})
+			},
+		}
+		sub.Flags().Bool("no-progress", false, "accepted for rbd compatibility (no progress is shown)")
+		snap.AddCommand(sub)
+	}
+
+	for _, name := range []string{"purge", "rename"} {
 		name := name
 		snap.AddCommand(&cobra.Command{
 			Use: name + " [POOL/]IMAGE@SNAP", Short: "Not supported yet", Args: cobra.ArbitraryArgs,
 			RunE: func(*cobra.Command, []string) error { return errNotSupported("snap " + name) },
 		})
+	}
+}
+
+// printTable prints rows like rbd's TextTable: two spaces between
+// columns, every column padded; the first right-aligned if rightFirst.
+func printTable(w io.Writer, rows [][]string, rightFirst bool) {
+	width := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, c := range r {
+			width[i] = max(width[i], len(c))
+		}
+	}
+	for _, r := range rows {
+		if rightFirst {
+			fmt.Fprintf(w, "%*s", width[0], r[0])
+		} else {
+			fmt.Fprintf(w, "%-*s", width[0], r[0])
+		}
+		for i := 1; i < len(r); i++ {
+			fmt.Fprintf(w, "  %-*s", width[i], r[i])
+		}
+		fmt.Fprintln(w)
 	}
 }

@@ -187,10 +187,18 @@ func TestRBDCreateInfo(t *testing.T) {
 					t.Errorf("%s: image still there after our rm", c.tag)
 				}
 			}
-			// rbd-style refusals.
-			if _, stderr, code := run(t, e.bin, "-c", e.cl.Conf(), "-k", e.cl.Keyring(), "rbd", "rename", "a", "b"); code == 0 ||
-				!strings.Contains(stderr, "not supported yet") {
-				t.Errorf("rename: exit %d, %q", code, stderr)
+			// rename: rbd sees the new name, the old one is gone, ours
+			// refuses an existing destination.
+			src, dst := e.name("rensrc"), e.name("rendst")
+			e.ours("create", src, "--size", "4M")
+			e.ours("rename", src, dst)
+			if got := e.theirs("ls"); strings.Contains(got, src+"\n") || !strings.Contains(got, dst) {
+				t.Errorf("rbd ls after rename:\n%s", got)
+			}
+			e.theirs("create", src, "--size", "1M")
+			if _, stderr, code := run(t, e.bin, "-c", e.cl.Conf(), "-k", e.cl.Keyring(), "rbd", "-p", e.pool, "rename", dst, src); code == 0 ||
+				!strings.Contains(stderr, "already exists") {
+				t.Errorf("rename onto an existing image: exit %d, %q", code, stderr)
 			}
 		})
 	}
@@ -284,7 +292,7 @@ func TestRBDSnapCloneTrash(t *testing.T) {
 				t.Errorf("snap ls plain:\n%s", got)
 			}
 
-			e.ours("clone", parent+"@s1", child)
+			e.ours("clone", "--rbd-default-clone-format", "2", parent+"@s1", child)
 			if got := strings.TrimSpace(e.theirs("children", parent+"@s1")); got != e.pool+"/"+child {
 				t.Errorf("rbd children = %q, want %s/%s", got, e.pool, child)
 			}
@@ -355,11 +363,87 @@ func TestRBDSnapCloneTrash(t *testing.T) {
 					t.Errorf("trash entry %s still listed after our trash rm", id)
 				}
 			}
-			for _, sub := range [][]string{{"snap", "protect", parent + "@s1"}, {"trash", "restore", id}} {
-				if _, stderr, code := run(t, e.bin, append([]string{"-c", e.cl.Conf(), "-k", e.cl.Keyring(), "rbd"}, sub...)...); code == 0 ||
-					!strings.Contains(stderr, "not supported yet") {
-					t.Errorf("%v: exit %d, %q", sub, code, stderr)
-				}
+			// protect / unprotect as rbd sees them.
+			e.ours("snap", "protect", parent+"@s1")
+			theirs = nil
+			var prot []struct {
+				Name      string `json:"name"`
+				Protected string `json:"protected"`
+			}
+			jsonInto(t, e.theirs("snap", "ls", "--format", "json", parent), &prot)
+			if len(prot) != 1 || prot[0].Protected != "true" {
+				t.Errorf("rbd snap ls after our protect: %+v", prot)
+			}
+			if got := e.ours("snap", "ls", parent); !strings.Contains(got, " yes ") {
+				t.Errorf("our snap ls does not show the protection:\n%s", got)
+			}
+			e.ours("snap", "unprotect", parent+"@s1")
+			prot = nil
+			jsonInto(t, e.theirs("snap", "ls", "--format", "json", parent), &prot)
+			if len(prot) != 1 || prot[0].Protected != "false" {
+				t.Errorf("rbd snap ls after our unprotect: %+v", prot)
+			}
+		})
+	}
+}
+
+// TestRBDMetaRestoreRollback: image-meta, trash restore and snap rollback
+// through our CLI, checked with rbd's.
+func TestRBDMetaRestoreRollback(t *testing.T) {
+	for _, cluster := range rbdClusters {
+		t.Run(cluster, func(t *testing.T) {
+			e := newRBDEnv(t, cluster)
+			name := e.name("meta")
+			e.ours("create", name, "--size", "4M")
+			e.ours("image-meta", "set", name, "owner", "team-e")
+			e.theirs("image-meta", "set", name, "theirs", "v1")
+			if got := strings.TrimSpace(e.theirs("image-meta", "get", name, "owner")); got != "team-e" {
+				t.Errorf("rbd image-meta get = %q", got)
+			}
+			var m map[string]string
+			jsonInto(t, e.ours("image-meta", "list", "--format", "json", name), &m)
+			if m["owner"] != "team-e" || m["theirs"] != "v1" || len(m) != 2 {
+				t.Errorf("our image-meta list = %v", m)
+			}
+			if got := e.ours("image-meta", "list", name); got != e.theirs("image-meta", "list", name) {
+				t.Errorf("image-meta list: ours\n%s\nrbd\n%s", got, e.theirs("image-meta", "list", name))
+			}
+			e.ours("image-meta", "remove", name, "owner")
+			if _, _, code := cephTool(t, e.cl, "rbd", "-p", e.pool, "image-meta", "get", name, "owner"); code == 0 {
+				t.Error("key still there after our image-meta remove")
+			}
+
+			// rollback: write, snapshot, overwrite, roll back; rbd export
+			// shows the snapshot's data.
+			dir := t.TempDir()
+			os.Chmod(dir, 0o777)
+			a := bytes.Repeat([]byte("A"), 4<<20)
+			b := bytes.Repeat([]byte("B"), 1<<20)
+			fa, fb := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+			os.WriteFile(fa, a, 0o644)
+			os.WriteFile(fb, b, 0o644)
+			rb := e.name("rollback")
+			e.theirs("import", "--no-progress", fa, rb)
+			e.ours("snap", "create", rb+"@s")
+			e.theirs("bench", "--io-type", "write", "--io-size", "4096", "--io-total", "64K", "--io-pattern", "rand", rb)
+			e.ours("snap", "rollback", rb+"@s")
+			out := filepath.Join(dir, "out")
+			e.theirs("export", "--no-progress", rb, out)
+			if got, _ := os.ReadFile(out); !bytes.Equal(got, a) {
+				t.Error("rbd export after our rollback differs from the snapshot")
+			}
+
+			// trash mv by rbd, restore by us under a new name.
+			tr := e.name("trash")
+			e.ours("create", tr, "--size", "1M")
+			var info map[string]any
+			jsonInto(t, e.theirs("info", "--format", "json", tr), &info)
+			e.theirs("trash", "mv", tr)
+			e.ours("trash", "restore", "--image", tr+"-back", fmt.Sprint(info["id"]))
+			e.t.Cleanup(func() { cephTool(t, e.cl, "rbd", "-p", e.pool, "rm", tr+"-back") })
+			jsonInto(t, e.theirs("info", "--format", "json", tr+"-back"), &info)
+			if got := e.theirs("trash", "ls"); strings.Contains(got, fmt.Sprint(info["id"])) {
+				t.Errorf("still in the trash after restore:\n%s", got)
 			}
 		})
 	}

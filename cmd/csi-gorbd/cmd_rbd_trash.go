@@ -10,7 +10,7 @@ import (
 	"github.com/csi-gorbd/csi-gorbd/rbd"
 )
 
-// `csi-gorbd rbd trash mv|ls|rm` (restore is not in package rbd yet).
+// `csi-gorbd rbd trash mv|ls|rm|restore|purge`.
 
 func init() {
 	trash := &cobra.Command{Use: "trash", Short: "Manage the pool's image trash"}
@@ -86,11 +86,38 @@ func init() {
 			return rbd.TrashRemove(cmd.Context(), s.io, spec.Image)
 		},
 	})
-	for _, name := range []string{"restore", "purge"} {
-		name := name
-		trash.AddCommand(&cobra.Command{
-			Use: name, Short: "Not supported yet", Args: cobra.ArbitraryArgs,
-			RunE: func(*cobra.Command, []string) error { return errNotSupported("trash " + name) },
-		})
+	var newName string
+	restore := &cobra.Command{
+		Use: "restore [POOL/]IMAGE_ID", Short: "Restore a trashed image", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			spec, err := parseImageSpec(args[0], -1)
+			if err != nil {
+				return err
+			}
+			s, err := openRBDPool(cmd, spec.Pool)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			_, err = rbd.TrashRestore(cmd.Context(), s.io, spec.Image, newName)
+			return err
+		},
 	}
+	restore.Flags().StringVar(&newName, "image", "", "restore under this name (default: the name it had)")
+	trash.AddCommand(restore)
+
+	purge := &cobra.Command{
+		Use: "purge [POOL]", Short: "Remove the trashed images whose deferment has ended", Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := openRBDPool(cmd, poolArg(args))
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			_, err = rbd.TrashPurge(cmd.Context(), s.io, time.Now())
+			return err
+		},
+	}
+	purge.Flags().Bool("no-progress", false, "accepted for rbd compatibility")
+	trash.AddCommand(purge)
 }

@@ -1,0 +1,80 @@
+package rbd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+)
+
+// RollbackSnapshot makes the head equal to user snapshot name (`rbd snap
+// rollback`), under the exclusive lock: the head is resized to the
+// snapshot's size, then every object is rewritten from its snapshot
+// version — objects that did not exist at the snapshot are deleted, so a
+// clone reads through to its parent there again — with the object map
+// kept in step. librbd sends the OSD's rollback op instead; rewriting from
+// a snapshot read leaves the same bytes (holes inside an object become
+// written zeros). Other snapshots are untouched.
+func (img *Image) RollbackSnapshot(ctx context.Context, name string) error {
+	si, err := img.userSnapshot(name)
+	if err != nil {
+		return err
+	}
+	done, err := img.startWrite(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if img.Size() != si.Size {
+		if err := img.resize(ctx, si.Size); err != nil {
+			return err
+		}
+	}
+	st := img.state()
+	snapData := st.data.withReadSnap(si.ID)
+	n := st.layout.ObjectCount(si.Size)
+	objs := make([]ObjectExtent, 0, n)
+	for o := uint64(0); o < n; o++ {
+		objs = append(objs, ObjectExtent{ObjectNo: o})
+	}
+	osz := st.layout.ObjectSize()
+	err = forExtents(objs, func(e ObjectExtent) error {
+		oid := DataObjectName(st.prefix, e.ObjectNo)
+		buf := make([]byte, osz)
+		got, err := snapData.read(ctx, oid, buf, 0)
+		if errors.Is(err, syscall.ENOENT) {
+			if img.omap != nil && img.omapState(e.ObjectNo) == ObjectNonexistent {
+				return nil
+			}
+			if err := img.markObject(ctx, e.ObjectNo, ObjectPending); err != nil {
+				return err
+			}
+			if err := st.data.write(ctx, oid, opRemove()); err != nil && !errors.Is(err, syscall.ENOENT) {
+				return fmt.Errorf("rbd: %s: rollback of object %d: %w", img.name, e.ObjectNo, err)
+			}
+			return img.markObject(ctx, e.ObjectNo, ObjectNonexistent)
+		}
+		if err != nil {
+			return fmt.Errorf("rbd: %s: reading object %d at snapshot %q: %w", img.name, e.ObjectNo, name, err)
+		}
+		if err := img.markObject(ctx, e.ObjectNo, ObjectExists); err != nil {
+			return err
+		}
+		ops := []writeOp{opCreate(false), opTruncate(0)}
+		if got > 0 {
+			ops = append(ops, opWrite(0, buf[:got]))
+		}
+		if err := st.data.write(ctx, oid, ops...); err != nil {
+			return fmt.Errorf("rbd: %s: rollback of object %d: %w", img.name, e.ObjectNo, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := img.refresh(ctx); err != nil {
+		return err
+	}
+	img.notifyUpdate(ctx)
+	return nil
+}
