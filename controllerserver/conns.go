@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +20,7 @@ type connPool struct {
 
 	mu    sync.Mutex
 	conns map[string]*rados.Conn
+	who   map[string]owner // key → whom the connection belongs to (for health reports)
 }
 
 func (p *connPool) key(cluster string, cr Credentials) string {
@@ -30,7 +33,13 @@ func (p *connPool) key(cluster string, cr Credentials) string {
 func (p *connPool) get(ctx context.Context, cluster string, cr Credentials) (*rados.Conn, error) {
 	ci, ok := p.clusters[cluster]
 	if !ok {
-		return nil, fmt.Errorf("%w: clusterID %q is not in the clusters file", errUnknownCluster, cluster)
+		known := make([]string, 0, len(p.clusters))
+		for k := range p.clusters {
+			known = append(known, k)
+		}
+		sort.Strings(known)
+		return nil, fmt.Errorf("%w: clusterID %q is not in the clusters file (known: %s); fix the StorageClass parameter clusterID or the clusters file",
+			errUnknownCluster, cluster, strings.Join(known, ", "))
 	}
 	k := p.key(cluster, cr)
 	p.mu.Lock()
@@ -48,6 +57,10 @@ func (p *connPool) get(ctx context.Context, cluster string, cr Credentials) (*ra
 		p.conns = map[string]*rados.Conn{}
 	}
 	p.conns[k] = c
+	if p.who == nil {
+		p.who = map[string]owner{}
+	}
+	p.who[k] = owner{cluster: cluster, user: cr.User}
 	return c, nil
 }
 
@@ -61,19 +74,29 @@ func (p *connPool) failed(cluster string, cr Credentials, err error) {
 	p.mu.Lock()
 	c := p.conns[k]
 	delete(p.conns, k)
+	delete(p.who, k)
 	p.mu.Unlock()
 	if c != nil {
 		_ = c.Close()
 	}
 }
 
+// owner is whom a cached connection belongs to.
+type owner struct{ cluster, user string }
+
+// cached is one cached connection and its owner.
+type cached struct {
+	owner
+	conn *rados.Conn
+}
+
 // all returns the cached connections.
-func (p *connPool) all() []*rados.Conn {
+func (p *connPool) all() []cached {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make([]*rados.Conn, 0, len(p.conns))
-	for _, c := range p.conns {
-		out = append(out, c)
+	out := make([]cached, 0, len(p.conns))
+	for k, c := range p.conns {
+		out = append(out, cached{owner: p.who[k], conn: c})
 	}
 	return out
 }
@@ -85,5 +108,6 @@ func (p *connPool) closeAll() {
 	for k, c := range p.conns {
 		_ = c.Close()
 		delete(p.conns, k)
+		delete(p.who, k)
 	}
 }

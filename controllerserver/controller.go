@@ -3,9 +3,9 @@ package controllerserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -30,7 +30,15 @@ type Options struct {
 	Instance string
 	// ConnectTimeout bounds dialling a cluster (0: 30s).
 	ConnectTimeout time.Duration
+	// MaxCloneDepth: a new clone whose parent chain is deeper than this is
+	// flattened in the background (0: DefaultMaxCloneDepth). The
+	// StorageClass parameter maxCloneDepth overrides it per volume.
+	MaxCloneDepth int
 }
+
+// DefaultMaxCloneDepth is the clone chain depth past which new clones are
+// flattened in the background.
+const DefaultMaxCloneDepth = 8
 
 // Server is the CSI Controller service.
 type Server struct {
@@ -39,6 +47,16 @@ type Server struct {
 	instance string
 	conns    *connPool
 	inflight sync.Map // name or id → struct{}
+	maxDepth int
+
+	lockMu sync.Mutex
+	locks  map[string]chan struct{} // image → held lock (see lockImage)
+
+	bg       sync.WaitGroup // background flattens
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bgMu     sync.Mutex
+	bgErrs   []error
 }
 
 // New returns a Controller service.
@@ -49,29 +67,104 @@ func New(o Options) *Server {
 	if o.ConnectTimeout == 0 {
 		o.ConnectTimeout = 30 * time.Second
 	}
-	return &Server{instance: o.Instance, conns: &connPool{clusters: o.Clusters, timeout: o.ConnectTimeout}}
+	if o.MaxCloneDepth == 0 {
+		o.MaxCloneDepth = DefaultMaxCloneDepth
+	}
+	s := &Server{instance: o.Instance, conns: &connPool{clusters: o.Clusters, timeout: o.ConnectTimeout},
+		maxDepth: o.MaxCloneDepth, locks: map[string]chan struct{}{}}
+	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
+	return s
 }
 
-// Ready reports whether the controller can serve. Connections are dialled
-// lazily from request secrets, so with none cached there is nothing to
-// check and it is ready; otherwise every cached connection must answer a
-// monitor command ("version") within 5 seconds. Only connection-level
-// failures count: a refusal (permissions) still proves the cluster is up.
+// lockImage serialises the operations that change an image's snapshot
+// set or existence (DeleteVolume, CreateSnapshot, cloning from it): they
+// wait for each other rather than fail, until ctx ends. The caller must
+// call the returned unlock.
+func (s *Server) lockImage(ctx context.Context, cluster string, pool int64, image string) (func(), error) {
+	key := fmt.Sprintf("%s/%d/%s", cluster, pool, image)
+	for {
+		s.lockMu.Lock()
+		held, busy := s.locks[key]
+		if !busy {
+			ch := make(chan struct{})
+			s.locks[key] = ch
+			s.lockMu.Unlock()
+			return func() {
+				s.lockMu.Lock()
+				delete(s.locks, key)
+				s.lockMu.Unlock()
+				close(ch)
+			}, nil
+		}
+		s.lockMu.Unlock()
+		select {
+		case <-held:
+		case <-ctx.Done():
+			return nil, status.Errorf(codes.Aborted, "waiting for another operation on image %s: %v", image, ctx.Err())
+		}
+	}
+}
+
+// Ready reports whether the controller can reach Ceph: every cached
+// connection must answer a monitor command ("version") within 5 seconds
+// (only connection-level failures count: a refusal still proves the
+// cluster is up), and every configured cluster that has no connection yet
+// (they are dialled lazily, with the secrets requests carry) must have a
+// monitor that accepts a TCP connection.
 func (s *Server) Ready(ctx context.Context) bool {
-	for _, c := range s.conns.all() {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, _, err := c.MonCommand(cctx, `{"prefix": "version"}`, nil)
-		cancel()
-		switch Code(err) {
-		case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+	sessions := s.SessionHealth(ctx)
+	dialled := map[string]bool{}
+	for _, h := range sessions {
+		if !h.Up {
+			return false
+		}
+		dialled[h.Cluster] = true
+	}
+	for id, ci := range s.conns.clusters {
+		if !dialled[id] && !reachable(ctx, ci) {
 			return false
 		}
 	}
 	return true
 }
 
-// Close drops every cached cluster connection.
-func (s *Server) Close() { s.conns.closeAll() }
+// Session is the health of one cached cluster connection.
+type Session struct {
+	Cluster, User string
+	Up            bool
+}
+
+// SessionHealth checks every cached cluster connection as Ready does
+// (concurrently) and reports each one.
+func (s *Server) SessionHealth(ctx context.Context) []Session {
+	all := s.conns.all()
+	out := make([]Session, len(all))
+	var wg sync.WaitGroup
+	for i, c := range all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, _, err := c.conn.MonCommand(cctx, `{"prefix": "version"}`, nil)
+			cancel()
+			up := true
+			switch Code(err) {
+			case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+				up = false
+			}
+			out[i] = Session{Cluster: c.cluster, User: c.user, Up: up}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// Close stops background work and drops every cached cluster connection.
+func (s *Server) Close() {
+	s.bgCancel()
+	s.bg.Wait()
+	s.conns.closeAll()
+}
 
 // guard takes the in-flight lock on key; the caller must call the
 // returned release. A duplicate in flight gets Aborted.
@@ -97,6 +190,12 @@ func (s *Server) open(ctx context.Context, cluster string, secrets map[string]st
 	}
 	c, err := s.conns.get(ctx, cluster, cr)
 	if err != nil {
+		switch Code(err) {
+		case codes.PermissionDenied:
+			err = fmt.Errorf("cluster %q refused Ceph user %q: check userID and userKey in the secret: %w", cluster, cr.User, err)
+		case codes.Unavailable, codes.DeadlineExceeded:
+			err = fmt.Errorf("cannot reach the monitors of cluster %q %v (clusters file): %w", cluster, s.conns.clusters[cluster].Monitors, err)
+		}
 		return nil, s.fail(cluster, cr, err)
 	}
 	var io *rados.IOContext
@@ -106,9 +205,26 @@ func (s *Server) open(ctx context.Context, cluster string, secrets map[string]st
 		io, err = c.OpenIOContextByID(ctx, poolID)
 	}
 	if err != nil {
+		if Code(err) == codes.NotFound {
+			if pool != "" {
+				err = fmt.Errorf("pool %q (StorageClass parameter pool) does not exist on cluster %q: %w", pool, cluster, err)
+			} else {
+				err = fmt.Errorf("pool id %d does not exist on cluster %q any more: %w", poolID, cluster, err)
+			}
+		}
 		return nil, s.fail(cluster, cr, err)
 	}
 	return &session{s: s, cluster: cluster, cred: cr, io: io}, nil
+}
+
+// volumeErr says which volume a failure is about; a missing image gets
+// NotFound with the image and pool named.
+func (se *session) volumeErr(id VolumeID, err error) error {
+	if notFound(err) {
+		return status.Errorf(codes.NotFound, "volume %s: image %q does not exist in pool %s of cluster %q",
+			id, id.Image, se.io.PoolName(), id.ClusterID)
+	}
+	return se.fail(err)
 }
 
 func (s *Server) fail(cluster string, cr Credentials, err error) error {
@@ -236,11 +352,25 @@ func (se *session) makeImage(ctx context.Context, p VolumeParams, rec volumeReco
 		}
 		opts.DataPool, opts.DataPoolSet = id, true
 	}
+	var err error
 	switch {
 	case srcSnap != nil:
-		return se.cloneFrom(ctx, srcSnap.VolumeID, srcSnap.Snap, rec, opts, false)
+		err = se.cloneFrom(ctx, srcSnap.VolumeID, srcSnap.Snap, rec, opts, false)
 	case srcVol != nil:
-		return se.cloneFrom(ctx, *srcVol, rec.CloneSnap, rec, opts, true)
+		err = se.cloneFrom(ctx, *srcVol, rec.CloneSnap, rec, opts, true)
+	}
+	if srcSnap != nil || srcVol != nil {
+		if err != nil {
+			return err
+		}
+		max := se.s.maxDepth
+		if p.MaxCloneDepth > 0 {
+			max = p.MaxCloneDepth
+		}
+		if depth, derr := chainDepth(ctx, se.io, rec.Image); derr == nil && depth > max {
+			se.flattenLater(rec.Image)
+		}
+		return nil
 	}
 	if _, err := rbd.Create(ctx, se.io, rec.Image, rec.Size, opts); err != nil {
 		return se.fail(err)
@@ -249,29 +379,38 @@ func (se *session) makeImage(ctx context.Context, p VolumeParams, rec volumeReco
 }
 
 // cloneFrom makes rec.Image a clone v2 of src@snap (taking the snapshot
-// first when makeSnap), then grows it to rec.Size.
+// first when makeSnap), then grows it to rec.Size. The source image may
+// wait in the trash (its volume was deleted while snapshots remained).
 func (se *session) cloneFrom(ctx context.Context, src VolumeID, snap string, rec volumeRecord, opts *rbd.CreateOptions, makeSnap bool) error {
 	if src.ClusterID != se.cluster {
 		return status.Error(codes.InvalidArgument, "content source is on another cluster")
 	}
-	pio := se.io
-	if src.PoolID != se.io.PoolID() {
-		var err error
-		if pio, err = se.io.Conn().OpenIOContextByID(ctx, src.PoolID); err != nil {
-			return se.fail(err)
-		}
-	}
-	parent, err := rbd.Open(ctx, pio, src.Image, nil)
+	pio, err := se.poolIO(ctx, src.PoolID)
 	if err != nil {
-		if Code(err) == codes.NotFound {
-			return status.Errorf(codes.NotFound, "content source %s not found", src.Image)
+		return se.fail(err)
+	}
+	unlock, err := se.s.lockImage(ctx, src.ClusterID, src.PoolID, src.Image)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	parent, trashID, err := openImage(ctx, pio, src.Image, nil)
+	if err != nil {
+		if notFound(err) {
+			return status.Errorf(codes.NotFound, "content source %s: image %q does not exist in pool %s (deleted, with all its snapshots?)",
+				src, src.Image, pio.PoolName())
 		}
 		return se.fail(err)
 	}
+	if trashID != "" && makeSnap {
+		_ = parent.Close(ctx)
+		return status.Errorf(codes.NotFound, "source volume %s was deleted", src.Image)
+	}
+	info := parent.Stat()
 	var snapSize uint64
 	var have bool
-	for _, si := range parent.Stat().Snapshots {
-		if si.Name == snap {
+	for _, si := range info.Snapshots {
+		if si.Name == snap && si.Namespace.Type == rbd.SnapNamespaceUser {
 			have, snapSize = true, si.Size
 		}
 	}
@@ -291,7 +430,12 @@ func (se *session) cloneFrom(ctx context.Context, src VolumeID, snap string, rec
 		return status.Errorf(codes.OutOfRange, "requested size %d is smaller than the source (%d)", rec.Size, snapSize)
 	}
 	opts.DataPoolSet = false // a clone keeps its parent's layout
-	if _, err := rbd.Clone(ctx, pio, src.Image, snap, se.io, rec.Image, opts); err != nil {
+	if trashID != "" {
+		_, err = rbd.CloneByID(ctx, pio, trashID, snap, se.io, rec.Image, opts)
+	} else {
+		_, err = rbd.Clone(ctx, pio, src.Image, snap, se.io, rec.Image, opts)
+	}
+	if err != nil {
 		if makeSnap && !have {
 			// Drop the temporary snapshot this attempt took.
 			if p, oerr := rbd.Open(ctx, pio, src.Image, nil); oerr == nil {
@@ -336,26 +480,12 @@ func (s *Server) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 		}
 		return nil, err
 	}
-	img, err := rbd.Open(ctx, se.io, id.Image, &rbd.OpenOptions{ReadOnly: true})
-	switch {
-	case err == nil:
-		info := img.Stat()
-		_ = img.Close(ctx)
-		for _, si := range info.Snapshots {
-			if si.Namespace.Type == rbd.SnapNamespaceUser && !strings.HasPrefix(si.Name, cloneSnapPrefix) {
-				return nil, status.Errorf(codes.FailedPrecondition, "volume has snapshot %q; delete it first", si.Name)
-			}
-		}
-		if err := rbd.Remove(ctx, se.io, id.Image); err != nil && Code(err) != codes.NotFound {
-			return nil, se.fail(err)
-		}
-		if p := info.Parent; p != nil {
-			if err := se.dropCloneSnap(ctx, *p, id.Image); err != nil {
-				return nil, se.fail(err)
-			}
-		}
-	case Code(err) == codes.NotFound:
-	default:
+	unlock, err := s.lockImage(ctx, id.ClusterID, id.PoolID, id.Image)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := se.deleteImage(ctx, id.Image); err != nil {
 		return nil, se.fail(err)
 	}
 	j := se.volJournal()
@@ -370,30 +500,34 @@ func (s *Server) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 	return &csi.DeleteVolumeResponse{}, nil
 }
 
-// dropCloneSnap removes the temporary snapshot a deleted volume clone
-// hung from, if that is what its parent snapshot was.
-func (se *session) dropCloneSnap(ctx context.Context, p rbd.ParentSpec, child string) error {
-	pio := se.io
-	if p.PoolID != se.io.PoolID() {
-		var err error
-		if pio, err = se.io.Conn().OpenIOContextByID(ctx, p.PoolID); err != nil {
-			return err
-		}
-	}
-	parent, err := rbd.OpenByID(ctx, pio, p.ImageID, nil)
+// deleteImage removes the image called name, or moves it to the trash
+// when snapshots it must keep serving remain, then collects what it held
+// on its parent. A missing (or already trashed) image is success.
+func (se *session) deleteImage(ctx context.Context, name string) error {
+	img, err := rbd.Open(ctx, se.io, name, nil)
 	if err != nil {
-		if Code(err) == codes.NotFound {
+		if notFound(err) {
 			return nil
 		}
 		return err
 	}
-	defer parent.Close(ctx)
-	for _, si := range parent.Stat().Snapshots {
-		if si.ID == p.SnapID && si.Name == cloneSnapPrefix+child {
-			if err := parent.RemoveSnapshot(ctx, si.Name); err != nil && Code(err) != codes.NotFound {
-				return err
-			}
+	left, err := dropDeadSnaps(ctx, img)
+	info := img.Stat()
+	_ = img.Close(ctx)
+	if err != nil {
+		return err
+	}
+	if left > 0 {
+		if _, err := rbd.TrashMove(ctx, se.io, name, 0); err != nil && !notFound(err) {
+			return err
 		}
+		return nil
+	}
+	if err := rbd.Remove(ctx, se.io, name); err != nil && !notFound(err) {
+		return err
+	}
+	if p := info.Parent; p != nil {
+		return se.collect(ctx, *p, name)
 	}
 	return nil
 }
@@ -416,7 +550,7 @@ func (s *Server) ValidateVolumeCapabilities(ctx context.Context, req *csi.Valida
 	}
 	img, err := rbd.Open(ctx, se.io, id.Image, &rbd.OpenOptions{ReadOnly: true})
 	if err != nil {
-		return nil, se.fail(err)
+		return nil, se.volumeErr(id, err)
 	}
 	_ = img.Close(ctx)
 	if err := CheckCapabilities(req.GetVolumeCapabilities()); err != nil {
@@ -472,7 +606,7 @@ func (s *Server) ControllerExpandVolume(ctx context.Context, req *csi.Controller
 	}
 	img, err := rbd.Open(ctx, se.io, id.Image, nil)
 	if err != nil {
-		return nil, se.fail(err)
+		return nil, se.volumeErr(id, err)
 	}
 	defer img.Close(ctx)
 	cur := img.Size()
@@ -512,6 +646,11 @@ func (s *Server) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequ
 	if err != nil {
 		return nil, err
 	}
+	unlock, err := s.lockImage(ctx, src.ClusterID, src.PoolID, src.Image)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	j := se.snapJournal()
 	var rec snapRecord
 	found, err := j.get(ctx, snapKeyPrefix+name, &rec)
@@ -523,7 +662,7 @@ func (s *Server) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequ
 	}
 	img, err := rbd.Open(ctx, se.io, src.Image, nil)
 	if err != nil {
-		return nil, se.fail(err)
+		return nil, se.volumeErr(src, err)
 	}
 	defer img.Close(ctx)
 	if !found {
@@ -580,16 +719,12 @@ func (s *Server) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshotRequ
 		}
 		return nil, err
 	}
-	img, err := rbd.Open(ctx, se.io, id.Image, nil)
-	switch {
-	case err == nil:
-		err = img.RemoveSnapshot(ctx, id.Snap)
-		_ = img.Close(ctx)
-		if err != nil && Code(err) != codes.NotFound {
-			return nil, se.fail(err)
-		}
-	case Code(err) == codes.NotFound:
-	default:
+	unlock, err := s.lockImage(ctx, id.ClusterID, id.PoolID, id.Image)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := se.deleteSnapshot(ctx, id.Image, id.Snap); err != nil {
 		return nil, se.fail(err)
 	}
 	j := se.snapJournal()
@@ -603,6 +738,32 @@ func (s *Server) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshotRequ
 		}
 	}
 	return &csi.DeleteSnapshotResponse{}, nil
+}
+
+// deleteSnapshot removes snapshot snap of the image called image (which
+// may wait in the trash). A snapshot with clone children moves to the
+// trash snapshot namespace until its last child goes; a trashed image
+// left without snapshots is purged.
+func (se *session) deleteSnapshot(ctx context.Context, image, snap string) error {
+	img, _, err := openImage(ctx, se.io, image, nil)
+	if err != nil {
+		if notFound(err) {
+			return nil
+		}
+		return err
+	}
+	if err = img.RemoveSnapshot(ctx, snap); notFound(err) {
+		err = nil
+	}
+	if err != nil {
+		_ = img.Close(ctx)
+		return err
+	}
+	next, name, err := se.purgeIfEmpty(ctx, se.io, img)
+	if err != nil || next == nil {
+		return err
+	}
+	return se.collect(ctx, *next, name)
 }
 
 // ListSnapshots lists journalled snapshots. With a snapshot or source

@@ -95,6 +95,12 @@ func TestParseVolumeParams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if p.MaxCloneDepth != 0 {
+		t.Errorf("maxCloneDepth without the parameter: %d", p.MaxCloneDepth)
+	}
+	if p, err := ParseVolumeParams(map[string]string{"clusterID": "c", "pool": "rbd", "maxCloneDepth": "3"}); err != nil || p.MaxCloneDepth != 3 {
+		t.Errorf("maxCloneDepth 3: %+v %v", p, err)
+	}
 	want, _ := rbd.ParseFeatures("layering", "exclusive-lock", "object-map")
 	if p.Features != want {
 		t.Errorf("features %#x, want %#x", p.Features, want)
@@ -105,6 +111,9 @@ func TestParseVolumeParams(t *testing.T) {
 		{"clusterID": "c", "pool": "rbd", "imageFeatures": "bogus"},
 		{"clusterID": "c", "pool": "rbd", "imageFeatures": "exclusive-lock"},
 		{"clusterID": "c", "pool": "rbd", "volumeNamePrefix": "a/b"},
+		{"clusterID": "c", "pool": "rbd", "maxCloneDepth": "0"},
+		{"clusterID": "c", "pool": "rbd", "maxCloneDepth": "x"},
+		{"clusterID": "c", "pool": "rbd", "maxCloneDepth": "1000"},
 	} {
 		if _, err := ParseVolumeParams(bad); err == nil {
 			t.Errorf("%v accepted", bad)
@@ -152,6 +161,9 @@ func TestRoundCapacity(t *testing.T) {
 		{mib + 1, mib + 2, 0, true},
 		{2 * mib, mib, 0, true},
 		{-1, 0, 0, true},
+		{MaxVolumeSize, 0, MaxVolumeSize, false},
+		{MaxVolumeSize + 1, 0, 0, true},
+		{1 << 62, 0, 0, true},
 	} {
 		got, err := RoundCapacity(&csi.CapacityRange{RequiredBytes: tc.req, LimitBytes: tc.lim})
 		if (err != nil) != tc.fail || (!tc.fail && got != tc.want) {
@@ -286,3 +298,37 @@ func TestRequestValidation(t *testing.T) {
 }
 
 func errOf[T any](_ T, err error) error { return err }
+
+func FuzzParseClusters(f *testing.F) {
+	f.Add([]byte(`[{"clusterID":"a","monitors":["10.0.0.1:6789","v2:10.0.0.2:3300/0"]}]`))
+	f.Add([]byte(`[{"clusterID":"b","monitors":["h:3300"],"cephFS":{}},{"clusterID":"c","monitors":["[::1]:6789"]}]`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := ParseClusters(b)
+		if err != nil {
+			return
+		}
+		for id, c := range m {
+			if id == "" || id != c.ClusterID || len(c.Monitors) == 0 {
+				t.Fatalf("accepted a bad entry %q: %+v", id, c)
+			}
+		}
+	})
+}
+
+func FuzzParseVolumeParams(f *testing.F) {
+	f.Add("c", "rbd", "layering,exclusive-lock", "csi-vol-", "3")
+	f.Add("c", "rbd", "", "", "")
+	f.Add("", "rbd", "bogus", "a/b", "-1")
+	f.Fuzz(func(t *testing.T, cluster, pool, features, prefix, depth string) {
+		p, err := ParseVolumeParams(map[string]string{"clusterID": cluster, "pool": pool, "imageFeatures": features,
+			"volumeNamePrefix": prefix, "maxCloneDepth": depth})
+		if err != nil {
+			return
+		}
+		if p.ClusterID == "" || p.Pool == "" || p.Features&rbd.FeatureLayering == 0 || strings.ContainsAny(p.NamePrefix, "/@") ||
+			p.MaxCloneDepth < 0 || p.MaxCloneDepth > maxCollectDepth {
+			t.Fatalf("accepted %+v", p)
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -69,6 +70,8 @@ type VolumeParams struct {
 	Features   uint64
 	NamePrefix string
 	SnapPrefix string
+	// MaxCloneDepth overrides the driver's clone depth limit (0: keep).
+	MaxCloneDepth int
 }
 
 // ParseVolumeParams validates StorageClass parameters. Keys it does not
@@ -99,6 +102,13 @@ func ParseVolumeParams(p map[string]string) (VolumeParams, error) {
 			return v, fmt.Errorf("name prefix %q must not contain '/' or '@'", pre)
 		}
 	}
+	if d := p["maxCloneDepth"]; d != "" {
+		n, err := strconv.Atoi(d)
+		if err != nil || n < 1 || n > maxCollectDepth/2 {
+			return v, fmt.Errorf("parameter maxCloneDepth %q must be a number from 1 to %d", d, maxCollectDepth/2)
+		}
+		v.MaxCloneDepth = n
+	}
 	feat := p["imageFeatures"]
 	if feat == "" {
 		feat = "layering"
@@ -125,6 +135,12 @@ const mib = 1 << 20
 // DefaultVolumeSize is used when a request gives no capacity.
 const DefaultVolumeSize = 1 << 30
 
+// MaxVolumeSize is the largest volume the controller makes: librbd's
+// object map limit (256,000,000 objects) with the default 4 MiB objects,
+// about 976 TiB. Bigger images cannot have an object map and are
+// impractical to remove.
+const MaxVolumeSize = 256000000 * (4 << 20)
+
 // RoundCapacity picks the image size for a capacity range: the required
 // bytes (or DefaultVolumeSize, capped by the limit) rounded up to a MiB.
 // It fails when the rounded size exceeds the limit.
@@ -145,6 +161,9 @@ func RoundCapacity(r *csi.CapacityRange) (uint64, error) {
 		if lim != 0 && uint64(lim) < size {
 			size = uint64(lim)
 		}
+	}
+	if size > MaxVolumeSize {
+		return 0, fmt.Errorf("required_bytes %d is over the largest volume this driver makes (%d bytes, 976 TiB)", size, uint64(MaxVolumeSize))
 	}
 	size = (size + mib - 1) / mib * mib
 	if lim != 0 && size > uint64(lim) {

@@ -9,10 +9,19 @@
 // only when a Controller service is served.
 //
 // Probe: ready when the Ready hook (if any) says so. The controller's hook
-// is ready when it has no cluster connection cached yet (connections are
-// dialled lazily per (cluster, user) from request secrets, so before the
-// first request there is nothing to check), and otherwise when every cached
-// connection answers a monitor command within 5 seconds. A broken
-// connection also fails the request that uses it and is redialled by the
-// next one.
+// reports Ceph reachability: every cached connection (they are dialled
+// lazily per (cluster, user) from request secrets) must answer a monitor
+// command within 5 seconds, and every configured cluster without one must
+// have a monitor accepting TCP connections. A broken connection also
+// fails the request that uses it and is redialled by the next one.
+//
+// Metrics (metrics.go, metrics_http.go): with Options.Metrics set, an
+// interceptor counts and times every call (csi_gorbd_grpc_requests_total,
+// csi_gorbd_grpc_errors_total, csi_gorbd_grpc_request_duration_seconds,
+// csi_gorbd_grpc_requests_in_flight, labelled by method and code);
+// csi_gorbd_attached_volumes sums AttachedCounter sources (the node
+// service) and csi_gorbd_ceph_session_up reports HealthReporter sources
+// (the controller's sessions) at scrape time. MetricsHandler serves
+// /metrics, /healthz (liveness: the process answers) and /readyz
+// (readiness: the Ready hook).
 package driver

@@ -29,9 +29,11 @@ type Options struct {
 	Mode    string // controller, node or all
 
 	Controller csi.ControllerServer // required for controller and all
-	Node       csi.NodeServer       // required for node and all (may be nil this round)
+	Node       csi.NodeServer       // required for node and all
 	// Ready backs Probe; nil means always ready.
 	Ready func(context.Context) bool
+	// Metrics, when set, counts and times every call (see NewMetrics).
+	Metrics *Metrics
 }
 
 // Driver is the gRPC server of the plugin.
@@ -54,15 +56,15 @@ func New(o Options) (*Driver, error) {
 			return nil, fmt.Errorf("driver: mode %s needs a controller service", o.Mode)
 		}
 	case ModeNode:
-		if o.NodeID == "" {
-			return nil, errors.New("driver: mode node needs a node id")
-		}
 	default:
 		return nil, fmt.Errorf("driver: unknown mode %q (controller, node or all)", o.Mode)
 	}
 	if o.Mode != ModeController {
+		if o.NodeID == "" {
+			return nil, fmt.Errorf("driver: mode %s needs a node id", o.Mode)
+		}
 		if o.Node == nil {
-			return nil, fmt.Errorf("driver: mode %s needs a node service (not available yet)", o.Mode)
+			return nil, fmt.Errorf("driver: mode %s needs a node service", o.Mode)
 		}
 	}
 	if o.Mode == ModeController {
@@ -72,7 +74,11 @@ func New(o Options) (*Driver, error) {
 		o.Controller = nil
 	}
 	d := &Driver{opts: o}
-	d.srv = grpc.NewServer(grpc.UnaryInterceptor(logCalls))
+	interceptors := []grpc.UnaryServerInterceptor{logCalls}
+	if o.Metrics != nil {
+		interceptors = append([]grpc.UnaryServerInterceptor{o.Metrics.UnaryInterceptor}, interceptors...)
+	}
+	d.srv = grpc.NewServer(grpc.ChainUnaryInterceptor(interceptors...))
 	csi.RegisterIdentityServer(d.srv, &identity{o: &d.opts})
 	if o.Controller != nil {
 		csi.RegisterControllerServer(d.srv, o.Controller)

@@ -24,6 +24,8 @@ PKGS=(
   cpio
   kmod
   qemu-block-extra
+  mount
+  curl
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -2,16 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	goflag "flag"
-	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
@@ -23,6 +18,7 @@ import (
 // csiFlags are the CSI plugin's options, shared by controller, node and all.
 type csiFlags struct {
 	endpoint, driverName, nodeID, clusters, stateDir, metricsAddr, instance string
+	maxCloneDepth                                                           int
 }
 
 func init() {
@@ -47,8 +43,9 @@ func newCSICmd(mode string) *cobra.Command {
 	fl.StringVar(&f.nodeID, "nodeid", "", "node id (required for node and all)")
 	fl.StringVar(&f.clusters, "clusters", "/etc/csi-gorbd/clusters.json", `clusters file: JSON [{"clusterID": "...", "monitors": ["host:port"]}]`)
 	fl.StringVar(&f.stateDir, "state-dir", "/var/lib/csi-gorbd", "directory for the plugin's local state")
-	fl.StringVar(&f.metricsAddr, "metrics-address", "", "serve /healthz (and later metrics) on this address; empty: off")
+	fl.StringVar(&f.metricsAddr, "metrics-address", "", "serve /metrics (Prometheus), /healthz (liveness) and /readyz (Ceph sessions) on this host:port; empty: off")
 	fl.StringVar(&f.instance, "instance-id", "default", "journal instance id (drivers sharing a pool need distinct ids)")
+	fl.IntVar(&f.maxCloneDepth, "max-clone-depth", controllerserver.DefaultMaxCloneDepth, "flatten new clones in the background past this clone chain depth (StorageClass maxCloneDepth overrides)")
 	kfs := goflag.NewFlagSet("klog", goflag.ContinueOnError)
 	klog.InitFlags(kfs)
 	fl.AddGoFlagSet(kfs)
@@ -68,9 +65,6 @@ func runCSI(ctx context.Context, mode string, f csiFlags) error {
 		version = bi.Main.Version
 	}
 	opts := driver.Options{Name: f.driverName, Version: version, NodeID: f.nodeID, Mode: mode}
-	if mode != driver.ModeController {
-		return errors.New("the node service is not available yet; run in controller mode")
-	}
 	clusters, err := controllerserver.LoadClusters(f.clusters)
 	if err != nil {
 		return err
@@ -80,29 +74,42 @@ func runCSI(ctx context.Context, mode string, f csiFlags) error {
 			return err
 		}
 	}
-	cs := controllerserver.New(controllerserver.Options{Clusters: clusters, Instance: f.instance})
-	defer cs.Close()
-	opts.Controller, opts.Ready = cs, cs.Ready
+	opts.Metrics = driver.NewMetrics()
+	var ready []func(context.Context) bool
+	if mode != driver.ModeNode {
+		cs := controllerserver.New(controllerserver.Options{Clusters: clusters, Instance: f.instance, MaxCloneDepth: f.maxCloneDepth})
+		defer cs.Close()
+		opts.Controller = cs
+		ready = append(ready, cs.Ready)
+		opts.Metrics.AddHealthSource(controllerHealth(cs))
+	}
+	if mode != driver.ModeController {
+		// The node service takes its devices over (restart recovery)
+		// before the endpoint opens: see startNode.
+		ns, err := startNode(ctx, f, clusters)
+		if err != nil {
+			return err
+		}
+		defer ns.Close()
+		opts.Node = ns
+		ready = append(ready, ns.Ready)
+		opts.Metrics.AddAttachedSource(ns)
+		opts.Metrics.AddHealthSource(nodeHealth(ns))
+	}
+	opts.Ready = func(ctx context.Context) bool {
+		for _, r := range ready {
+			if !r(ctx) {
+				return false
+			}
+		}
+		return true
+	}
 	d, err := driver.New(opts)
 	if err != nil {
 		return err
 	}
-	if f.metricsAddr != "" {
-		ln, err := net.Listen("tcp", f.metricsAddr)
-		if err != nil {
-			return fmt.Errorf("metrics address: %w", err)
-		}
-		mux := http.NewServeMux()
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-			if !cs.Ready(r.Context()) {
-				http.Error(w, "not ready", http.StatusServiceUnavailable)
-				return
-			}
-			fmt.Fprintln(w, "ok")
-		})
-		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = hs.Serve(ln) }()
-		defer hs.Close()
+	if err := serveMetrics(ctx, f.metricsAddr, opts.Metrics, opts.Ready); err != nil {
+		return err
 	}
 	klog.InfoS("starting CSI plugin", "mode", mode, "driver", f.driverName, "version", version,
 		"endpoint", f.endpoint, "clusters", len(clusters))

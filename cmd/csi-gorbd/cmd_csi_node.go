@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+
+	"k8s.io/klog/v2"
+
+	"github.com/csi-gorbd/csi-gorbd/controllerserver"
+	"github.com/csi-gorbd/csi-gorbd/driver"
+	"github.com/csi-gorbd/csi-gorbd/nbd/attach"
+	"github.com/csi-gorbd/csi-gorbd/nodeserver"
+)
+
+// startNode makes the Node service with its state under --state-dir and
+// takes over the devices a previous process left (kill -9, upgrade):
+// every recorded image is reopened and the kernel gets fresh sockets
+// before the gRPC endpoint opens, so the kubelet never sees a volume
+// whose device nobody serves. A device that cannot be recovered is
+// logged; its volume reports an abnormal condition and NodeStageVolume
+// retries the recovery.
+func startNode(ctx context.Context, f csiFlags, clusters map[string]controllerserver.ClusterInfo) (*nodeserver.Server, error) {
+	if f.nodeID == "" {
+		return nil, errors.New("--nodeid is required for the node service (the Kubernetes node name)")
+	}
+	ns, err := nodeserver.New(ctx, nodeserver.Options{
+		NodeID:   f.nodeID,
+		Clusters: clusters,
+		StateDir: filepath.Join(f.stateDir, "node"),
+		OnEvent:  func(e attach.Event) { klog.InfoS("nbd", "event", e.String()) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	recs, err := ns.Recover(ctx)
+	for _, r := range recs {
+		klog.InfoS("recovered device", "device", r.Device(), "volume", r.ID, "size", r.Size)
+	}
+	if err != nil {
+		klog.ErrorS(err, "recovering devices")
+	}
+	return ns, nil
+}
+
+// nodeHealth reports the node's Ceph sessions (one per cluster and user
+// of the staged volumes) to the metrics.
+func nodeHealth(ns *nodeserver.Server) driver.HealthReporter {
+	return driver.HealthReporterFunc(func(ctx context.Context) []driver.SessionHealth {
+		var out []driver.SessionHealth
+		for _, s := range ns.SessionHealth(ctx) {
+			out = append(out, driver.SessionHealth{Cluster: s.Cluster, User: s.User, Up: s.Up})
+		}
+		return out
+	})
+}

@@ -1,0 +1,192 @@
+package nodeserver
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"k8s.io/mount-utils"
+	utilexec "k8s.io/utils/exec"
+
+	"github.com/csi-gorbd/csi-gorbd/controllerserver"
+	"github.com/csi-gorbd/csi-gorbd/nbd/attach"
+)
+
+// Options configure a Server.
+type Options struct {
+	NodeID   string
+	Clusters map[string]controllerserver.ClusterInfo
+	// StateDir holds nbd/ and volumes/ (see the package documentation).
+	StateDir string
+	// MaxVolumes is reported by NodeGetInfo (0: no limit reported); it
+	// should match the nbd module's nbds_max.
+	MaxVolumes int64
+	// Connections is the number of NBD sockets per device (0: 1).
+	Connections int
+	// DeadConnTimeout is how long the kernel holds I/O while no process
+	// serves a device (0: attach.DefaultDeadConnTimeout).
+	DeadConnTimeout time.Duration
+	// ConnectTimeout bounds dialling a cluster (0: 30s).
+	ConnectTimeout time.Duration
+	// OnEvent receives the attach manager's events (may be nil; must not
+	// block).
+	OnEvent func(attach.Event)
+
+	// Kernel, Mounter and Exec replace the real kernel, mount(8) and
+	// command runner (tests); nil means the real ones.
+	Kernel  attach.Kernel
+	Mounter mount.Interface
+	Exec    utilexec.Interface
+}
+
+// Server is the CSI Node service.
+type Server struct {
+	csi.UnimplementedNodeServer
+
+	o       Options
+	vols    volumeStore
+	conns   *connPool
+	mgr     *attach.Manager
+	mounter *mount.SafeFormatAndMount
+	resizer *mount.ResizeFs
+
+	inflight sync.Map // volume id → struct{}
+
+	bmu      sync.Mutex
+	backends map[string]*rbdVolume // open images by volume id
+}
+
+var _ csi.NodeServer = (*Server)(nil)
+
+// New makes the Node service. Serving devices stops when ctx ends or
+// Close is called; neither disconnects a device.
+func New(ctx context.Context, o Options) (*Server, error) {
+	if o.NodeID == "" {
+		return nil, errors.New("nodeserver: a node id is required")
+	}
+	if o.StateDir == "" {
+		return nil, errors.New("nodeserver: a state directory is required")
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = 30 * time.Second
+	}
+	if o.Connections == 0 {
+		o.Connections = 1
+	}
+	if o.DeadConnTimeout == 0 {
+		o.DeadConnTimeout = attach.DefaultDeadConnTimeout
+	}
+	if o.Mounter == nil {
+		o.Mounter = mount.New("")
+	}
+	if o.Exec == nil {
+		o.Exec = utilexec.New()
+	}
+	s := &Server{
+		o:        o,
+		vols:     volumeStore{dir: filepath.Join(o.StateDir, "volumes")},
+		conns:    &connPool{clusters: o.Clusters, timeout: o.ConnectTimeout},
+		mounter:  mount.NewSafeFormatAndMount(o.Mounter, o.Exec),
+		resizer:  mount.NewResizeFs(o.Exec),
+		backends: map[string]*rbdVolume{},
+	}
+	m, err := attach.New(ctx, attach.Config{
+		StateDir: filepath.Join(o.StateDir, "nbd"),
+		Factory:  s.openVolume,
+		OnEvent:  o.OnEvent,
+		Kernel:   o.Kernel,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.mgr = m
+	return s, nil
+}
+
+// Recover takes over the devices recorded in the state directory (a
+// restart): every image is reopened and the kernel gets fresh sockets. Run
+// it before serving gRPC. It returns the devices now served; the error
+// lists those that could not be taken over.
+func (s *Server) Recover(ctx context.Context) ([]attach.Record, error) {
+	recs, err := s.mgr.Recover(ctx)
+	out := make([]attach.Record, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, *r)
+	}
+	return out, err
+}
+
+// AttachedVolumes is the number of devices this process serves (for the
+// attached-volumes metric).
+func (s *Server) AttachedVolumes() int { return len(s.mgr.Served()) }
+
+// Ready reports whether every cached cluster connection answers a monitor
+// command within 5 seconds (no connection: ready).
+func (s *Server) Ready(ctx context.Context) bool {
+	for _, h := range s.SessionHealth(ctx) {
+		if !h.Up {
+			return false
+		}
+	}
+	return true
+}
+
+// SessionHealth checks every cached cluster connection (the sessions the
+// staged volumes use) concurrently and reports each one.
+func (s *Server) SessionHealth(ctx context.Context) []controllerserver.Session {
+	all := s.conns.all()
+	out := make([]controllerserver.Session, len(all))
+	var wg sync.WaitGroup
+	for i, c := range all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = controllerserver.Session{Cluster: c.cluster, User: c.user, Up: pingCluster(ctx, c.conn)}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// Close stops serving the devices (they stay connected; a new process
+// recovers them) and closes the cluster connections.
+func (s *Server) Close() error {
+	err := s.mgr.Close()
+	s.conns.closeAll()
+	return err
+}
+
+// guard takes the per-volume in-flight lock; a concurrent call on the same
+// volume gets Aborted.
+func (s *Server) guard(volumeID string) (func(), error) {
+	if _, busy := s.inflight.LoadOrStore(volumeID, struct{}{}); busy {
+		return nil, status.Errorf(codes.Aborted, "an operation on volume %q is already in progress", volumeID)
+	}
+	return func() { s.inflight.Delete(volumeID) }, nil
+}
+
+// NodeGetInfo returns the node id (no topology).
+func (s *Server) NodeGetInfo(context.Context, *csi.NodeGetInfoRequest) (*csi.NodeGetInfoResponse, error) {
+	return &csi.NodeGetInfoResponse{NodeId: s.o.NodeID, MaxVolumesPerNode: s.o.MaxVolumes}, nil
+}
+
+// NodeGetCapabilities lists what the node service does.
+func (s *Server) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilitiesRequest) (*csi.NodeGetCapabilitiesResponse, error) {
+	var caps []*csi.NodeServiceCapability
+	for _, c := range []csi.NodeServiceCapability_RPC_Type{
+		csi.NodeServiceCapability_RPC_STAGE_UNSTAGE_VOLUME,
+		csi.NodeServiceCapability_RPC_EXPAND_VOLUME,
+		csi.NodeServiceCapability_RPC_GET_VOLUME_STATS,
+		csi.NodeServiceCapability_RPC_GET_VOLUME_HEALTH,
+		csi.NodeServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER,
+	} {
+		caps = append(caps, &csi.NodeServiceCapability{Type: &csi.NodeServiceCapability_Rpc{
+			Rpc: &csi.NodeServiceCapability_RPC{Type: c}}})
+	}
+	return &csi.NodeGetCapabilitiesResponse{Capabilities: caps}, nil
+}

@@ -1,0 +1,316 @@
+package nodeserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"k8s.io/mount-utils"
+
+	"github.com/csi-gorbd/csi-gorbd/controllerserver"
+	"github.com/csi-gorbd/csi-gorbd/nbd/attach"
+)
+
+// Volume context and parameter keys the node reads (ceph-csi's names).
+const (
+	paramFSType      = "csi.storage.k8s.io/fstype"
+	paramMkfsOptions = "mkfsOptions"
+)
+
+// defaultMkfsOptions are used when the volume context has no mkfsOptions
+// (ceph-csi's defaults: no discard pass over a fresh image, lazy inode
+// table and journal initialisation).
+var defaultMkfsOptions = map[string][]string{
+	"ext4": {"-m0", "-Enodiscard,lazy_itable_init=1,lazy_journal_init=1"},
+	"xfs":  {"-K"},
+}
+
+func readOnlyMode(m csi.VolumeCapability_AccessMode_Mode) bool {
+	return m == csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY ||
+		m == csi.VolumeCapability_AccessMode_MULTI_NODE_READER_ONLY
+}
+
+// checkCapability validates one capability and returns the filesystem
+// type (empty for block).
+func checkCapability(vc *csi.VolumeCapability, volCtx map[string]string) (string, error) {
+	if vc == nil {
+		return "", status.Error(codes.InvalidArgument, "volume_capability is required")
+	}
+	if err := controllerserver.CheckCapabilities([]*csi.VolumeCapability{vc}); err != nil {
+		return "", status.Error(codes.InvalidArgument, err.Error())
+	}
+	if vc.GetBlock() != nil {
+		return "", nil
+	}
+	fsType := vc.GetMount().GetFsType()
+	if fsType == "" {
+		fsType = volCtx[paramFSType]
+	}
+	if fsType == "" {
+		fsType = "ext4"
+	}
+	if _, ok := defaultMkfsOptions[fsType]; !ok {
+		return "", status.Errorf(codes.InvalidArgument, "filesystem type %q is not supported (ext4 or xfs)", fsType)
+	}
+	return fsType, nil
+}
+
+// mountOptions are the options for mounting the staged filesystem.
+func mountOptions(vc *csi.VolumeCapability, fsType string, ro bool) []string {
+	opts := append([]string(nil), vc.GetMount().GetMountFlags()...)
+	if ro {
+		opts = append(opts, "ro")
+		// A read-only device cannot replay a journal.
+		if fsType == "ext4" {
+			opts = append(opts, "noload")
+		} else if fsType == "xfs" {
+			opts = append(opts, "norecovery")
+		}
+	}
+	if fsType == "xfs" {
+		// Clones and snapshots restore the same xfs UUID.
+		opts = append(opts, "nouuid")
+	}
+	return opts
+}
+
+// NodeStageVolume attaches the image and mounts its filesystem on the
+// staging path (block volumes: attach only).
+func (s *Server) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequest) (*csi.NodeStageVolumeResponse, error) {
+	volID, staging := req.GetVolumeId(), req.GetStagingTargetPath()
+	if volID == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume_id is required")
+	}
+	if staging == "" {
+		return nil, status.Error(codes.InvalidArgument, "staging_target_path is required")
+	}
+	vc := req.GetVolumeCapability()
+	fsType, err := checkCapability(vc, req.GetVolumeContext())
+	if err != nil {
+		return nil, err
+	}
+	id, err := controllerserver.ParseVolumeID(volID)
+	if err != nil {
+		return nil, status.Errorf(codes.NotFound, "volume %q is not a volume of this driver: %v", volID, err)
+	}
+	release, err := s.guard(volID)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+
+	block := vc.GetBlock() != nil
+	ro := readOnlyMode(vc.GetAccessMode().GetMode())
+	rec, err := s.vols.load(volID)
+	if err == nil && rec.Device == "" {
+		// A crash between recording the volume and attaching it: start
+		// over.
+		if err := s.vols.remove(volID); err != nil {
+			return nil, status.Errorf(codes.Internal, "removing the stale state of volume %q: %v", volID, err)
+		}
+		rec, err = nil, fmt.Errorf("%w: %s", errNoVolume, volID)
+	}
+	fresh := false
+	switch {
+	case err == nil:
+		if rec.StagingPath != staging {
+			return nil, status.Errorf(codes.FailedPrecondition, "volume %q is already staged at %s", volID, rec.StagingPath)
+		}
+		if rec.Block != block || rec.ReadOnly != ro {
+			return nil, status.Errorf(codes.AlreadyExists, "volume %q is already staged with another access type or mode", volID)
+		}
+		if err := s.ensureServed(ctx, rec); err != nil {
+			return nil, err
+		}
+	case errors.Is(err, errNoVolume):
+		if rec, err = s.attachNew(ctx, id, volID, req, block, ro, fsType); err != nil {
+			return nil, err
+		}
+		fresh = true
+	default:
+		return nil, status.Errorf(codes.Internal, "reading the state of volume %q: %v", volID, err)
+	}
+	if block {
+		return &csi.NodeStageVolumeResponse{}, nil
+	}
+
+	if err := os.MkdirAll(staging, 0o750); err != nil {
+		return nil, s.undoStage(ctx, fresh, volID, status.Errorf(codes.Internal, "creating the staging path: %v", err))
+	}
+	mounted, err := s.isMountPoint(staging)
+	if err != nil {
+		return nil, s.undoStage(ctx, fresh, volID, status.Errorf(codes.Internal, "checking the staging path: %v", err))
+	}
+	if mounted {
+		return &csi.NodeStageVolumeResponse{}, nil
+	}
+	mkfs := defaultMkfsOptions[fsType]
+	if o := strings.Fields(req.GetVolumeContext()[paramMkfsOptions]); len(o) > 0 {
+		mkfs = o
+	}
+	err = s.mounter.FormatAndMountSensitiveWithFormatOptions(rec.Device, staging, fsType, mountOptions(vc, fsType, ro), nil, mkfs)
+	if err != nil {
+		return nil, s.undoStage(ctx, fresh, volID, toStatus(err, fmt.Sprintf("formatting or mounting %s (%s) on %s", rec.Device, volID, staging)))
+	}
+	return &csi.NodeStageVolumeResponse{}, nil
+}
+
+// attachNew records the volume (with its secrets) and attaches it.
+func (s *Server) attachNew(ctx context.Context, id controllerserver.VolumeID, volID string, req *csi.NodeStageVolumeRequest,
+	block, ro bool, fsType string) (*volumeRecord, error) {
+	cr, err := controllerserver.CredentialsFrom(req.GetSecrets())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "node-stage secrets: %v", err)
+	}
+	if _, ok := s.o.Clusters[id.ClusterID]; !ok {
+		return nil, status.Errorf(codes.InvalidArgument, "volume %q: clusterID %q is not in the clusters file of this node plugin", volID, id.ClusterID)
+	}
+	rec := &volumeRecord{
+		VolumeID: volID, ClusterID: id.ClusterID, PoolID: id.PoolID, Image: id.Image,
+		UserID: cr.User, UserKey: cr.Key,
+		StagingPath: req.GetStagingTargetPath(), Block: block, FSType: fsType,
+		AccessMode: int32(req.GetVolumeCapability().GetAccessMode().GetMode()), ReadOnly: ro,
+	}
+	if err := s.vols.save(rec); err != nil {
+		return nil, status.Errorf(codes.Internal, "saving the state of volume %q: %v", volID, err)
+	}
+	// A device left connected by an earlier attempt of this volume (the
+	// volume record was lost) would make Attach fail: let it go first.
+	if err := s.mgr.Detach(ctx, volID); err != nil && !errors.Is(err, attach.ErrNoRecord) {
+		_ = s.vols.remove(volID)
+		return nil, toStatus(err, "detaching a stale device of volume "+volID)
+	}
+	r, err := s.mgr.Attach(ctx, attach.Spec{
+		ID: volID, Image: volID, ReadOnly: ro,
+		Connections: s.o.Connections, DeadConnTimeout: s.o.DeadConnTimeout,
+	})
+	if err != nil {
+		_ = s.vols.remove(volID)
+		return nil, toStatus(err, fmt.Sprintf("attaching image %s (pool id %d) of volume %q", id.Image, id.PoolID, volID))
+	}
+	rec.Device = r.Device()
+	if err := s.vols.save(rec); err != nil {
+		return nil, s.undoStage(ctx, true, volID, status.Errorf(codes.Internal, "saving the state of volume %q: %v", volID, err))
+	}
+	return rec, nil
+}
+
+// ensureServed makes sure the device of a staged volume is served by this
+// process, recovering it when it is not (a failed recovery at start).
+func (s *Server) ensureServed(ctx context.Context, rec *volumeRecord) error {
+	if s.served(rec.VolumeID) {
+		return nil
+	}
+	_, err := s.mgr.Recover(ctx)
+	if s.served(rec.VolumeID) {
+		return nil
+	}
+	if err == nil {
+		err = errors.New("no device record")
+	}
+	return status.Errorf(codes.Unavailable, "volume %q is staged but its device %s is not served by this plugin and could not be recovered: %v",
+		rec.VolumeID, rec.Device, err)
+}
+
+// served reports whether this process serves the volume's device.
+func (s *Server) served(volID string) bool {
+	done := s.mgr.Done(volID)
+	if done == nil {
+		return false
+	}
+	select {
+	case <-done:
+		return false
+	default:
+		return true
+	}
+}
+
+// undoStage detaches a volume this call attached, when a later step
+// failed, so that a retry starts clean; it returns err.
+func (s *Server) undoStage(ctx context.Context, fresh bool, volID string, err error) error {
+	if !fresh {
+		return err
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if derr := s.mgr.Detach(dctx, volID); derr != nil && !errors.Is(derr, attach.ErrNoRecord) {
+		return err // keep the record: NodeUnstageVolume can still clean up
+	}
+	_ = s.vols.remove(volID)
+	return err
+}
+
+// NodeUnstageVolume unmounts the staging path, disconnects the device and
+// forgets the volume.
+func (s *Server) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
+	volID, staging := req.GetVolumeId(), req.GetStagingTargetPath()
+	if volID == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume_id is required")
+	}
+	if staging == "" {
+		return nil, status.Error(codes.InvalidArgument, "staging_target_path is required")
+	}
+	release, err := s.guard(volID)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	rec, err := s.vols.load(volID)
+	if err != nil && !errors.Is(err, errNoVolume) {
+		return nil, status.Errorf(codes.Internal, "reading the state of volume %q: %v", volID, err)
+	}
+	if rec != nil {
+		for _, t := range rec.Targets {
+			if m, _ := s.isMountPoint(t); m {
+				return nil, status.Errorf(codes.FailedPrecondition, "volume %q is still published at %s", volID, t)
+			}
+		}
+	}
+	if rec == nil || !rec.Block {
+		if err := s.unmountAll(staging); err != nil {
+			return nil, status.Errorf(codes.Internal, "unmounting %s: %v", staging, err)
+		}
+	}
+	if err := s.mgr.Detach(ctx, volID); err != nil && !errors.Is(err, attach.ErrNoRecord) {
+		return nil, toStatus(err, "detaching volume "+volID)
+	}
+	if err := s.vols.remove(volID); err != nil {
+		return nil, status.Errorf(codes.Internal, "removing the state of volume %q: %v", volID, err)
+	}
+	return &csi.NodeUnstageVolumeResponse{}, nil
+}
+
+// isMountPoint reports whether path is a mount point (bind mounts
+// included); a missing path is not one.
+func (s *Server) isMountPoint(path string) (bool, error) {
+	m, err := s.o.Mounter.IsMountPoint(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil && mount.IsCorruptedMnt(err) {
+		return true, nil
+	}
+	return m, err
+}
+
+// unmountAll unmounts path until it is no longer a mount point.
+func (s *Server) unmountAll(path string) error {
+	for range 8 {
+		m, err := s.isMountPoint(path)
+		if err != nil || !m {
+			return err
+		}
+		if err := s.o.Mounter.Unmount(path); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("%s is still a mount point", path)
+}
