@@ -278,8 +278,14 @@ func TestFullValues(t *testing.T) {
 	if got, w := containerNames(ctrl), []string{"csi-gorbd", "csi-provisioner", "csi-snapshotter", "csi-resizer"}; !equalStrings(got, w) {
 		t.Errorf("controller containers with livenessprobe off: %v", got)
 	}
-	if container(t, node, "csi-gorbd")["livenessProbe"] != nil {
-		t.Errorf("node plugin has a liveness probe although the livenessprobe sidecar is off")
+	// Liveness never depends on the sidecar (whose CSI Probe checks Ceph).
+	for _, o := range []object{ctrl, node} {
+		if p := str(dig(container(t, o, "csi-gorbd"), "livenessProbe", "httpGet", "port")); p != "metrics" {
+			t.Errorf("plugin liveness probe port %q with the livenessprobe sidecar off, want metrics", p)
+		}
+	}
+	if p := str(dig(container(t, ctrl, "csi-gorbd"), "readinessProbe", "httpGet", "path")); p != "/readyz" {
+		t.Errorf("controller plugin readiness probe path %q", p)
 	}
 	if args := strs(container(t, ctrl, "csi-provisioner")["args"]); !contains(args, "--default-fstype=xfs") ||
 		!contains(args, "--leader-election-lease-duration=30s") || !contains(args, "--v=3") {
@@ -405,7 +411,7 @@ func TestRBACLeastPrivilege(t *testing.T) {
 			{"", "persistentvolumes", "create,delete,get,list,patch,update,watch"},
 			{"", "secrets", "get"},
 			{"snapshot.storage.k8s.io", "volumesnapshotcontents", "get,list"},
-			{"snapshot.storage.k8s.io", "volumesnapshots", "get,list"},
+			{"snapshot.storage.k8s.io", "volumesnapshots", "get,list,update,watch"},
 			{"storage.k8s.io", "storageclasses", "get,list,watch"},
 			{"storage.k8s.io", "volumeattachments", "get,list,watch"},
 		},
