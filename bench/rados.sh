@@ -19,7 +19,7 @@ CEPH_CONF=$(sed -n 's/^CEPH_CONF=//p' "$ENV")
 CEPH_KEYRING=$(sed -n 's/^CEPH_KEYRING=//p' "$ENV")
 POOL=${POOL:-$(sed -n 's/^CEPH_POOL=//p' "$ENV")}
 CLI=$(sed -n 's/^CEPH_CLI=//p' "$ENV" | tr -d '"')
-BIN=bin/csi-gorbd
+BIN=${BIN:-bin/csi-gorbd}
 CGO_ENABLED=0 go build -o "$BIN" ./cmd/csi-gorbd
 
 ours() { "$BIN" -c "$CEPH_CONF" -k "$CEPH_KEYRING" bench -p "$POOL" "$@"; }

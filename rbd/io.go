@@ -14,6 +14,10 @@ const maxParallel = 8
 // forExtents runs fn for each object extent, a few at a time, and returns
 // the first error.
 func forExtents(ext []ObjectExtent, fn func(ObjectExtent) error) error {
+	if len(ext) == 1 {
+		// the common small I/O: no goroutine, semaphore or wait group
+		return fn(ext[0])
+	}
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
@@ -46,12 +50,13 @@ type snapshotState struct {
 	data    store
 	parent  *Image
 	overlap uint64
+	snapc   SnapContext // the image's snapshots, newest first
 }
 
 func (img *Image) state() snapshotState {
 	img.mu.RLock()
 	defer img.mu.RUnlock()
-	return snapshotState{img.size, img.layout, img.prefix, img.data, img.parentImg, img.overlap}
+	return snapshotState{img.size, img.layout, img.prefix, img.data, img.parentImg, img.overlap, img.snapc}
 }
 
 // ReadAt reads len(p) bytes at off. Objects that do not exist read as
@@ -71,7 +76,15 @@ func (img *Image) ReadAt(ctx context.Context, p []byte, off uint64) (int, error)
 	}
 	ext := st.layout.Map(off, n)
 	err := forExtents(ext, func(e ObjectExtent) error {
-		buf := make([]byte, e.Length)
+		// An extent that is one piece of p is read in place; a striped
+		// one is gathered through a buffer.
+		var buf []byte
+		direct := len(e.Buffer) == 1
+		if direct {
+			buf = p[e.Buffer[0].Off : e.Buffer[0].Off+e.Buffer[0].Len]
+		} else {
+			buf = make([]byte, e.Length)
+		}
 		got, err := st.data.read(ctx, DataObjectName(st.prefix, e.ObjectNo), buf, e.Offset)
 		missing := errors.Is(err, syscall.ENOENT)
 		if err != nil && !missing {
@@ -83,10 +96,12 @@ func (img *Image) ReadAt(ctx context.Context, p []byte, off uint64) (int, error)
 		} else {
 			clear(buf[got:])
 		}
-		pos := uint64(0)
-		for _, b := range e.Buffer {
-			copy(p[b.Off:b.Off+b.Len], buf[pos:pos+b.Len])
-			pos += b.Len
+		if !direct {
+			pos := uint64(0)
+			for _, b := range e.Buffer {
+				copy(p[b.Off:b.Off+b.Len], buf[pos:pos+b.Len])
+				pos += b.Len
+			}
 		}
 		if missing && st.parent != nil {
 			return img.readParent(ctx, st, p, off, e)
@@ -130,15 +145,27 @@ func (img *Image) checkWritable(off, n uint64, st snapshotState) error {
 
 // WriteAt writes p at off with the image's current snap context.
 func (img *Image) WriteAt(ctx context.Context, p []byte, off uint64) (int, error) {
+	done, lerr := img.startWrite(ctx) // the exclusive lock (exclusive_lock.go)
+	if lerr != nil {
+		return 0, lerr
+	}
+	defer done()
 	st := img.state()
 	if err := img.checkWritable(off, uint64(len(p)), st); err != nil {
 		return 0, err
 	}
 	ext := st.layout.Map(off, uint64(len(p)))
 	err := forExtents(ext, func(e ObjectExtent) error {
-		data := make([]byte, 0, e.Length)
-		for _, b := range e.Buffer {
-			data = append(data, p[b.Off:b.Off+b.Len]...)
+		// one piece of p goes out as is (the OSD client does not keep
+		// it past the call); striped pieces are gathered.
+		var data []byte
+		if len(e.Buffer) == 1 {
+			data = p[e.Buffer[0].Off : e.Buffer[0].Off+e.Buffer[0].Len]
+		} else {
+			data = make([]byte, 0, e.Length)
+			for _, b := range e.Buffer {
+				data = append(data, p[b.Off:b.Off+b.Len]...)
+			}
 		}
 		return img.objectWrite(ctx, st, e.ObjectNo, []writeOp{opWrite(e.Offset, data)}, ObjectExists)
 	})
@@ -167,15 +194,64 @@ func (img *Image) objectWrite(ctx context.Context, st snapshotState, objno uint6
 			if err != nil {
 				return err
 			}
-			// copyup writes only if the object is still missing, so a
-			// racing writer's data is not overwritten.
-			ops = append([]writeOp{opCall(clsRBD, "copyup", parentData)}, ops...)
+			lead, err := img.copyup(ctx, st, objno, parentData, false)
+			if err != nil {
+				return err
+			}
+			ops = append(lead, ops...)
 		}
 	}
 	if err := st.data.write(ctx, oid, ops...); err != nil {
 		return fmt.Errorf("rbd: %s: writing object %d: %w", img.name, objno, err)
 	}
 	return nil
+}
+
+// copyup brings the parent's data (of child object objno) into the
+// missing object, as librbd's CopyupRequest does. The class method writes
+// only if the object is still missing, so a racing writer's data is not
+// overwritten.
+//
+// Without snapshots (or with nothing but zeros to copy) the copyup is
+// returned as the leading op of the caller's write. With snapshots and
+// data it is sent alone, with an EMPTY snap context: the OSD then takes
+// the data as older than every snapshot, so the snapshots, which showed
+// the parent's data there, keep showing it even when the parent link goes
+// away (deep flatten) — sent with the image's snap context the object
+// would read as missing at every snapshot. The snapshots' object maps are
+// marked first (EXISTS for the oldest, EXISTS_CLEAN for later ones with
+// fast-diff), as librbd's C_UpdateObjectMap does. Flatten passes
+// standalone: the copyup is sent even without snapshots and nothing is
+// returned.
+func (img *Image) copyup(ctx context.Context, st snapshotState, objno uint64, data []byte, standalone bool) ([]writeOp, error) {
+	op := opCall(clsRBD, "copyup", data)
+	deep := len(st.snapc.Snaps) > 0 && !allZero(data)
+	if !deep && !standalone {
+		return []writeOp{op}, nil
+	}
+	oid := DataObjectName(st.prefix, objno)
+	if deep && img.omap != nil {
+		for i := len(st.snapc.Snaps) - 1; i >= 0; i-- {
+			state := ObjectExists
+			if i < len(st.snapc.Snaps)-1 && img.features&FeatureFastDiff != 0 {
+				state = ObjectExistsClean
+			}
+			snap := st.snapc.Snaps[i]
+			err := img.s.write(ctx, ObjectMapName(img.id, snap),
+				opCall(clsRBD, "object_map_update", objectMapUpdateArgs(objno, objno+1, state, nil)))
+			if err != nil && !errors.Is(err, syscall.ENOENT) {
+				return nil, fmt.Errorf("rbd: %s: object map of snapshot %d, object %d: %w", img.name, snap, objno, err)
+			}
+		}
+	}
+	data0 := st.data
+	if deep {
+		data0 = st.data.withSnapContext(SnapContext{})
+	}
+	if err := data0.write(ctx, oid, op); err != nil {
+		return nil, fmt.Errorf("rbd: %s: copyup of object %d: %w", img.name, objno, err)
+	}
+	return nil, nil
 }
 
 // objectImageExtents returns the image ranges stored in object objno.
@@ -225,24 +301,61 @@ func (img *Image) parentObjectData(ctx context.Context, st snapshotState, objno 
 // changes (EXISTS before a write, PENDING before a delete); each update is
 // guarded by lock.assert_locked on the object map object, whose own lock
 // lockObjectMap took, as krbd and librbd do.
+//
+// Updates of different objects go out concurrently (omMu is not held on
+// the wire; a global lock there serialised every writer behind each
+// update, a third of librbd's sequential write speed); updates of one
+// object are ordered: a second one waits for the first to land and
+// re-checks.
 func (img *Image) markObject(ctx context.Context, objno uint64, state uint8) error {
 	if img.omap == nil {
 		return nil
 	}
-	img.omMu.Lock()
-	defer img.omMu.Unlock()
-	cur := img.omap.Get(objno)
-	if cur == state || (state == ObjectExists && cur == ObjectExistsClean && img.features&FeatureFastDiff == 0) {
+	img.omBusy.RLock()
+	defer img.omBusy.RUnlock()
+	for {
+		img.omMu.Lock()
+		if img.omap == nil {
+			img.omMu.Unlock()
+			return nil
+		}
+		cur := img.omap.Get(objno)
+		if cur == state || (state == ObjectExists && cur == ObjectExistsClean && img.features&FeatureFastDiff == 0) {
+			img.omMu.Unlock()
+			return nil
+		}
+		if wait := img.omPending[objno]; wait != nil {
+			img.omMu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if img.omPending == nil {
+			img.omPending = make(map[uint64]chan struct{})
+		}
+		landed := make(chan struct{})
+		img.omPending[objno] = landed
+		img.omMu.Unlock()
+
+		err := img.s.write(ctx, ObjectMapName(img.id, NoSnap),
+			opCall(clsLock, "assert_locked", assertLockedArgs(rbdLockName, LockExclusive, "", "")),
+			opCall(clsRBD, "object_map_update", objectMapUpdateArgs(objno, objno+1, state, nil)))
+
+		img.omMu.Lock()
+		if err == nil && img.omap != nil {
+			img.omap.Set(objno, state)
+		}
+		delete(img.omPending, objno)
+		close(landed)
+		img.omMu.Unlock()
+		if err != nil {
+			return fmt.Errorf("rbd: %s: object map update of object %d: %w", img.name, objno, err)
+		}
 		return nil
 	}
-	err := img.s.write(ctx, ObjectMapName(img.id, NoSnap),
-		opCall(clsLock, "assert_locked", assertLockedArgs(rbdLockName, LockExclusive, "", "")),
-		opCall(clsRBD, "object_map_update", objectMapUpdateArgs(objno, objno+1, state, nil)))
-	if err != nil {
-		return fmt.Errorf("rbd: %s: object map update of object %d: %w", img.name, objno, err)
-	}
-	img.omap.Set(objno, state)
-	return nil
 }
 
 // Discard releases [off, off+n): whole objects are deleted, partial ones
@@ -258,6 +371,11 @@ func (img *Image) WriteZeroes(ctx context.Context, off, n uint64) error {
 }
 
 func (img *Image) zeroRange(ctx context.Context, off, n uint64, discard bool) error {
+	done, err := img.startWrite(ctx) // the exclusive lock (exclusive_lock.go)
+	if err != nil {
+		return err
+	}
+	defer done()
 	st := img.state()
 	if err := img.checkWritable(off, n, st); err != nil {
 		return err

@@ -20,6 +20,13 @@ step "host packages and Go tools (helm)"
 bash test/deps.sh
 bash test/tools.sh
 
+# The Kubernetes binaries for test/e2e take ~12 min to build from nothing; build them in the
+# background while the clusters start and `go test` runs (mostly waiting on Ceph), then wait.
+mkdir -p /var/tmp/gorbd
+E2E_LOG=/var/tmp/gorbd/e2e-build-bins.log
+bash test/e2e/build-bins.sh > "$E2E_LOG.out" 2> "$E2E_LOG" &
+E2E_BUILD=$!
+
 step "ceph clusters"
 if [ "${KEEP_CLUSTERS:-0}" != 1 ]; then trap 'bash test/cluster/stop-all.sh >/dev/null 2>&1 || true' EXIT; fi
 bash test/cluster/start-all.sh
@@ -36,7 +43,8 @@ step "kubernetes e2e (test/e2e: control plane + CSI sidecars + controller plugin
 # build-bins.sh builds etcd, kube-apiserver, kube-controller-manager, kubectl and the sidecars from the
 # Go module proxy (~12 min cold, cached in /var/tmp/gorbd/k8s by version); GORBD_E2E_BINS makes the
 # suite run (without it the package skips, as in the `go test ./...` above).
-E2E_BINS=$(bash test/e2e/build-bins.sh | tail -n 1)
+if ! wait "$E2E_BUILD"; then tail -n 50 "$E2E_LOG"; echo "test/e2e/build-bins.sh failed"; exit 1; fi
+E2E_BINS=$(tail -n 1 "$E2E_LOG.out")
 GORBD_E2E_BINS=$E2E_BINS GORBD_BIN=$PWD/bin/csi-gorbd go test -count=1 -timeout 20m -v ./test/e2e/
 
 step "fuzz"

@@ -9,6 +9,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -70,6 +73,11 @@ write run left with --no-cleanup. The summary has rados bench's fields.
 				return err
 			}
 			out := cmd.OutOrStdout()
+			stop, err := startBenchProfiles()
+			if err != nil {
+				return err
+			}
+			defer stop()
 			switch args[1] {
 			case "write":
 				return benchWrite(ctx, out, io, secs, o)
@@ -87,6 +95,39 @@ write run left with --no-cleanup. The summary has rados bench's fields.
 	c.Flags().BoolVar(&o.noCleanup, "no-cleanup", false, "keep the written objects (for seq/rand)")
 	c.Flags().Int64Var(&o.maxObjs, "max-objects", 0, "stop writing after this many objects (0: no limit)")
 	rootCmd.AddCommand(c)
+}
+
+// startBenchProfiles starts CPU, block and mutex profiling when
+// GORBD_BENCH_PROFILE names a directory; the returned function writes
+// cpu.pprof, block.pprof and mutex.pprof there (go tool pprof reads them).
+func startBenchProfiles() (stop func(), err error) {
+	dir := os.Getenv("GORBD_BENCH_PROFILE")
+	if dir == "" {
+		return func() {}, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(filepath.Join(dir, "cpu.pprof"))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	runtime.SetBlockProfileRate(10000) // one sample per 10µs blocked
+	runtime.SetMutexProfileFraction(10)
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+		for _, name := range []string{"block", "mutex"} {
+			if pf, err := os.Create(filepath.Join(dir, name+".pprof")); err == nil {
+				_ = pprof.Lookup(name).WriteTo(pf, 0)
+				pf.Close()
+			}
+		}
+	}, nil
 }
 
 // benchStats collects completions and latencies.

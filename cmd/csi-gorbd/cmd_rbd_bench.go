@@ -98,6 +98,11 @@ func init() {
 			case reads:
 				mix = 100
 			}
+			stop, err := startBenchProfiles() // GORBD_BENCH_PROFILE (cmd_bench.go)
+			if err != nil {
+				return err
+			}
+			defer stop()
 			return runRBDBench(ctx, w, img, size, ioSize, total, o.threads, o.pattern == "rand", mix)
 		},
 	}

@@ -42,6 +42,11 @@ type Config struct {
 	// target, when an OSD answers with a newer epoch and when a session
 	// cannot be opened. It must not block.
 	RequestMap func(newerThan uint32)
+	// OnMapMessage, if set, receives every MOSDMap (type [MsgOSDMap]) an
+	// OSD sends: OSDs share newer maps with a client whose requests carry
+	// an older epoch. It runs on the connection's reader goroutine and
+	// must not block; the message is not used after it returns.
+	OnMapMessage func(osd int32, m *messenger.Message)
 	// Features are our RADOS feature bits, sent in every MOSDOp.
 	Features uint64
 	// WatchPing is how often watches are checked (0: 5s).

@@ -12,7 +12,9 @@
 //
 // Wiring (package rados): decode or apply every MOSDMap from the monitor
 // session and pass the result to [Client.HandleMap]; let
-// Config.RequestMap re-subscribe the monitor session; build the dialer
+// Config.RequestMap re-subscribe the monitor session; let
+// Config.OnMapMessage feed the MOSDMaps OSDs send into the same tracker;
+// build the dialer
 // with the mon session's global id and cephx ServiceAuth(TypeOSD).
 //
 // # Wire messages

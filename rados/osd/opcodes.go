@@ -161,6 +161,7 @@ const (
 
 // Message types handled by this package.
 const (
+	MsgOSDMap      uint16 = 41 // handed to Config.OnMapMessage, not decoded here
 	MsgOSDOp       uint16 = 42
 	MsgOSDOpReply  uint16 = 43
 	MsgWatchNotify uint16 = 44

@@ -292,6 +292,10 @@ func (s *session) dispatch(gen uint64, m *messenger.Message) {
 		s.handleBackoff(gen, m)
 	case MsgWatchNotify:
 		s.c.handleWatchNotify(m)
+	case MsgOSDMap:
+		if f := s.c.cfg.OnMapMessage; f != nil {
+			f(s.osd, m)
+		}
 	}
 }
 
