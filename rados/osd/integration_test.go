@@ -553,13 +553,20 @@ func TestIntegrationQuota(t *testing.T) {
 			st.ceph(t, "osd", "pool", "set-quota", pname, "max_objects", "2")
 			var pool int64
 			for {
-				if err := st.osd.WaitForMap(ctx, st.osd.Map().Epoch+1); err != nil {
-					t.Fatal(err)
-				}
+				// This stack's map feed is minimal (full maps only, re-asked
+				// on each incremental): ask again every few seconds rather
+				// than depend on one notification under a loaded machine.
+				wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+				werr := st.osd.WaitForMap(wctx, st.osd.Map().Epoch+1)
+				wcancel()
 				if id, ok := st.osd.Map().PoolByName(pname); ok {
 					pool = id
 					break
 				}
+				if ctx.Err() != nil {
+					t.Fatalf("pool %s never appeared in the osdmap (epoch %d): %v", pname, st.osd.Map().Epoch, werr)
+				}
+				go st.mon.SubscribeOSDMap(ctx, 0)
 			}
 			var quotaErr error
 			for i := 0; ; i++ {
