@@ -13,7 +13,9 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 )
 
 // startPlugin starts "csi-gorbd all" with args, its log into the test
@@ -237,8 +239,25 @@ func TestCSIPodRestart(t *testing.T) {
 	if _, err := nc.NodeUnstageVolume(ctx, &csi.NodeUnstageVolumeRequest{VolumeId: volID, StagingTargetPath: staging}); err != nil {
 		t.Fatalf("NodeUnstageVolume: %v", err)
 	}
-	if _, err := cc.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: volID, Secrets: s.Secrets}); err != nil {
-		t.Fatalf("DeleteVolume: %v", err)
+	// The killed plugin's header watch stays on the OSD until its watch
+	// timeout (osd_client_watch_timeout, 30 s): until then DeleteVolume
+	// answers FailedPrecondition ("has 1 watchers") and, like the
+	// external-provisioner, we retry.
+	dctx, dcancel := context.WithTimeout(ctx, 90*time.Second)
+	defer dcancel()
+	for {
+		_, err := cc.DeleteVolume(dctx, &csi.DeleteVolumeRequest{VolumeId: volID, Secrets: s.Secrets})
+		if err == nil {
+			break
+		}
+		if status.Code(err) != codes.FailedPrecondition || dctx.Err() != nil {
+			t.Fatalf("DeleteVolume: %v", err)
+		}
+		t.Logf("DeleteVolume (retrying): %v", err)
+		select {
+		case <-dctx.Done():
+		case <-time.After(3 * time.Second):
+		}
 	}
 	deleted = true
 	if ents, _ := os.ReadDir(filepath.Join(state, "node", "nbd")); len(ents) != 0 {
