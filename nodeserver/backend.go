@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/csi-gorbd/csi-gorbd/controllerserver"
+	"github.com/csi-gorbd/csi-gorbd/internal/incarnation"
 	"github.com/csi-gorbd/csi-gorbd/internal/rbdbackend"
 	"github.com/csi-gorbd/csi-gorbd/nbd"
 	"github.com/csi-gorbd/csi-gorbd/nbd/attach"
 	"github.com/csi-gorbd/csi-gorbd/rados"
+	"github.com/csi-gorbd/csi-gorbd/rados/entity"
 	"github.com/csi-gorbd/csi-gorbd/rbd"
 )
 
@@ -22,10 +24,18 @@ const closeTimeout = 30 * time.Second
 // errUnknownCluster: the volume's cluster is not in the clusters file.
 var errUnknownCluster = errors.New("nodeserver: unknown cluster")
 
+// clientToken names a Ceph client in the state directory's owner file: a
+// previous process's clients are dead, and the locks they left are broken
+// without waiting for their watches to time out (rbd.OpenOptions.DeadClients).
+func clientToken(fsid string, globalID uint64) string {
+	return fmt.Sprintf("%s client.%d", fsid, globalID)
+}
+
 // connPool caches one rados.Conn per (cluster, user, key).
 type connPool struct {
 	clusters map[string]controllerserver.ClusterInfo
 	timeout  time.Duration
+	owner    *incarnation.Dir // records every connection's client
 
 	mu    sync.Mutex
 	conns map[string]*pooledConn
@@ -58,6 +68,14 @@ func (p *connPool) get(ctx context.Context, cluster, user, key string) (*rados.C
 	c, err := rados.Connect(cctx, rados.Config{Monitors: ci.Monitors, User: user, Key: key, ConnectTimeout: p.timeout})
 	if err != nil {
 		return nil, err
+	}
+	// Recorded before the connection takes any lock, so that the next
+	// process knows it is dead if this one is killed.
+	if p.owner != nil {
+		if err := p.owner.Record(clientToken(c.FSID(), c.GlobalID())); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("nodeserver: recording the client in the state directory: %w", err)
+		}
 	}
 	if p.conns == nil {
 		p.conns = map[string]*pooledConn{}
@@ -157,7 +175,11 @@ func (s *Server) openVolume(ctx context.Context, volumeID string, readOnly bool)
 		s.conns.failed(rec.ClusterID, rec.UserID, rec.UserKey, err)
 		return nil, err
 	}
-	img, err := rbd.Open(ctx, io, rec.Image, &rbd.OpenOptions{ReadOnly: readOnly})
+	fsid := c.FSID()
+	img, err := rbd.Open(ctx, io, rec.Image, &rbd.OpenOptions{ReadOnly: readOnly,
+		DeadClients: func(n entity.NumName) bool {
+			return n.Type == entity.TypeClient && n.Num > 0 && s.owner.Previous(clientToken(fsid, uint64(n.Num)))
+		}})
 	if err != nil {
 		s.conns.failed(rec.ClusterID, rec.UserID, rec.UserKey, err)
 		return nil, err

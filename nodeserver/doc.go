@@ -49,10 +49,18 @@
 // calls it again, and the kubelet never repeats NodeStageVolume for a
 // volume that is staged. The records are removed by NodeUnstageVolume.
 //
+// A third file, owner, is the directory's lock (flock: one process serves
+// a state directory; a second waits for the first to exit) and lists the
+// Ceph clients (fsid and global id) of the processes that held it
+// (package internal/incarnation).
+//
 // Recover (called before the gRPC endpoint opens) reopens every recorded
 // image and hands the kernel fresh sockets with NBD_CMD_RECONFIGURE, so a
 // plugin killed with -9 and restarted within the kernel's dead-connection
-// timeout loses no I/O and the mounts above the devices never notice.
+// timeout loses no I/O and the mounts above the devices never notice. The
+// dead process's exclusive locks are taken over at once: its clients are
+// in the owner file, so they are blocklisted and their locks broken
+// without waiting the 30 s its header watches outlive it on the OSDs.
 //
 // The package never logs; mount-utils, which it calls, logs through klog.
 package nodeserver

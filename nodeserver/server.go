@@ -3,6 +3,8 @@ package nodeserver
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -14,8 +16,12 @@ import (
 	utilexec "k8s.io/utils/exec"
 
 	"github.com/csi-gorbd/csi-gorbd/controllerserver"
+	"github.com/csi-gorbd/csi-gorbd/internal/incarnation"
 	"github.com/csi-gorbd/csi-gorbd/nbd/attach"
 )
+
+// ownerWait bounds waiting for the state directory's lock.
+const ownerWait = time.Minute
 
 // Options configure a Server.
 type Options struct {
@@ -59,6 +65,10 @@ type Server struct {
 
 	bmu      sync.Mutex
 	backends map[string]*rbdVolume // open images by volume id
+
+	// owner is the state directory's lock, held while the server lives,
+	// with the Ceph clients of the processes that held it before.
+	owner *incarnation.Dir
 }
 
 var _ csi.NodeServer = (*Server)(nil)
@@ -87,10 +97,22 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Exec == nil {
 		o.Exec = utilexec.New()
 	}
+	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
+		return nil, err
+	}
+	// One process serves a state directory. Waiting (not failing) lets a
+	// replacement started a moment early take over when the old one exits.
+	octx, cancel := context.WithTimeout(ctx, ownerWait)
+	owner, err := incarnation.Acquire(octx, filepath.Join(o.StateDir, "owner"))
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("nodeserver: another process is serving %s: %w", o.StateDir, err)
+	}
 	s := &Server{
 		o:        o,
+		owner:    owner,
 		vols:     volumeStore{dir: filepath.Join(o.StateDir, "volumes")},
-		conns:    &connPool{clusters: o.Clusters, timeout: o.ConnectTimeout},
+		conns:    &connPool{clusters: o.Clusters, timeout: o.ConnectTimeout, owner: owner},
 		mounter:  mount.NewSafeFormatAndMount(o.Mounter, o.Exec),
 		resizer:  mount.NewResizeFs(o.Exec),
 		backends: map[string]*rbdVolume{},
@@ -102,6 +124,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		Kernel:   o.Kernel,
 	})
 	if err != nil {
+		owner.Close()
 		return nil, err
 	}
 	s.mgr = m
@@ -158,6 +181,9 @@ func (s *Server) SessionHealth(ctx context.Context) []controllerserver.Session {
 func (s *Server) Close() error {
 	err := s.mgr.Close()
 	s.conns.closeAll()
+	if e := s.owner.Close(); err == nil {
+		err = e
+	}
 	return err
 }
 

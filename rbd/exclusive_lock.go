@@ -265,7 +265,8 @@ func (img *Image) Close(ctx context.Context) error {
 // (the number in its "auto <handle>" cookie). The owner is blocklisted
 // first (`osd blocklist add`), so it cannot write after we take over
 // (librbd's BreakRequest, krbd's rbd_try_lock). It reports whether the
-// lock is gone.
+// lock is gone. An owner OpenOptions.DeadClients names is dead whatever
+// its watch says.
 func (img *Image) breakDeadOwner(ctx context.Context) (bool, error) {
 	out, err := img.s.call(ctx, img.hdr(), clsLock, "get_info", getLockInfoArgs(rbdLockName))
 	if err != nil {
@@ -283,6 +284,9 @@ func (img *Image) breakDeadOwner(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("rbd: %s: listing watchers: %w", img.name, err)
 	}
 	for _, l := range li.Lockers {
+		if img.deadClients != nil && img.deadClients(l.Entity) {
+			continue // the caller vouches for it: no need to wait for its watch
+		}
 		var handle uint64
 		fmt.Sscanf(l.Cookie, "auto %d", &handle)
 		for _, w := range ws {

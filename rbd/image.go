@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/csi-gorbd/csi-gorbd/rados"
+	"github.com/csi-gorbd/csi-gorbd/rados/entity"
 )
 
 // CreateOptions shape a new image. The zero value gives order 22 (4 MiB
@@ -133,6 +134,12 @@ type OpenOptions struct {
 	// free, handed over when another client asks for it, and requested
 	// back from the owner on the next write.
 	Exclusive bool
+	// DeadClients, when set, names clients the caller knows are dead:
+	// typically its own previous incarnation (see internal/incarnation).
+	// A header lock one of them holds is broken at once (after
+	// blocklisting its address) instead of after its watch has timed out
+	// on the OSD (osd_client_watch_timeout, 30 s by default).
+	DeadClients func(owner entity.NumName) bool
 
 	// internal opens (remove, trash, clone parents) register no header
 	// watch, so they do not count as users of the image.
@@ -165,6 +172,7 @@ type Image struct {
 	unwatch     func(context.Context) error
 	watchCookie uint64
 	exclusive   bool
+	deadClients func(entity.NumName) bool
 	lockMu      sync.Mutex   // serialises lock acquisition and release
 	ioGate      sync.RWMutex // writes hold it shared; a release drains them
 	ownMu       sync.Mutex   // guards cookie
@@ -223,7 +231,7 @@ func open(ctx context.Context, s store, name, id string, opts *OpenOptions) (*Im
 			name, _ = decodeString("dir_get_name", out)
 		}
 	}
-	img := &Image{s: s, name: name, id: id, readOnly: o.ReadOnly || o.Snapshot != "", snapID: NoSnap, exclusive: o.Exclusive}
+	img := &Image{s: s, name: name, id: id, readOnly: o.ReadOnly || o.Snapshot != "", snapID: NoSnap, exclusive: o.Exclusive, deadClients: o.DeadClients}
 	if err := img.refresh(ctx); err != nil {
 		return nil, err
 	}

@@ -76,6 +76,52 @@ func (e *env) lockers(t *testing.T, image string) []cliLocker {
 	return ls
 }
 
+// startLockHolder runs TestLockHolderHelper in a child process that takes
+// image's exclusive lock and blocks; it kills the child (SIGKILL) and
+// returns the locker it left behind, whose watch outlives it on the OSD.
+func startLockHolder(t *testing.T, ctx context.Context, e *env, cluster, image string) cliLocker {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestLockHolderHelper$", "-test.count=1")
+	cmd.Env = append(os.Environ(), holderEnv+"="+cluster+" "+e.pool+" "+image)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	locked := false
+	var out []string
+	for sc.Scan() {
+		out = append(out, sc.Text())
+		if sc.Text() == "LOCKED" {
+			locked = true
+			break
+		}
+	}
+	if !locked {
+		_ = cmd.Wait()
+		t.Fatalf("helper did not take the lock:\n%s\n%s", strings.Join(out, "\n"), stderr.String())
+	}
+	ls := e.lockers(t, image)
+	if len(ls) != 1 || !strings.HasPrefix(ls[0].ID, "auto ") {
+		t.Fatalf("rbd lock ls with the helper holding it: %+v", ls)
+	}
+	if err := cmd.Process.Kill(); err != nil { // SIGKILL
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	return ls[0]
+}
+
 func TestInteropLockDeadOwner(t *testing.T) {
 	if os.Getenv(holderEnv) != "" {
 		t.Skip("in the helper process")
@@ -92,45 +138,7 @@ func TestInteropLockDeadOwner(t *testing.T) {
 			}
 			t.Cleanup(func() { _ = rbd.Remove(context.Background(), e.io, name) })
 
-			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestLockHolderHelper$", "-test.count=1")
-			cmd.Env = append(os.Environ(), holderEnv+"="+c+" "+e.pool+" "+name)
-			stdin, err := cmd.StdinPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer stdin.Close()
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			sc := bufio.NewScanner(stdout)
-			locked := false
-			var out []string
-			for sc.Scan() {
-				out = append(out, sc.Text())
-				if sc.Text() == "LOCKED" {
-					locked = true
-					break
-				}
-			}
-			if !locked {
-				_ = cmd.Wait()
-				t.Fatalf("helper did not take the lock:\n%s\n%s", strings.Join(out, "\n"), stderr.String())
-			}
-			ls := e.lockers(t, name)
-			if len(ls) != 1 || !strings.HasPrefix(ls[0].ID, "auto ") {
-				t.Fatalf("rbd lock ls with the helper holding it: %+v", ls)
-			}
-			victim := ls[0].Address
-			if err := cmd.Process.Kill(); err != nil { // SIGKILL
-				t.Fatal(err)
-			}
-			_ = cmd.Wait()
+			victim := startLockHolder(t, ctx, e, c, name).Address
 
 			img, err := rbd.Open(ctx, e.io, name, nil)
 			if err != nil {
@@ -142,7 +150,7 @@ func TestInteropLockDeadOwner(t *testing.T) {
 				t.Fatalf("write after the owner died: %v", err)
 			}
 			t.Logf("lock of the killed owner broken after %v", time.Since(start).Round(time.Second))
-			ls = e.lockers(t, name)
+			ls := e.lockers(t, name)
 			if len(ls) != 1 || ls[0].Address == victim {
 				t.Fatalf("rbd lock ls after the break: %+v (victim %s)", ls, victim)
 			}

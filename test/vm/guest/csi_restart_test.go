@@ -115,9 +115,14 @@ func TestCSIPodRestart(t *testing.T) {
 		AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{FsType: "ext4"}},
 		AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
 	}
+	// With exclusive-lock the killed plugin leaves its lock and header
+	// watch behind (the watch for 30 s): the restarted plugin must take
+	// them over from its state directory's owner file, not wait.
+	params := s.volumeParams()
+	params["imageFeatures"] = "layering,exclusive-lock,object-map,fast-diff"
 	cv, err := cc.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "pvc-" + s.Instance,
 		CapacityRange: &csi.CapacityRange{RequiredBytes: 64 << 20}, VolumeCapabilities: []*csi.VolumeCapability{vc},
-		Parameters: s.volumeParams(), Secrets: s.Secrets})
+		Parameters: params, Secrets: s.Secrets})
 	if err != nil {
 		t.Fatalf("CreateVolume: %v", err)
 	}
