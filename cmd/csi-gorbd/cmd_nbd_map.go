@@ -80,7 +80,12 @@ var nbdRecoverCmd = &cobra.Command{
 	Long: `For every record in the state directory, reopen its backend, hand the
 kernel fresh sockets (NBD_CMD_RECONFIGURE with the recorded backend
 identifier) and serve them until they are unmapped. In-memory exports cannot
-be recovered: their data died with the process that served them.`,
+be recovered: their data died with the process that served them.
+
+A read-write RBD map holds the image's owner file under STATE-DIR/owners
+while it serves; recover takes it over only from a dead server (a live one
+keeps its device), and breaks the exclusive lock the dead server's clients
+left at once instead of waiting for their watch to time out.`,
 	Args: cobra.NoArgs,
 	RunE: runNBDRecover,
 }

@@ -4,13 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/csi-gorbd/csi-gorbd/internal/incarnation"
 	"github.com/csi-gorbd/csi-gorbd/internal/rbdbackend"
 	"github.com/csi-gorbd/csi-gorbd/nbd"
 	"github.com/csi-gorbd/csi-gorbd/rados"
+	"github.com/csi-gorbd/csi-gorbd/rados/entity"
 	"github.com/csi-gorbd/csi-gorbd/rbd"
 )
 
@@ -22,8 +27,11 @@ import (
 // exclusive lock still looks held. After a kill -9 the dead server's
 // header watch lives on in the OSD until osd_client_watch_timeout (30s by
 // default) runs out; only then can rbd tell the owner is dead, blocklist
-// it and break its lock. "nbd map" does not wait: a busy image there is
-// another live client's.
+// it and break its lock. A dead server that mapped the image from the
+// same state directory is known dead sooner: its clients are in the
+// image's owner file (acquireImageOwner), so its lock is broken at once;
+// the wait is for locks left by anybody else. "nbd map" does not wait: a
+// busy image there is another live client's.
 var nbdLockWait time.Duration
 
 func init() {
@@ -37,7 +45,8 @@ func init() {
 // io.Closer the attach manager calls) releases both.
 type rbdExport struct {
 	*rbdbackend.Backend
-	conn *rados.Conn
+	conn  *rados.Conn
+	owner *incarnation.Dir // the image's owner file (read-write maps), or nil
 }
 
 func (e *rbdExport) Close() error {
@@ -47,7 +56,55 @@ func (e *rbdExport) Close() error {
 	if cerr := e.conn.Close(); err == nil {
 		err = cerr
 	}
+	if err != nil {
+		// The lock may be left behind: keep the owner file, whose
+		// clients the next server of the image may break.
+		e.owner.Close()
+		return err
+	}
+	if e.owner != nil {
+		// Closed cleanly: nothing left to take over.
+		err = e.owner.Remove()
+		_ = os.Remove(filepath.Join(nbdStateDir, "owners")) // once empty
+	}
 	return err
+}
+
+// openRBDExportOwned opens image on a connection of its own. With owner
+// (a read-write map) the connection's client is recorded there before the
+// image takes its lock, and a lock left by a client of an earlier owner
+// (a dead server) is broken at once.
+func openRBDExportOwned(ctx context.Context, cmd *cobra.Command, image string, readOnly bool, owner *incarnation.Dir) (*rbdExport, error) {
+	if owner == nil {
+		return openRBDExport(ctx, cmd, image, readOnly)
+	}
+	s, err := rbdbackend.ParseSpec(image)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := connectCeph(cmd)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*rbdExport, error) {
+		conn.Close()
+		return nil, err
+	}
+	if err := owner.Record(clientToken(conn)); err != nil {
+		return fail(err)
+	}
+	io, err := conn.OpenIOContext(ctx, s.Pool)
+	if err != nil {
+		return fail(fmt.Errorf("pool %q: %w", s.Pool, err))
+	}
+	fsid := conn.FSID()
+	img, err := rbd.Open(ctx, io, s.Image, &rbd.OpenOptions{DeadClients: func(n entity.NumName) bool {
+		return n.Type == entity.TypeClient && n.Num > 0 && owner.Previous(fmt.Sprintf("%s client.%d", fsid, n.Num))
+	}})
+	if err != nil {
+		return fail(fmt.Errorf("opening %s: %w", s, err))
+	}
+	return &rbdExport{Backend: rbdbackend.New(img, false), conn: conn, owner: owner}, nil
 }
 
 func openRBDExport(ctx context.Context, cmd *cobra.Command, image string, readOnly bool) (*rbdExport, error) {
@@ -110,23 +167,58 @@ func openRBDForServe(ctx context.Context, cmd *cobra.Command, image string) (nbd
 	return b, b.Description(), closeFn, nil
 }
 
+// ownerWait bounds waiting for an image's owner file: a server that is
+// shutting down lets go of it within moments.
+const ownerWait = 5 * time.Second
+
+// acquireImageOwner takes the owner file of a read-write image in the state
+// directory: held by the process serving the image, it lists the Ceph
+// clients of the processes that served it before (package incarnation).
+// A process that holds it is alive; one that does not is dead, and the
+// exclusive lock its clients left is broken at once instead of after
+// their header watch times out (osd_client_watch_timeout, 30 s).
+func acquireImageOwner(ctx context.Context, image string) (*incarnation.Dir, error) {
+	dir := filepath.Join(nbdStateDir, "owners")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, ownerWait)
+	defer cancel()
+	d, err := incarnation.Acquire(ctx, filepath.Join(dir, url.PathEscape(image)))
+	if errors.Is(err, incarnation.ErrBusy) {
+		return nil, fmt.Errorf("%s is served read-write by another live csi-gorbd process: %w", image, err)
+	}
+	return d, err
+}
+
+func clientToken(c *rados.Conn) string { return fmt.Sprintf("%s client.%d", c.FSID(), c.GlobalID()) }
+
 func openRBDForMap(ctx context.Context, cmd *cobra.Command, image string, readOnly bool) (nbd.Backend, error) {
 	if s, err := rbdbackend.ParseSpec(image); err == nil && s.Snap != "" && !readOnly {
 		return nil, fmt.Errorf("%s: a snapshot can only be mapped with --read-only", image)
 	}
+	var owner *incarnation.Dir
+	if !readOnly {
+		var err error
+		if owner, err = acquireImageOwner(ctx, image); err != nil {
+			return nil, err
+		}
+	}
 	deadline := time.Now().Add(nbdLockWait)
 	for {
-		e, err := openRBDExport(ctx, cmd, image, readOnly)
+		e, err := openRBDExportOwned(ctx, cmd, image, readOnly, owner)
 		if err == nil {
 			return e, nil
 		}
 		if !errors.Is(err, rbd.ErrBusy) || time.Now().After(deadline) {
+			owner.Close()
 			return nil, err
 		}
 		t := time.NewTimer(2 * time.Second)
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			owner.Close()
 			return nil, fmt.Errorf("%w (gave up waiting: %w)", err, ctx.Err())
 		case <-t.C:
 		}

@@ -27,6 +27,7 @@ const maxLine = 4096
 // Dir is a held state lock with the tokens of earlier incarnations.
 type Dir struct {
 	mu   sync.Mutex
+	path string
 	f    *os.File
 	prev map[string]bool
 }
@@ -58,7 +59,7 @@ func Acquire(ctx context.Context, path string) (*Dir, error) {
 		case <-tick.C:
 		}
 	}
-	d := &Dir{f: f, prev: map[string]bool{}}
+	d := &Dir{path: path, f: f, prev: map[string]bool{}}
 	if err := d.load(); err != nil {
 		f.Close()
 		return nil, err
@@ -131,14 +132,39 @@ func (d *Dir) Record(token string) error {
 
 // Close releases the lock. The recorded tokens stay for the next
 // incarnation (a cleanly stopped process's clients are closed, and
-// naming them dead then is harmless: their locks are gone).
+// naming them dead then is harmless: their locks are gone). Closing a
+// nil Dir does nothing.
 func (d *Dir) Close() error {
+	if d == nil {
+		return nil
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.f == nil {
 		return nil
 	}
 	err := d.f.Close()
+	d.f = nil
+	return err
+}
+
+// Remove deletes the file and releases the lock, for a state that ended
+// cleanly: nothing of it is left for a next incarnation to take over.
+func (d *Dir) Remove() error {
+	if d == nil {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.f == nil {
+		return nil
+	}
+	// Unlink while still holding the lock, so no process that takes it
+	// next can read a half-truncated list.
+	err := os.Remove(d.path)
+	if cerr := d.f.Close(); err == nil {
+		err = cerr
+	}
 	d.f = nil
 	return err
 }

@@ -122,3 +122,33 @@ func TestKeepsNewest(t *testing.T) {
 		t.Fatalf("file has %d lines, want %d", n, keep)
 	}
 }
+
+func TestRemove(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "owner")
+	d, err := Acquire(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Record("fsid client.7"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("file still there after Remove: %v", err)
+	}
+	d2, err := Acquire(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	if d2.Previous("fsid client.7") {
+		t.Fatal("a removed state's clients are still reported")
+	}
+	var nilDir *Dir
+	if nilDir.Close() != nil || nilDir.Remove() != nil {
+		t.Fatal("nil Dir")
+	}
+}
