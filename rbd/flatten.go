@@ -12,7 +12,7 @@ import (
 // overlap), then cuts the link: parent_detach and clearing CLONE_CHILD on
 // the clone, child_detach (or the v1 remove_child) on the parent side.
 // Snapshots of the clone keep reading through unless DEEP_FLATTEN applies,
-// as in librbd.
+// as in librbd; then the child link stays until the last of them goes.
 func (img *Image) Flatten(ctx context.Context) error {
 	done, err := img.startWrite(ctx)
 	if err != nil {
@@ -58,6 +58,11 @@ func (img *Image) Flatten(ctx context.Context) error {
 	// clear img.parent as soon as the header has lost it.
 	img.mu.RLock()
 	p := img.parent
+	// Without DEEP_FLATTEN the clone's snapshots keep reading through the
+	// parent: parent_detach keeps the spec for them (and CLONE_CHILD), and
+	// the child link stays until the last such snapshot is removed
+	// (librbd's FlattenRequest::detach_child; removeSnapshot detaches).
+	keepLink := img.features&FeatureDeepFlatten == 0 && len(img.snaps) > 0
 	img.mu.RUnlock()
 	if err := img.s.write(ctx, img.hdr(), opCall(clsRBD, "parent_detach", nil)); err != nil {
 		if !errors.Is(err, syscall.EOPNOTSUPP) {
@@ -67,12 +72,14 @@ func (img *Image) Flatten(ctx context.Context) error {
 			return fmt.Errorf("rbd: %s: remove_parent: %w", img.name, err)
 		}
 	}
-	err = img.s.write(ctx, img.hdr(), opCall(clsRBD, "op_features_set", twoU64Args(0, OpFeatureCloneChild)))
-	if err != nil && !errors.Is(err, syscall.EOPNOTSUPP) {
-		return fmt.Errorf("rbd: %s: op_features_set: %w", img.name, err)
-	}
-	if err := img.detachParentSpec(ctx, p); err != nil {
-		return err
+	if !keepLink {
+		err = img.s.write(ctx, img.hdr(), opCall(clsRBD, "op_features_set", twoU64Args(0, OpFeatureCloneChild)))
+		if err != nil && !errors.Is(err, syscall.EOPNOTSUPP) {
+			return fmt.Errorf("rbd: %s: op_features_set: %w", img.name, err)
+		}
+		if err := img.detachParentSpec(ctx, p); err != nil {
+			return err
+		}
 	}
 	if err := img.refresh(ctx); err != nil {
 		return err

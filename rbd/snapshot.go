@@ -244,8 +244,16 @@ func (img *Image) removeSnapshot(ctx context.Context, si SnapshotInfo) error {
 			return fmt.Errorf("rbd: %s: removing the snapshot object map: %w", img.name, err)
 		}
 	}
+	// Asked before snapshot_remove, which drops the parent spec with the
+	// last snapshot using it.
+	parent, lastUser := img.lastParentUser(ctx, si.ID)
 	if err := img.s.write(ctx, img.hdr(), opCall(clsRBD, "snapshot_remove", u64Arg(si.ID))); err != nil {
 		return fmt.Errorf("rbd: %s: snapshot_remove: %w", img.name, err)
+	}
+	if lastUser {
+		if err := img.detachParentSpec(ctx, parent); err != nil {
+			return err
+		}
 	}
 	st := img.state()
 	if err := st.data.releaseSnapID(ctx, si.ID); err != nil && !errors.Is(err, syscall.ENOENT) {
@@ -273,4 +281,49 @@ func (img *Image) reloadObjectMap(ctx context.Context) error {
 	img.omap = m
 	img.omMu.Unlock()
 	return nil
+}
+
+// lastParentUser reports whether snapshot snap is the last user of this
+// clone's parent link: it has a parent overlap while the head (flattened
+// without DEEP_FLATTEN) and every other snapshot have none. Removing it
+// must then detach the child from the parent snapshot, as librbd's
+// SnapshotRemoveRequest::detach_child does; otherwise the parent keeps a
+// child that no longer exists. Errors read as "not the last user".
+func (img *Image) lastParentUser(ctx context.Context, snap uint64) (ParentSpec, bool) {
+	if img.feat()&FeatureLayering == 0 {
+		return ParentSpec{}, false
+	}
+	out, err := img.s.call(ctx, img.hdr(), clsRBD, "parent_get", nil)
+	if err != nil {
+		return ParentSpec{}, false
+	}
+	p, err := decodeParentGet(out)
+	if err != nil || !p.Exists() {
+		return ParentSpec{}, false
+	}
+	overlap := func(id uint64) (has, known bool) {
+		out, err := img.s.call(ctx, img.hdr(), clsRBD, "parent_overlap_get", snapIDArg(id))
+		if err != nil {
+			return false, false
+		}
+		_, ok, err := decodeParentOverlapGet(out)
+		return ok, err == nil
+	}
+	if has, known := overlap(snap); !has || !known {
+		return ParentSpec{}, false
+	}
+	img.mu.RLock()
+	others := []uint64{NoSnap}
+	for _, s := range img.snaps {
+		if s.ID != snap {
+			others = append(others, s.ID)
+		}
+	}
+	img.mu.RUnlock()
+	for _, id := range others {
+		if has, known := overlap(id); has || !known {
+			return ParentSpec{}, false // still used, or unknown: keep the link
+		}
+	}
+	return p, true
 }
