@@ -38,10 +38,12 @@
 // atomically. OSD errors are syscall.Errno values reachable with errors.Is
 // (ENOENT, EEXIST, ENODATA, ECANCELED, EBUSY...); a full pool or a pool
 // over its quota fails writes at once with an error matching both
-// syscall.ENOSPC and ErrPoolFull (and syscall.EDQUOT for a quota); a
-// paused cluster (`ceph osd pause`) fails them at once with ErrPaused.
-// Operations on a PG with no OSD up wait for a newer map, bounded by their
-// context. Every blocking call takes a context.
+// syscall.ENOSPC and ErrPoolFull (and syscall.EDQUOT for a quota). On a
+// paused cluster (`ceph osd pause`) operations wait, as with librados,
+// for a map that lifts the pause; one whose context ends first fails with
+// an error matching ErrPaused and the context's error. Operations on a PG
+// with no OSD up wait for a newer map, bounded by their context too.
+// Every blocking call takes a context.
 //
 // Layering: rados glues config (settings), cephx (keys, tickets), mon (the
 // monitor session), osdmap (placement) and osd (the object client). RBD

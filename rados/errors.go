@@ -23,9 +23,11 @@ var (
 	ErrWrongCluster = mon.ErrWrongCluster
 	// ErrClosed: the connection was closed.
 	ErrClosed = mon.ErrClosed
-	// ErrPaused: the cluster has the pauserd/pausewr flag (`ceph osd
-	// pause`) set for this kind of operation; it also matches
-	// syscall.EAGAIN. Operations fail with it at once instead of waiting.
+	// ErrPaused: the cluster had the pauserd/pausewr flag (`ceph osd
+	// pause`) set for this kind of operation until the operation's
+	// context ended (operations wait for `ceph osd unpause`, as with
+	// librados). The error also matches syscall.EAGAIN and the context's
+	// error.
 	ErrPaused = osd.ErrPaused
 )
 

@@ -494,10 +494,11 @@ func TestFaultClusterFull(t *testing.T) {
 			fe.run(t, nil, "ceph", "osd", "set-nearfull-ratio", "0.85")
 		}
 		t.Cleanup(restore)
-		// Each bluestore OSD already uses a few percent of its device.
-		fe.run(t, nil, "ceph", "osd", "set-nearfull-ratio", "0.001")
-		fe.run(t, nil, "ceph", "osd", "set-backfillfull-ratio", "0.002")
-		fe.run(t, nil, "ceph", "osd", "set-full-ratio", "0.003")
+		// A fresh bluestore OSD already uses about 0.26% (reef,
+		// tentacle) to a few percent (pacific) of its 10 GiB device.
+		fe.run(t, nil, "ceph", "osd", "set-nearfull-ratio", "0.0005")
+		fe.run(t, nil, "ceph", "osd", "set-backfillfull-ratio", "0.0008")
+		fe.run(t, nil, "ceph", "osd", "set-full-ratio", "0.001")
 		var werr error
 		for i := 0; ; i++ {
 			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -531,10 +532,11 @@ func TestFaultClusterFull(t *testing.T) {
 	})
 }
 
-// TestFaultPause: `ceph osd pause` sets pauserd/pausewr. Reads and writes
-// then fail at once with ErrPaused (also EAGAIN) instead of hanging; an
-// operation already waiting (for a PG with no OSD) fails the same way
-// when the pause arrives; after `ceph osd unpause` everything works.
+// TestFaultPause: `ceph osd pause` sets pauserd/pausewr. As with librados,
+// reads and writes then wait, unsent, for a map without the flags: one
+// with a short deadline fails with an error matching ErrPaused (and
+// EAGAIN, and the deadline), while a write and a read issued during the
+// pause complete once `ceph osd unpause` publishes the next map.
 func TestFaultPause(t *testing.T) {
 	forFaultClusters(t, func(t *testing.T, fe *faultEnv) {
 		io := fe.faultPool(t, "pause", 3, 2)
@@ -547,22 +549,53 @@ func TestFaultPause(t *testing.T) {
 		if err := fe.conn.WaitForLatestOSDMap(ctx); err != nil {
 			t.Fatal(err)
 		}
-		werr := io.WriteFull(ctx, "p", []byte("x"))
-		_, rerr := io.Read(ctx, "p", 0, 16)
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		werr := io.WriteFull(sctx, "p", []byte("x"))
+		_, rerr := io.Read(sctx, "p", 0, 16)
+		cancel()
+		t.Logf("write with a 2s deadline: %v", werr)
 		for what, err := range map[string]error{"write": werr, "read": rerr} {
-			if !errors.Is(err, rados.ErrPaused) || !errors.Is(err, osd.ErrPaused) || !errors.Is(err, syscall.EAGAIN) {
-				t.Errorf("%s on a paused cluster: %v, want ErrPaused", what, err)
+			if !errors.Is(err, rados.ErrPaused) || !errors.Is(err, osd.ErrPaused) || !errors.Is(err, syscall.EAGAIN) ||
+				!errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "paused") {
+				t.Errorf("%s with a 2s deadline on a paused cluster: %v, want ErrPaused and the deadline", what, err)
 			}
 		}
+
+		// Issued while paused, completed after unpause.
+		wdone := make(chan error, 1)
+		go func() { wdone <- io.WriteFull(ctx, "p", []byte("written while paused")) }()
+		type readResult struct {
+			b   []byte
+			err error
+		}
+		rdone := make(chan readResult, 1)
+		go func() {
+			b, err := io.Read(ctx, "other", 0, 16)
+			rdone <- readResult{b, err}
+		}()
+		// Both are queued before the unpause: the client holds them.
+		for fe.conn.OSDClient().Stats().InFlight < 2 {
+			if ctx.Err() != nil {
+				t.Fatalf("ops not queued: %+v", fe.conn.OSDClient().Stats())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		select {
+		case err := <-wdone:
+			t.Fatalf("write completed while paused: %v", err)
+		case r := <-rdone:
+			t.Fatalf("read completed while paused: %q %v", r.b, r.err)
+		default:
+		}
 		fe.run(t, nil, "ceph", "osd", "unpause")
-		if err := fe.conn.WaitForLatestOSDMap(ctx); err != nil {
-			t.Fatal(err)
+		if err := <-wdone; err != nil {
+			t.Fatalf("write issued while paused: %v", err)
 		}
-		if err := io.WriteFull(ctx, "p", []byte("unpaused")); err != nil {
-			t.Fatalf("write after unpause: %v", err)
+		if r := <-rdone; !errors.Is(r.err, syscall.ENOENT) {
+			t.Fatalf("read of a missing object issued while paused: %q %v, want ENOENT", r.b, r.err)
 		}
-		b, err := io.Read(ctx, "p", 0, 16)
-		if err != nil || string(b) != "unpaused" {
+		b, err := io.Read(ctx, "p", 0, 64)
+		if err != nil || string(b) != "written while paused" {
 			t.Fatalf("read after unpause: %q %v", b, err)
 		}
 	})

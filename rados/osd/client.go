@@ -146,7 +146,9 @@ func (c *Client) WaitForMap(ctx context.Context, epoch uint32) error {
 // Do sends req and waits for its reply or for ctx. On success the ops
 // hold their results. A failed request returns an *OpError whose Err is a
 // syscall.Errno for OSD results (errors.Is(err, syscall.ENOENT) works),
-// or wraps ErrPaused, ErrNoPool, ErrClosed or the context's error.
+// or wraps ErrNoPool, ErrClosed or the context's error. A request the
+// cluster's pause flags hold back waits for a map without them; if ctx
+// ends first the error wraps ErrPaused as well as the context's error.
 // Cancelling ctx abandons only this request.
 func (c *Client) Do(ctx context.Context, req *Request) error {
 	r, err := c.start(req)
@@ -226,7 +228,13 @@ func (c *Client) placeLocked(r *request, from *session) {
 		}
 		return
 	}
-	r.t = t
+	r.setTarget(t)
+	if t.paused {
+		// The continuous map subscription brings the map that lifts
+		// the pause; asking again costs one message and covers a lost
+		// notification.
+		c.requestMap(t.epoch)
+	}
 	if t.osd < 0 {
 		c.addHomeless(r)
 		c.requestMap(t.epoch)
@@ -248,21 +256,29 @@ func (c *Client) addHomeless(r *request) {
 	c.homeMu.Unlock()
 }
 
-// cancelRequest removes r from wherever it waits and completes it with err.
+// cancelRequest removes r from wherever it waits and completes it with
+// err, or with a pausedError wrapping err when a paused cluster held it
+// back (it was not sent under the current target).
 func (c *Client) cancelRequest(r *request, err error) {
 	c.mapMu.RLock()
+	held := false
 	if s := r.sess.Load(); s != nil {
 		s.mu.Lock()
 		if s.reqs[r.tid] == r {
 			delete(s.reqs, r.tid)
+			held = r.paused.Load() && !r.sent
 		}
 		s.mu.Unlock()
 	} else {
+		held = r.paused.Load()
 		c.homeMu.Lock()
 		delete(c.homeless, r.tid)
 		c.homeMu.Unlock()
 	}
 	c.mapMu.RUnlock()
+	if held {
+		err = pausedError{err}
+	}
 	if r.claim() {
 		r.finish(r.opErr(err))
 	}

@@ -312,10 +312,13 @@ func TestFullPausedErrors(t *testing.T) {
 	if err := c.Do(ctx, &Request{Pool: 1, Object: "o", Ops: []Op{CallWrite("x", "y", nil)}}); !errors.Is(err, syscall.EDQUOT) {
 		t.Fatalf("write over quota: %v", err)
 	}
-	c.HandleMap(testMap(t, 12, func(m *osdmap.OSDMap) { m.Flags |= osdmap.FlagPauseWrite }))
-	err := c.Do(ctx, &Request{Pool: 1, Object: "o", Ops: []Op{Truncate(0)}})
-	if !errors.Is(err, ErrPaused) || !errors.Is(err, syscall.EAGAIN) {
-		t.Fatalf("paused write: %v", err)
+	// A full pool stays a prompt error while the cluster is paused.
+	c.HandleMap(testMap(t, 12, func(m *osdmap.OSDMap) {
+		m.Flags |= osdmap.FlagPauseWrite
+		m.Pools[1].Flags |= osdmap.PoolFlagFull
+	}))
+	if err := c.Do(ctx, &Request{Pool: 1, Object: "o", Ops: []Op{Write(0, []byte("x"))}}); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("write to a full pool of a paused cluster: %v", err)
 	}
 	// A write in flight when the pool fills fails at once.
 	c.HandleMap(testMap(t, 13, nil))
@@ -327,6 +330,81 @@ func TestFullPausedErrors(t *testing.T) {
 	}
 	if err := c.Do(ctx, &Request{Pool: 99, Object: "o", Ops: []Op{Stat()}}); !errors.Is(err, ErrNoPool) || !errors.Is(err, syscall.ENOENT) {
 		t.Fatalf("missing pool: %v", err)
+	}
+}
+
+// TestPauseWaits: under pausewr a write waits (unsent) for a map without
+// the flag, bounded by its context, whose end then fails it with an error
+// matching ErrPaused, EAGAIN and the context's error; reads still go out.
+// A write sent before the pause stays in flight and completes; one held
+// back goes out when the flag is lifted. pauserd holds reads the same way.
+func TestPauseWaits(t *testing.T) {
+	n := newFakeNet(t)
+	c := newTestClient(t, n)
+	bg := context.Background()
+	c.HandleMap(testMap(t, 10, nil))
+	early := doAsync(c, bg, &Request{Pool: 1, Object: "early", Ops: []Op{Write(0, []byte("e"))}})
+	sentEarly := n.next(t)
+
+	pauseWR := func(m *osdmap.OSDMap) { m.Flags |= osdmap.FlagPauseWrite }
+	c.HandleMap(testMap(t, 11, pauseWR))
+	maps := n.mapReqs.Load()
+	short, cancel := context.WithTimeout(bg, 30*time.Millisecond)
+	defer cancel()
+	err := c.Do(short, &Request{Pool: 1, Object: "o", Ops: []Op{Truncate(0)}})
+	if !errors.Is(err, ErrPaused) || !errors.Is(err, syscall.EAGAIN) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("paused write with a deadline: %v", err)
+	}
+	if n.mapReqs.Load() == maps {
+		t.Error("a paused write asked for no newer map")
+	}
+	held := doAsync(c, bg, &Request{Pool: 1, Object: "o", Ops: []Op{Write(0, []byte("w"))}})
+	rd := doAsync(c, bg, &Request{Pool: 1, Object: "o", Ops: []Op{Read(0, 1)}})
+	if s := n.next(t); s.msg.Ops[0].Code != OpRead {
+		t.Fatalf("sent %v under pausewr, want only the read", s.msg.Ops[0].Code)
+	} else {
+		s.reply(0, 0, []byte("r"))
+	}
+	if err := waitErr(t, rd); err != nil {
+		t.Fatal(err)
+	}
+	sentEarly.reply(0, 0)
+	if err := waitErr(t, early); err != nil {
+		t.Fatalf("write in flight when the pause came: %v", err)
+	}
+	// A newer map that keeps the flag (and a reconnect) sends nothing.
+	c.HandleMap(testMap(t, 12, pauseWR))
+	n.mu.Lock()
+	conns := append([]*fakeConn(nil), n.conns...)
+	n.mu.Unlock()
+	for _, fc := range conns {
+		fc.h.OnFault(errors.New("connection reset"))
+	}
+	n.none(t)
+	if st := c.Stats(); st.InFlight != 1 {
+		t.Fatalf("stats under pause %+v, want the held write queued", st)
+	}
+	c.HandleMap(testMap(t, 13, nil))
+	s := n.next(t)
+	if s.msg.Oid != "o" || s.msg.Ops[0].Code != OpWrite || s.msg.Epoch != 13 {
+		t.Fatalf("after unpause sent %s %v at epoch %d", s.msg.Oid, s.msg.Ops[0].Code, s.msg.Epoch)
+	}
+	s.reply(0, s.msg.Attempt)
+	if err := waitErr(t, held); err != nil {
+		t.Fatalf("held write after unpause: %v", err)
+	}
+
+	c.HandleMap(testMap(t, 14, func(m *osdmap.OSDMap) { m.Flags |= osdmap.FlagPauseRead }))
+	rd = doAsync(c, bg, &Request{Pool: 1, Object: "o", Ops: []Op{Stat()}})
+	n.none(t)
+	c.HandleMap(testMap(t, 15, nil))
+	s = n.next(t)
+	s.reply(0, s.msg.Attempt, make([]byte, 16))
+	if err := waitErr(t, rd); err != nil {
+		t.Fatalf("held read after unpause: %v", err)
+	}
+	if st := c.Stats(); st.InFlight != 0 || st.Homeless != 0 {
+		t.Fatalf("stats %+v", st)
 	}
 }
 

@@ -40,8 +40,10 @@
 // for its context. Every request keeps its tid for its whole life, so a
 // resend after a map change, a reconnect or a backoff carries the same
 // request id and the OSD deduplicates it. Requests with no up primary wait
-// (bounded by their context) for a newer map. Cluster or pool FULL and the
-// pause flags fail requests at once with typed errors instead of hanging.
+// (bounded by their context) for a newer map. Cluster or pool FULL and a
+// quota fail writes at once with ENOSPC/EDQUOT. The pauserd/pausewr flags
+// hold requests back unsent, as Objecter does, until a map lifts them; a
+// request whose context ends first fails with an error matching ErrPaused.
 //
 // Watches ([Client.Watch]) are re-established after reconnects and target
 // changes; notifies are delivered to a callback and acknowledged with its

@@ -11,8 +11,11 @@ import (
 var (
 	// ErrClosed: the client was closed.
 	ErrClosed = errors.New("osd: client closed")
-	// ErrPaused: the cluster has the pauserd/pausewr flag set for this
-	// kind of request. It also matches syscall.EAGAIN.
+	// ErrPaused: the cluster had the pauserd/pausewr flag (`ceph osd
+	// pause`) set for this kind of request until the request's context
+	// ended. Requests wait for a map without the flag, as librados does;
+	// the error wraps the context's error too. It also matches
+	// syscall.EAGAIN.
 	ErrPaused = errors.New("osd: cluster paused")
 	// ErrNoPool: the pool does not exist in the current map. It also
 	// matches syscall.ENOENT.
@@ -86,7 +89,17 @@ func (w wrapErr) Is(t error) bool {
 	return t == w.sentinel || t == w.errno
 }
 
-var (
-	errPaused = wrapErr{ErrPaused, syscall.EAGAIN}
-	errNoPool = wrapErr{ErrNoPool, syscall.ENOENT}
-)
+var errNoPool = wrapErr{ErrNoPool, syscall.ENOENT}
+
+// pausedError ends a request that waited for a paused cluster until its
+// context ended: it matches ErrPaused and syscall.EAGAIN, and unwraps to
+// the context's error.
+type pausedError struct{ cause error }
+
+func (e pausedError) Error() string {
+	return ErrPaused.Error() + " (pauserd/pausewr flag set; `ceph osd unpause` lifts it): gave up waiting: " + e.cause.Error()
+}
+func (e pausedError) Unwrap() error { return e.cause }
+func (e pausedError) Is(t error) bool {
+	return t == ErrPaused || t == syscall.EAGAIN
+}

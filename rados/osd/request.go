@@ -66,7 +66,8 @@ type request struct {
 	redirect *Redirect
 
 	t        target
-	attempts int32 // sends so far; replies must carry attempts-1
+	paused   atomic.Bool // t.paused, readable without the locks that guard t
+	attempts int32       // sends so far; replies must carry attempts-1
 	eagain   int
 	sess     atomic.Pointer[session]
 	sent     bool // guarded by the session lock
@@ -84,6 +85,12 @@ func (r *request) claim() bool { return r.state.CompareAndSwap(stPending, stDone
 func (r *request) finish(err error) {
 	r.err = err
 	close(r.done)
+}
+
+// setTarget records r's new target.
+func (r *request) setTarget(t target) {
+	r.t = t
+	r.paused.Store(t.paused)
 }
 
 func (r *request) firstOp() OpCode {

@@ -76,6 +76,11 @@ func (s *session) blockedLocked(r *request) bool {
 
 // sendLocked encodes and sends r (a new attempt with the same tid).
 func (s *session) sendLocked(r *request) {
+	if r.t.paused {
+		// Held until a map lifts the pause (retarget resends it).
+		r.sent = false
+		return
+	}
 	if s.blockedLocked(r) {
 		r.blocked = true
 		r.sent = false
@@ -274,8 +279,10 @@ func (s *session) retarget(m *osdmap.OSDMap, mp *osdmap.Mapping, move []*request
 			move = append(move, r)
 			continue
 		}
-		resend := needsResend(&r.t, &nt)
-		r.t = nt
+		// A request the pause held back goes out when it is lifted; one
+		// sent before the pause stays in flight (the OSD answers it).
+		resend := needsResend(&r.t, &nt) || (r.t.paused && !nt.paused && !r.sent)
+		r.setTarget(nt)
 		if resend && s.conn != nil {
 			s.sendLocked(r)
 		}

@@ -23,6 +23,10 @@ type target struct {
 	minSize   uint8
 	pgNum     uint32
 	lastForce uint32
+	// paused: the map's pauserd/pausewr flag holds the request back
+	// (Objecter's op_target_t::paused); it is sent once a map without
+	// the flag arrives.
+	paused bool
 }
 
 var setSeed = maphash.MakeSeed()
@@ -53,29 +57,33 @@ func (t *target) hobj(snap uint64) HObject {
 	return HObject{Key: t.key, Oid: t.oid, Snap: snap, Hash: t.rawHash, Namespace: t.ns, Pool: t.pool}
 }
 
-// checkFlags returns the error a request gets under map m before it is
-// sent: pool gone, full, quota or paused.
+// checkFlags returns the error a request gets at once under map m: pool
+// gone, full or over quota. A paused cluster is not an error: see
+// pausedBy.
 func checkFlags(m *osdmap.OSDMap, r *request, pool int64) error {
 	p := m.Pools[pool]
 	if p == nil {
 		return errNoPool
 	}
-	if r.write {
-		if m.Flags&osdmap.FlagPauseWrite != 0 {
-			return errPaused
+	if r.write && r.flags&(FlagFullTry|FlagFullForce) == 0 {
+		if p.Flags&osdmap.PoolFlagFullQuota != 0 {
+			return syscall.EDQUOT
 		}
-		if r.flags&(FlagFullTry|FlagFullForce) == 0 {
-			if p.Flags&osdmap.PoolFlagFullQuota != 0 {
-				return syscall.EDQUOT
-			}
-			if m.Flags&osdmap.FlagFull != 0 || p.Flags&osdmap.PoolFlagFull != 0 {
-				return syscall.ENOSPC
-			}
+		if m.Flags&osdmap.FlagFull != 0 || p.Flags&osdmap.PoolFlagFull != 0 {
+			return syscall.ENOSPC
 		}
-	} else if m.Flags&osdmap.FlagPauseRead != 0 {
-		return errPaused
 	}
 	return nil
+}
+
+// pausedBy reports whether m's pausewr (writes) or pauserd (reads) flag
+// holds r back. Like Objecter, the client keeps such a request queued and
+// sends it when a map clears the flag; only its context ends the wait.
+func pausedBy(m *osdmap.OSDMap, r *request) bool {
+	if r.write {
+		return m.Flags&osdmap.FlagPauseWrite != 0
+	}
+	return m.Flags&osdmap.FlagPauseRead != 0
 }
 
 // calcTarget computes r's target under m (Objecter::_calc_target, for the
@@ -114,6 +122,7 @@ func calcTarget(m *osdmap.OSDMap, r *request, mp *osdmap.Mapping) (target, error
 	if err := checkFlags(m, r, t.pool); err != nil {
 		return t, err
 	}
+	t.paused = pausedBy(m, r)
 	var raw osdmap.PG
 	if r.pg {
 		raw = osdmap.PG{Pool: t.pool, Seed: r.pgSeed}
