@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/csi-gorbd/csi-gorbd/rados"
+	"github.com/csi-gorbd/csi-gorbd/rados/osd"
 )
 
 // benchMetaObject records the last write run kept with --no-cleanup, so
@@ -39,6 +40,8 @@ type benchOpts struct {
 	threads   int
 	noCleanup bool
 	maxObjs   int64
+	noHints   bool
+	writeFull bool
 }
 
 func init() {
@@ -94,6 +97,8 @@ write run left with --no-cleanup. The summary has rados bench's fields.
 	c.Flags().IntVarP(&o.threads, "concurrent-ios", "t", 16, "operations in flight")
 	c.Flags().BoolVar(&o.noCleanup, "no-cleanup", false, "keep the written objects (for seq/rand)")
 	c.Flags().Int64Var(&o.maxObjs, "max-objects", 0, "stop writing after this many objects (0: no limit)")
+	c.Flags().BoolVar(&o.noHints, "no-hints", false, "send no allocation hint with each write (as rados bench --no-hints)")
+	c.Flags().BoolVar(&o.writeFull, "write-full", false, "send WRITEFULL instead of rados bench's SETALLOCHINT+WRITE")
 	rootCmd.AddCommand(c)
 }
 
@@ -265,7 +270,7 @@ func benchWrite(ctx context.Context, w io.Writer, ioc *rados.IOContext, secs tim
 			i := n.Add(1) - 1
 			return i, o.maxObjs <= 0 || i < o.maxObjs
 		},
-		func(ctx context.Context, i int64) error { return ioc.WriteFull(ctx, benchObj(prefix, i), data) })
+		func(ctx context.Context, i int64) error { return benchWriteOne(ctx, ioc, benchObj(prefix, i), data, o) })
 	if err != nil {
 		return err
 	}
@@ -308,6 +313,26 @@ func benchWrite(ctx context.Context, w io.Writer, ioc *rados.IOContext, secs tim
 	}
 	fmt.Fprintf(w, "Removed %d objects\n", fin)
 	return nil
+}
+
+// benchWriteOne writes one whole object the way rados bench does
+// (obj_bencher.cc via RadosBencher::aio_write): an allocation hint (object
+// and write size, sequential write/read, append-only, immutable) and a
+// WRITE at offset 0; --no-hints drops the hint, --write-full sends a
+// WRITEFULL instead.
+func benchWriteOne(ctx context.Context, ioc *rados.IOContext, oid string, data []byte, o benchOpts) error {
+	op := rados.NewWriteOp()
+	if !o.noHints {
+		n := uint64(len(data))
+		op.SetAllocHint(n, n, osd.AllocHintSequentialWrite|osd.AllocHintSequentialRead|
+			osd.AllocHintAppendOnly|osd.AllocHintImmutable)
+	}
+	if o.writeFull {
+		op.WriteFull(data)
+	} else {
+		op.Write(data, 0)
+	}
+	return op.Operate(ctx, ioc, oid)
 }
 
 // benchCleanup removes objects 0..n-1 (missing ones are fine).

@@ -175,6 +175,7 @@ func (c *Conn) now() time.Duration { return c.clock.Now().Sub(c.epoch) }
 func (c *Conn) start() {
 	c.epoch = c.clock.Now()
 	c.lastRecv.Store(0)
+	c.wr.SetDeferCRC(true)
 	c.exited.Add(2)
 	go c.readLoop()
 	go c.writeLoop()
@@ -304,7 +305,7 @@ func (c *Conn) writeLoop() {
 		if err != nil {
 			return err
 		}
-		return write(b)
+		return c.wr.Emit(b, write)
 	}
 	var out [][]byte
 	appendMsg := func(m *Message, ack uint64) error {
@@ -350,7 +351,9 @@ func (c *Conn) writeLoop() {
 				}
 			}
 			if err == nil {
-				err = write(out)
+				// Large payloads go out in chunks, their crcs summed
+				// as they go (msgr2.Writer.SetDeferCRC).
+				err = c.wr.Emit(out, write)
 			}
 			if err != nil {
 				c.opFail("write", err)

@@ -405,7 +405,9 @@ func dial(ctx context.Context, cfg Config) (*Conn, error) {
 	h := &handshake{c: c, in: &recorder{r: c.br}, buf: make([]byte, 0, 512)}
 	c.rd = msgr2.NewReader(h.in, cfg.Limits)
 	op, err := h.run()
-	if !stop() && err == nil {
+	// ctx.Err is checked too: Done closes before the AfterFunc counts as
+	// started, so stop can still succeed just after the deadline.
+	if stopped := stop(); err == nil && (!stopped || ctx.Err() != nil) {
 		err = context.Cause(ctx)
 		op = "handshake"
 	}

@@ -28,7 +28,10 @@
 //
 // [Writer] assembles frames and [Reader] disassembles them; both switch to
 // secure mode with EnableSecure once authentication has produced a
-// connection secret. Every length read from the wire is checked against
+// connection secret. In crc mode a Writer can leave the crcs of large
+// segments to [Writer.Emit], which sums them chunk by chunk as it hands
+// the chunks to the caller's write function (SetDeferCRC), so a 4 MiB
+// payload starts flowing before its crc32c is known. Every length read from the wire is checked against
 // [Limits] before anything is allocated.
 //
 // Compression (msgr2 feature bit 1) and the rev0 frame format are not
