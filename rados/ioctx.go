@@ -153,13 +153,22 @@ func (io *IOContext) Read(ctx context.Context, oid string, off, length uint64) (
 	return req.Ops[0].Out, nil
 }
 
-// ReadInto reads into p at off and returns the bytes read.
+// ReadInto reads into p at off and returns the bytes read. The reply is
+// received straight into p (crc mode), so the bytes of p past the count
+// returned, and all of p after an error, are unspecified.
 func (io *IOContext) ReadInto(ctx context.Context, oid string, p []byte, off uint64) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	b, err := io.Read(ctx, oid, off, uint64(len(p)))
-	return copy(p, b), err
+	req, err := io.do(ctx, oid, osd.ReadInto(off, p))
+	if err != nil {
+		return 0, err
+	}
+	b := req.Ops[0].Out
+	if len(b) > 0 && &b[0] == &p[0] {
+		return min(len(b), len(p)), nil
+	}
+	return copy(p, b), nil
 }
 
 // Write writes data at off (the slice must not change until Write

@@ -123,6 +123,20 @@ func TestIntegrationObjectPutGet(t *testing.T) {
 				if err != nil || !bytes.Equal(got, data) {
 					t.Fatalf("size %d: read %d bytes (%v), differs", size, len(got), err)
 				}
+				// ReadInto receives the reply in the caller's buffer:
+				// whole, larger than the object, and from an offset.
+				for _, c := range [][2]int{{0, size}, {0, size + 4096}, {size / 3, size / 2}} {
+					if c[1] == 0 {
+						continue
+					}
+					p := bytes.Repeat([]byte{0xee}, c[1])
+					n, err := e.io.ReadInto(ctx, o2, p, uint64(c[0]))
+					want := data[c[0]:min(size, c[0]+c[1])]
+					if err != nil || n != len(want) || !bytes.Equal(p[:n], want) {
+						t.Fatalf("size %d: ReadInto(off %d, %d bytes) = %d, %v; data differs: %v",
+							size, c[0], c[1], n, err, !bytes.Equal(p[:min(n, len(p))], want))
+					}
+				}
 				for _, x := range []string{o, o2} {
 					if err := e.io.Remove(ctx, x); err != nil {
 						t.Fatal(err)

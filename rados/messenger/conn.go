@@ -176,6 +176,15 @@ func (c *Conn) start() {
 	c.epoch = c.clock.Now()
 	c.lastRecv.Store(0)
 	c.wr.SetDeferCRC(true)
+	if rx := c.cfg.RxBuffer; rx != nil {
+		c.rd.SetDataBuffer(func(p *msgr2.Preamble, seg0 []byte, n int) ([]byte, func()) {
+			var h msgr2.MessageHeader
+			if p.Tag != msgr2.TagMessage || h.Decode(seg0) != nil {
+				return nil, nil // the read loop reports a bad header
+			}
+			return rx(h.Type, h.Tid, n)
+		})
+	}
 	c.exited.Add(2)
 	go c.readLoop()
 	go c.writeLoop()

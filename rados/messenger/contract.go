@@ -79,6 +79,15 @@ type Config struct {
 	// Dispatch is called from the connection's reader goroutine for every
 	// incoming message, in order. It must not block for long.
 	Dispatch func(*Message)
+	// RxBuffer, if set, is asked (from the reader goroutine, in crc mode)
+	// where to receive the n-byte data segment of an incoming message of
+	// type typ and transaction id tid, before that segment is read: it
+	// returns a buffer of exactly n bytes, or nil for a fresh allocation.
+	// release, if not nil, is called once the reader stops writing into the
+	// buffer (the message is complete or the connection failed); the
+	// message's Data then aliases the buffer. It lets the OSD client
+	// receive read replies straight into the caller's memory.
+	RxBuffer func(typ uint16, tid uint64, n int) (buf []byte, release func())
 	// OnFault is called once when the connection fails after being opened
 	// (read/write error, peer reset, keepalive timeout). Not called after Close.
 	OnFault func(error)

@@ -12,7 +12,8 @@ type Frame struct {
 	// Segments holds the segment payloads. Segments[0] (the control
 	// payload or message header) aliases the Reader's buffer and is valid
 	// only until the next ReadFrame; Segments[1..3] are freshly allocated
-	// and may be kept.
+	// and may be kept, except a data segment received into a buffer from
+	// the Reader's DataBuffer function, which aliases that buffer.
 	Segments [MaxSegments][]byte
 	// Aborted is set when the sender aborted the frame (late status);
 	// such a frame must be dropped.
@@ -31,7 +32,18 @@ type Reader struct {
 	hdr  [SecurePreambleLen]byte
 	ctrl []byte
 	epi  [EpilogueCRCLen]byte
+
+	dataBuf DataBufferFunc
 }
+
+// DataBufferFunc picks where the data segment (segment 3) of a crc-mode
+// frame is received, once the preamble and segment 0 (seg0, which Reader
+// has checked) are known: it returns a buffer of exactly n bytes, or nil
+// for a fresh allocation. release, if not nil, is called once the Reader
+// no longer writes into buf: after the frame was read, or failed to read.
+// It is how a client receives a large read reply straight into the
+// caller's memory instead of allocating, zeroing and copying it.
+type DataBufferFunc func(p *Preamble, seg0 []byte, n int) (buf []byte, release func())
 
 // NewReader returns a crc-mode frame reader that bounds segment lengths by
 // lim (zero fields take the defaults).
@@ -49,6 +61,11 @@ func (r *Reader) EnableSecure(key []byte, nonce Nonce) error {
 	r.sec = g
 	return nil
 }
+
+// SetDataBuffer installs fn to choose the buffer of each crc-mode frame's
+// data segment (nil: always allocate). Secure mode always allocates: its
+// segments are decrypted as one piece.
+func (r *Reader) SetDataBuffer(fn DataBufferFunc) { r.dataBuf = fn }
 
 // Secure reports whether the reader is in secure mode.
 func (r *Reader) Secure() bool { return r.sec != nil }
@@ -93,10 +110,28 @@ func (r *Reader) readCRC(f *Frame) error {
 	if p.NumSegments == 1 {
 		return nil
 	}
-	total := p.Len(1) + p.Len(2) + p.Len(3)
+	var data []byte // the data segment, when it has a buffer of its own
+	if n := p.Len(3); n > 0 && r.dataBuf != nil {
+		b, release := r.dataBuf(&p, f.Segments[0], n)
+		if release != nil {
+			defer release()
+		}
+		if len(b) == n {
+			data = b
+		}
+	}
+	total := p.Len(1) + p.Len(2)
+	if data == nil {
+		total += p.Len(3)
+	}
 	buf := make([]byte, total)
 	if _, err := io.ReadFull(r.r, buf); err != nil {
 		return eof(err)
+	}
+	if data != nil {
+		if _, err := io.ReadFull(r.r, data); err != nil {
+			return eof(err)
+		}
 	}
 	if _, err := io.ReadFull(r.r, r.epi[:]); err != nil {
 		return eof(err)
@@ -104,8 +139,13 @@ func (r *Reader) readCRC(f *Frame) error {
 	off := 0
 	for i := 1; i < MaxSegments; i++ {
 		n := p.Len(i)
-		seg := buf[off : off+n : off+n]
-		off += n
+		var seg []byte
+		if i == 3 && data != nil {
+			seg = data[:n:n]
+		} else {
+			seg = buf[off : off+n : off+n]
+			off += n
+		}
 		want := binary.LittleEndian.Uint32(r.epi[1+4*(i-1):])
 		var got uint32
 		if i < p.NumSegments {

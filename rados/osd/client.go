@@ -26,6 +26,10 @@ type Handler struct {
 	Dispatch func(*messenger.Message)
 	// OnFault is called once when the connection fails.
 	OnFault func(error)
+	// RxBuffer picks the buffer a message's data segment is received
+	// into (see messenger.Config.RxBuffer); a DialFunc that cannot honour
+	// it may ignore it.
+	RxBuffer func(typ uint16, tid uint64, n int) ([]byte, func())
 }
 
 // DialFunc opens an authenticated connection to OSD osd at addrs and
@@ -166,6 +170,9 @@ func (c *Client) newRequest(req *Request) (*request, error) {
 		return nil, &OpError{Op: req.Ops[0].Code, Pool: req.Pool, Object: req.Object, Err: errors.New("too many ops")}
 	}
 	r := &request{req: req, done: make(chan struct{})}
+	if len(req.Ops) == 1 && req.Ops[0].Code == OpRead && len(req.Ops[0].dst) > 0 {
+		r.rxDst = req.Ops[0].dst
+	}
 	r.write = req.IsWrite()
 	r.flags = req.Flags
 	if r.write {
@@ -199,6 +206,13 @@ func (c *Client) wait(ctx context.Context, r *request) error {
 	case <-ctx.Done():
 		c.cancelRequest(r, context.Cause(ctx))
 		<-r.done
+	}
+	if r.rxDst != nil {
+		// Wait out a reply being received into the caller's buffer
+		// and make sure no later one is.
+		r.rxMu.Lock()
+		r.rxRevoked = true
+		r.rxMu.Unlock()
 	}
 	return r.err
 }

@@ -45,6 +45,7 @@ func MessengerDialer(dc DialerConfig) DialFunc {
 		}
 		cfg.Dispatch = h.Dispatch
 		cfg.OnFault = h.OnFault
+		cfg.RxBuffer = h.RxBuffer
 		conn, err := messenger.Dial(ctx, cfg)
 		if err != nil {
 			return nil, err

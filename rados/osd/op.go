@@ -23,6 +23,9 @@ type Op struct {
 	// not say so (class methods that write).
 	write bool
 
+	// dst: see ReadInto.
+	dst []byte
+
 	Rval int32
 	Out  []byte
 }

@@ -19,6 +19,15 @@ func extentOp(code OpCode, off, length uint64) Op {
 // object). Out holds the data; a short read means the object is shorter.
 func Read(off, length uint64) Op { return extentOp(OpRead, off, length) }
 
+// ReadInto reads len(p) bytes at off like Read; when it is the request's
+// only op, the reply's data is received straight into p (no allocation or
+// copy) and Out aliases p. p must not be used until the request is done.
+func ReadInto(off uint64, p []byte) Op {
+	o := extentOp(OpRead, off, uint64(len(p)))
+	o.dst = p
+	return o
+}
+
 // SparseRead reads like Read but returns only the allocated extents; parse
 // Out with ParseSparseRead.
 func SparseRead(off, length uint64) Op { return extentOp(OpSparseRead, off, length) }

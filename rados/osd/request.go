@@ -1,6 +1,7 @@
 package osd
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -64,6 +65,14 @@ type request struct {
 
 	// redirect, when set, replaces the pool/object from a reply.
 	redirect *Redirect
+
+	// rxDst is the caller's buffer of a request made of one ReadInto op:
+	// the reply's data may be received into it (session.rxBuffer). rxMu
+	// is held while that happens; rxRevoked, set under it before Do
+	// returns, ends the loan.
+	rxDst     []byte
+	rxMu      sync.Mutex
+	rxRevoked bool
 
 	t        target
 	paused   atomic.Bool // t.paused, readable without the locks that guard t

@@ -153,6 +153,9 @@ func (s *session) dialLoop(gen uint64) {
 		h := Handler{
 			Dispatch: func(m *messenger.Message) { s.dispatch(gen, m) },
 			OnFault:  func(err error) { s.fault(gen, err) },
+			RxBuffer: func(typ uint16, tid uint64, n int) ([]byte, func()) {
+				return s.rxBuffer(gen, typ, tid, n)
+			},
 		}
 		ctx, cancel := context.WithTimeout(s.c.ctx, s.c.cfg.DialTimeout)
 		conn, err := s.c.cfg.Dial(ctx, s.osd, s.addrs, h)
@@ -288,6 +291,29 @@ func (s *session) retarget(m *osdmap.OSDMap, mp *osdmap.Mapping, move []*request
 		}
 	}
 	return move
+}
+
+// rxBuffer lends the reply data segment of request tid the caller's
+// buffer of a ReadInto op (request.rxDst), holding the request's rxMu until
+// the messenger is done writing into it, so that the caller cannot get
+// the buffer back while it is being filled (Client.wait revokes it).
+func (s *session) rxBuffer(gen uint64, typ uint16, tid uint64, n int) ([]byte, func()) {
+	if typ != MsgOSDOpReply {
+		return nil, nil
+	}
+	s.mu.Lock()
+	r := s.reqs[tid]
+	ok := r != nil && gen == s.connGen
+	s.mu.Unlock()
+	if !ok || n > len(r.rxDst) {
+		return nil, nil
+	}
+	r.rxMu.Lock()
+	if r.rxRevoked {
+		r.rxMu.Unlock()
+		return nil, nil
+	}
+	return r.rxDst[:n], r.rxMu.Unlock
 }
 
 // dispatch handles one message from the OSD.
