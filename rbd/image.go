@@ -67,8 +67,9 @@ func create(ctx context.Context, s store, name string, size uint64, opts *Create
 	if bad := o.Features &^ featuresSupportedWrite; bad != 0 {
 		return "", &FeatureError{Image: name, Unsupported: bad, Write: true}
 	}
-	if o.Features&FeatureObjectMap != 0 && l.ObjectCount(size) > maxObjectMapObjects {
-		return "", fmt.Errorf("%w: image too large for an object map", ErrInvalid)
+	// Before any object exists: a refused size leaves nothing behind.
+	if err := validateImageSize(l, size, o.Features); err != nil {
+		return "", fmt.Errorf("rbd: create %q: %w", name, err)
 	}
 
 	id = GenerateImageID(s.clientID())
@@ -96,8 +97,12 @@ func create(ctx context.Context, s store, name string, size uint64, opts *Create
 		}
 		return "", fmt.Errorf("rbd: create %q: directory: %w", name, err)
 	}
+	// The closure must not read the named result id: every failing
+	// return below sets it to "" before the deferred undo runs, and
+	// dir_remove_image with an empty id leaves the entry behind.
+	newID := id
 	undo = append(undo, func() {
-		_ = s.write(cleanup, DirectoryObject, opCall(clsRBD, "dir_remove_image", dirAddArgs(name, id)))
+		_ = s.write(cleanup, DirectoryObject, opCall(clsRBD, "dir_remove_image", dirAddArgs(name, newID)))
 	})
 
 	hdr := HeaderObjectName(id)

@@ -35,6 +35,10 @@ type store interface {
 	read(ctx context.Context, oid string, p []byte, off uint64) (int, error)
 	// exists reports whether the object exists.
 	exists(ctx context.Context, oid string) (bool, error)
+	// listObjects calls fn with the name of every object in the store's
+	// pool and namespace, in no particular order; fn's error stops the
+	// walk and is returned.
+	listObjects(ctx context.Context, fn func(oid string) error) error
 	// listWatchers lists the object's watchers.
 	listWatchers(ctx context.Context, oid string) ([]watcher, error)
 	// blocklist fences a client address cluster-wide (osd blocklist add),

@@ -101,6 +101,16 @@ func (s *radosStore) exists(ctx context.Context, oid string) (bool, error) {
 	return err == nil, err
 }
 
+func (s *radosStore) listObjects(ctx context.Context, fn func(oid string) error) error {
+	ns := s.io.Namespace()
+	return s.io.ListObjects(ctx, func(e rados.ListEntry) error {
+		if e.Namespace != ns {
+			return nil // only this store's namespace (AllNamespaces never reaches rbd)
+		}
+		return fn(e.Oid)
+	})
+}
+
 func (s *radosStore) listWatchers(ctx context.Context, oid string) ([]watcher, error) {
 	ws, err := s.io.ListWatchers(ctx, oid)
 	out := make([]watcher, 0, len(ws))
