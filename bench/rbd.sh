@@ -9,6 +9,10 @@
 # the table adds fio's op/s and ours/fio. Not a test: numbers depend on the
 # machine. GORBD_BENCH_PROFILE=DIR makes our runs write cpu/block/mutex
 # pprof files there (the last workload's survive).
+# Writes: `rbd bench` sends one bufferlist for every write, and librados
+# caches a buffer's crc32c, so its writes skip the msgr2 data crc that
+# every other client (ours, fio's rbd engine, a VM) computes per write;
+# the fio column is the like-for-like librbd number for writes.
 # librbd runs with rbd_cache=false by default (LIBRBD_CACHE=true for its
 # defaults): Pacific's default cache policy is writearound, which
 # completes writes before the OSDs have them (up to rbd_cache_max_dirty),
