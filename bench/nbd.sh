@@ -58,16 +58,35 @@ wait_sock() {
 JOBS=("seqwrite:--rw=write --bs=1M --iodepth=8" "randwrite:--rw=randwrite --bs=4k --iodepth=16"
 	"randread:--rw=randread --bs=4k --iodepth=16" "seqread:--rw=read --bs=1M --iodepth=8")
 
-# runjobs TOOL ENGINE-ARGS...: every job, terse v3 lines into $TMP/TOOL-JOB.
+# ticks PID...: CPU time (user + system, clock ticks) used so far by the
+# processes (0 for one that is gone).
+ticks() {
+	local p t=0
+	for p in "$@"; do
+		t=$((t + $(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+	done
+	echo "$t"
+}
+OSDS=()
+CEPH_DIR=$(sed -n 's/^CEPH_DIR=//p' "$ENV")
+for f in "$CEPH_DIR"/run/osd.*.pid; do [ -f "$f" ] && OSDS+=("$(cat "$f")"); done
+HZ=$(getconf CLK_TCK)
+
+# runjobs TOOL ENGINE-ARGS...: every job, terse v3 lines into $TMP/TOOL-JOB
+# and the CPU ticks the server ($SRV, if any) and the OSDs used in it into
+# $TMP/TOOL-JOB.cpu.
 runjobs() {
-	local tool=$1
+	local tool=$1 s0 o0
 	shift
 	for j in "${JOBS[@]}"; do
 		local name=${j%%:*} args=${j#*:}
 		echo "$tool: $name ($args)" >&2
+		s0=$(ticks ${SRV:+"$SRV"})
+		o0=$(ticks "${OSDS[@]}")
 		# shellcheck disable=SC2086 # args is a word list
 		fio --name="$name" "$@" $args --time_based --runtime="$SECS" --ramp_time=1 \
 			--numjobs=1 --output-format=terse --terse-version=3 >"$TMP/$tool-$name.out" 2>&1 || true
+		echo "$(($(ticks ${SRV:+"$SRV"}) - s0)) $(($(ticks "${OSDS[@]}") - o0))" >"$TMP/$tool-$name.cpu"
 		# fio may exit 0 when the engine fails to connect: want one
 		# result line with error 0.
 		awk -F';' '/^3;/ && $5 == 0' "$TMP/$tool-$name.out" | tail -1 >"$TMP/$tool-$name"
@@ -99,6 +118,7 @@ runjobs mem --ioengine=nbd --uri="nbd+unix:///?socket=$TMP/mem.sock"
 stop_server
 
 # fio's rbd engine: librbd in the fio process
+SRV=
 export CEPH_CONF CEPH_ARGS="--keyring $CEPH_KEYRING"
 runjobs librbd --ioengine=rbd --clientname=admin --pool="$POOL" --rbdname="$IMG"
 
@@ -125,6 +145,29 @@ BEGIN {
 		$2, $3, $4, $5, $6, $7, $8, $9, $10, ratio($3, $6), ratio($3, $9)
 }'
 echo "job: seqwrite/seqread 1 MiB QD8, randwrite/randread 4 KiB QD16; ratios are of IOPS"
+# cpu TOOL JOB RW: µs of CPU per op for the server, fio (the client: libnbd,
+# or librbd for the rbd engine) and the OSDs. Server and OSD times are
+# sampled over ramp and run (SECS+1 s), fio's own over the run.
+cpu() {
+	local srv osd
+	read -r srv osd <"$TMP/$1-$2.cpu"
+	awk -F';' -v rw="$3" -v srv="$srv" -v osd="$osd" -v hz="$HZ" -v secs="$SECS" '{
+		iops = (rw == "r") ? $8 : $49
+		if (iops <= 0) { print "- - -"; exit }
+		printf "%.0f %.0f %.0f\n", srv / hz * 1e6 / (iops * (secs + 1)), ($88 + $89) / 100 * 1e6 / iops,
+			osd / hz * 1e6 / (iops * (secs + 1)) }' "$TMP/$1-$2"
+}
+echo "CPU per op, µs (server = csi-gorbd / qemu-nbd process; fio = the client, with librbd inside for the rbd engine):"
+printf '%-9s | %6s %6s %6s | %6s %6s %6s | %6s %6s\n' job "ours" fio osd "qemu" fio osd "librbd" osd
+for j in "${JOBS[@]}"; do
+	name=${j%%:*}
+	rw=w
+	case $name in *read) rw=r ;; esac
+	read -r os of oo < <(cpu ours "$name" $rw)
+	read -r qs qf qo < <(cpu qemu "$name" $rw)
+	read -r _ lf lo < <(cpu librbd "$name" $rw)
+	printf '%-9s | %6s %6s %6s | %6s %6s %6s | %6s %6s\n' "$name" "$os" "$of" "$oo" "$qs" "$qf" "$qo" "$lf" "$lo"
+done
 echo "NBD layer alone (fio nbd engine -> csi-gorbd nbd serve --memory $IMG_SIZE):"
 for j in "${JOBS[@]}"; do
 	name=${j%%:*}

@@ -17,7 +17,9 @@
 # defaults): Pacific's default cache policy is writearound, which
 # completes writes before the OSDs have them (up to rbd_cache_max_dirty),
 # and our client has no cache, so that would not compare like for like.
-#   Env: IMAGE_MB (256), SEQ_TOTAL (3G), RANDW_TOTAL (64M), LIBRBD_CACHE (false),
+# Each workload runs REPS (3) times per client, alternating which goes
+# first; the table shows medians.
+#   Env: REPS (3), IMAGE_MB (256), SEQ_TOTAL (3G), RANDW_TOTAL (64M), LIBRBD_CACHE (false),
 #        RANDR_TOTAL (160M), THREADS (16), BIN (bin/csi-gorbd, rebuilt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +33,7 @@ SEQ_TOTAL=${SEQ_TOTAL:-3G}
 RANDW_TOTAL=${RANDW_TOTAL:-64M}
 RANDR_TOTAL=${RANDR_TOTAL:-160M}
 THREADS=${THREADS:-16}
+REPS=${REPS:-3}
 BIN=${BIN:-bin/csi-gorbd}
 POOL=${CEPH_POOL:-rbd}
 IMG=gorbd-bench-$$
@@ -69,12 +72,31 @@ fioops() {
 
 printf '\n%-22s %12s %12s %10s %10s %7s %10s %8s\n' "workload" "librbd op/s" "ours op/s" "librbd MiB/s" "ours MiB/s" "ratio" \
 	"fio op/s" "ours/fio" >/tmp/gorbd-bench-table.$$
+# median V...: the median of numbers.
+median() {
+	printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {
+		if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 row() { # NAME IOSIZE FIO-RW ARGS...
 	local name=$1 size=$2 rw=$3 lib our fio=0
 	shift 3
-	lib=$(opsps rbd --io-size "$size" "$@")
-	our=$(opsps ours --io-size "$size" "$@")
-	[ "$FIO" = 1 ] && fio=$(fioops "$rw" "$size" "$THREADS" "$(awk -v a="$*" 'BEGIN { n = split(a, w, " "); for (i = 1; i < n; i++) if (w[i] == "--io-total") print w[i+1] }')")
+	local libs=() ours=() fios=() rep total
+	total=$(awk -v a="$*" 'BEGIN { n = split(a, w, " "); for (i = 1; i < n; i++) if (w[i] == "--io-total") print w[i+1] }')
+	# REPS rounds, alternating which client goes first (the OSD is
+	# still busy with the previous run's tail); the median is shown.
+	for rep in $(seq "$REPS"); do
+		if [ $((rep % 2)) = 1 ]; then
+			libs+=("$(opsps rbd --io-size "$size" "$@")")
+			ours+=("$(opsps ours --io-size "$size" "$@")")
+		else
+			ours+=("$(opsps ours --io-size "$size" "$@")")
+			libs+=("$(opsps rbd --io-size "$size" "$@")")
+		fi
+		[ "$FIO" = 1 ] && fios+=("$(fioops "$rw" "$size" "$THREADS" "$total")")
+	done
+	lib=$(median "${libs[@]}")
+	our=$(median "${ours[@]}")
+	[ "$FIO" = 1 ] && fio=$(median "${fios[@]}")
 	awk -v n="$name" -v s="$size" -v l="$lib" -v o="$our" -v f="$fio" 'BEGIN {
 		printf "%-22s %12.0f %12.0f %10.1f %10.1f %7.2f", n, l, o, l*s/1048576, o*s/1048576, (l > 0 ? o/l : 0)
 		if (f > 0) printf " %10.0f %8.2f", f, o/f; else printf " %10s %8s", "-", "-"
@@ -85,6 +107,6 @@ row "seq write 1M x$THREADS" 1048576 write --io-type write --io-threads "$THREAD
 row "rand write 4K x$THREADS" 4096 randwrite --io-type write --io-threads "$THREADS" --io-total "$RANDW_TOTAL" --io-pattern rand
 row "rand read 4K x$THREADS" 4096 randread --io-type read --io-threads "$THREADS" --io-total "$RANDR_TOTAL" --io-pattern rand
 row "seq read 1M x$THREADS" 1048576 read --io-type read --io-threads "$THREADS" --io-total "$SEQ_TOTAL" --io-pattern seq
-echo "cluster $CLUSTER ($CEPH_VERSION, ${CEPH_OBJECTSTORE:-?}), image $POOL/$IMG ${IMAGE_MB} MiB, librbd rbd_cache=$LIBRBD_CACHE; ratio = ours/librbd ops/s"
+echo "cluster $CLUSTER ($CEPH_VERSION, ${CEPH_OBJECTSTORE:-?}), image $POOL/$IMG ${IMAGE_MB} MiB, librbd rbd_cache=$LIBRBD_CACHE, median of $REPS; ratio = ours/librbd ops/s"
 cat /tmp/gorbd-bench-table.$$
 rm -f /tmp/gorbd-bench-table.$$
