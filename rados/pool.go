@@ -79,6 +79,20 @@ func (c *Conn) GetPool(ctx context.Context, name string) (*PoolInfo, error) {
 	return &PoolInfo{ID: id, Name: name, Pool: m.Pools[id]}, nil
 }
 
+// ListPoolIDs returns the ids of the pools in the current map, in order.
+func (c *Conn) ListPoolIDs(ctx context.Context) ([]int64, error) {
+	m, err := c.waitMap(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int64, 0, len(m.Pools))
+	for id := range m.Pools {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
 // ListPools returns the pool names in id order.
 func (c *Conn) ListPools(ctx context.Context) ([]string, error) {
 	m, err := c.waitMap(ctx)

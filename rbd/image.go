@@ -373,7 +373,7 @@ func (img *Image) refreshOnce(ctx context.Context, gen uint64) (stale bool, err 
 	}
 	ds := s
 	if dataPool >= 0 {
-		if ds, err = s.withPool(ctx, dataPool); err != nil {
+		if ds, err = s.withPool(ctx, dataPool, s.namespace()); err != nil {
 			return false, fmt.Errorf("rbd: %s: data pool %d: %w", img.name, dataPool, err)
 		}
 	}
@@ -460,7 +460,7 @@ func (img *Image) refreshParentGen(ctx context.Context, gen uint64) (stale bool,
 		img.overlap = overlap
 		return false, nil
 	}
-	ps, err := img.s.withPool(ctx, p.PoolID)
+	ps, err := img.s.withPool(ctx, p.PoolID, p.Namespace)
 	if err != nil {
 		return false, fmt.Errorf("rbd: %s: parent pool %d: %w", img.name, p.PoolID, err)
 	}

@@ -447,7 +447,7 @@ func (img *Image) detachParent(ctx context.Context) error {
 }
 
 func (img *Image) detachParentSpec(ctx context.Context, p ParentSpec) error {
-	ps, err := img.s.withPool(ctx, p.PoolID)
+	ps, err := img.s.withPool(ctx, p.PoolID, p.Namespace)
 	if err != nil {
 		return err
 	}

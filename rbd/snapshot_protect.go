@@ -104,25 +104,44 @@ func (img *Image) setProtection(ctx context.Context, snap uint64, status uint8) 
 }
 
 // countChildren counts a snapshot's clones: v2 children recorded on the
-// header and v1 children in rbd_children of the image's pool.
+// header, and v1 children, which are recorded only in rbd_children of the
+// CHILD's pool, so every pool is asked, as librbd's
+// SnapshotUnprotectRequest does (a pool with no rbd_children, or gone
+// meanwhile, has none). Any other failure is an error: unprotecting a
+// snapshot a clone still reads would let its data be deleted.
 func (img *Image) countChildren(ctx context.Context, snap uint64) (int, error) {
 	v2, err := img.snapshotChildren(ctx, snap)
 	if err != nil {
 		return 0, err
 	}
+	pools, err := img.s.poolIDs(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("rbd: %s: listing pools for clone v1 children: %w", img.name, err)
+	}
 	p := ParentSpec{PoolID: img.s.poolID(), ImageID: img.id, SnapID: snap}
-	out, err := img.s.call(ctx, ChildrenObject, clsRBD, "get_children", legacyParentArgs(p))
-	if errors.Is(err, syscall.ENOENT) {
-		return len(v2), nil
+	n := len(v2)
+	for _, pool := range pools {
+		ps, err := img.s.withPool(ctx, pool, "") // v1 clones have no namespace
+		if errors.Is(err, syscall.ENOENT) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("rbd: %s: pool %d: %w", img.name, pool, err)
+		}
+		out, err := ps.call(ctx, ChildrenObject, clsRBD, "get_children", legacyParentArgs(p))
+		if errors.Is(err, syscall.ENOENT) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("rbd: %s: get_children in pool %d: %w", img.name, pool, err)
+		}
+		v1, err := decodeStringSet("get_children", out)
+		if err != nil {
+			return 0, err
+		}
+		n += len(v1)
 	}
-	if err != nil {
-		return 0, fmt.Errorf("rbd: %s: get_children: %w", img.name, err)
-	}
-	v1, err := decodeStringSet("get_children", out)
-	if err != nil {
-		return 0, err
-	}
-	return len(v2) + len(v1), nil
+	return n, nil
 }
 
 // legacyParentArgs: get_children's i64 pool, string image id, u64 snap id.

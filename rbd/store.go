@@ -13,6 +13,9 @@ import (
 type store interface {
 	poolID() int64
 	namespace() string
+	// poolIDs lists the cluster's pools (clone v1 children may live in
+	// any of them).
+	poolIDs(ctx context.Context) ([]int64, error)
 	// clientID is the cluster-assigned global id of this client (image ids
 	// and lock owners are built from it).
 	clientID() uint64
@@ -22,9 +25,9 @@ type store interface {
 	// withReadSnap returns a store whose reads see snapshot snap (NoSnap:
 	// the head).
 	withReadSnap(snap uint64) store
-	// withPool returns a store on another pool, same namespace (data pool,
-	// parent pool).
-	withPool(ctx context.Context, pool int64) (store, error)
+	// withPool returns a store on pool and namespace ns (the data pool in
+	// the image's namespace; a clone's parent, whose namespace may differ).
+	withPool(ctx context.Context, pool int64, ns string) (store, error)
 
 	// call runs a read-only class method and returns its output.
 	call(ctx context.Context, oid, class, method string, in []byte) ([]byte, error)

@@ -26,6 +26,10 @@ func (s *radosStore) poolID() int64     { return s.io.PoolID() }
 func (s *radosStore) namespace() string { return s.io.Namespace() }
 func (s *radosStore) clientID() uint64  { return s.io.Conn().GlobalID() }
 
+func (s *radosStore) poolIDs(ctx context.Context) ([]int64, error) {
+	return s.io.Conn().ListPoolIDs(ctx)
+}
+
 func (s *radosStore) withSnapContext(sc SnapContext) store {
 	io := s.io.Clone()
 	io.SetSnapContext(sc.Seq, sc.Snaps)
@@ -41,15 +45,17 @@ func (s *radosStore) withReadSnap(snap uint64) store {
 	return &radosStore{io: io}
 }
 
-func (s *radosStore) withPool(ctx context.Context, pool int64) (store, error) {
+func (s *radosStore) withPool(ctx context.Context, pool int64, ns string) (store, error) {
 	if pool == s.io.PoolID() {
-		return &radosStore{io: s.io.Clone()}, nil
+		io := s.io.Clone()
+		io.SetNamespace(ns)
+		return &radosStore{io: io}, nil
 	}
 	io, err := s.io.Conn().OpenIOContextByID(ctx, pool)
 	if err != nil {
 		return nil, err
 	}
-	io.SetNamespace(s.io.Namespace())
+	io.SetNamespace(ns)
 	return &radosStore{io: io}, nil
 }
 

@@ -155,8 +155,8 @@ func (s *countingStore) withSnapContext(sc SnapContext) store {
 	return s.wrap(s.store.withSnapContext(sc))
 }
 func (s *countingStore) withReadSnap(snap uint64) store { return s.wrap(s.store.withReadSnap(snap)) }
-func (s *countingStore) withPool(ctx context.Context, pool int64) (store, error) {
-	in, err := s.store.withPool(ctx, pool)
+func (s *countingStore) withPool(ctx context.Context, pool int64, ns string) (store, error) {
+	in, err := s.store.withPool(ctx, pool, ns)
 	if err != nil {
 		return nil, err
 	}
