@@ -80,10 +80,25 @@ func TrashRemove(ctx context.Context, io *rados.IOContext, id string) error {
 		}
 		return fmt.Errorf("rbd: trash_get %q: %w", id, err)
 	}
-	if _, err := DecodeTrashSpec(out); err != nil {
+	spec, err := DecodeTrashSpec(out)
+	if err != nil {
 		return err
 	}
+	// REMOVING keeps a concurrent restore away (librbd's
+	// trash::RemoveRequest); an entry already REMOVING is a removal that
+	// was interrupted, which we finish.
+	switch spec.State {
+	case TrashStateNormal:
+		if err := setTrashState(ctx, s, id, TrashStateRemoving, TrashStateNormal); err != nil {
+			return err
+		}
+	case TrashStateRemoving:
+	default:
+		return fmt.Errorf("%w: trash entry %q is being moved or restored (state %d)", ErrBusy, id, spec.State)
+	}
 	if err := remove(ctx, s, "", id); err != nil && !errors.Is(err, ErrNotFound) {
+		// Leave the entry restorable, as librbd does.
+		_ = setTrashState(context.WithoutCancel(ctx), s, id, TrashStateNormal, TrashStateRemoving)
 		return err
 	}
 	if err := s.write(ctx, TrashObject, opCall(clsRBD, "trash_remove", stringArg(id))); err != nil && !errors.Is(err, syscall.ENOENT) {
@@ -111,22 +126,37 @@ func TrashRestore(ctx context.Context, io *rados.IOContext, id, newName string) 
 	if err != nil {
 		return "", err
 	}
-	if spec.Source != TrashSourceUser && spec.Source != TrashSourceUserParent || spec.State != TrashStateNormal {
-		return "", fmt.Errorf("%w: trash entry %q has source %d, state %d", ErrInvalid, id, spec.Source, spec.State)
+	if spec.Source != TrashSourceUser && spec.Source != TrashSourceUserParent {
+		return "", fmt.Errorf("%w: trash entry %q has source %d", ErrInvalid, id, spec.Source)
+	}
+	if spec.State != TrashStateNormal {
+		return "", fmt.Errorf("%w: trash entry %q is being moved, removed or restored (state %d)", ErrBusy, id, spec.State)
 	}
 	name := newName
 	if name == "" {
 		name = spec.Name
 	}
+	// RESTORING keeps a concurrent trash remove or purge away while the
+	// image gets its name back (librbd's api::Trash::restore); any failure
+	// sets it back to NORMAL.
+	if err := setTrashState(ctx, s, id, TrashStateRestoring, TrashStateNormal); err != nil {
+		return "", err
+	}
+	undoState := func() {
+		_ = setTrashState(context.WithoutCancel(ctx), s, id, TrashStateNormal, TrashStateRestoring)
+	}
 	err = s.write(ctx, IDObjectName(name), opCreate(true), opCall(clsRBD, "set_id", stringArg(id)))
 	if errors.Is(err, syscall.EEXIST) {
+		undoState()
 		return "", fmt.Errorf("%w: image %q", ErrExists, name)
 	}
 	if err != nil {
+		undoState()
 		return "", fmt.Errorf("rbd: trash restore %q: rbd_id: %w", id, err)
 	}
 	if err := s.write(ctx, DirectoryObject, opCall(clsRBD, "dir_add_image", dirAddArgs(name, id))); err != nil {
 		_ = s.write(context.WithoutCancel(ctx), IDObjectName(name), opRemove())
+		undoState()
 		if errors.Is(err, syscall.EEXIST) {
 			return "", fmt.Errorf("%w: image %q (directory)", ErrExists, name)
 		}
@@ -160,4 +190,25 @@ func TrashPurge(ctx context.Context, io *rados.IOContext, now time.Time) ([]stri
 		removed = append(removed, id)
 	}
 	return removed, errors.Join(errs...)
+}
+
+// setTrashState moves trash entry id from state expect to state to
+// (cls_rbd trash_state_set). An entry in another state is being worked on
+// by someone else: ErrBusy. A cls_rbd without the method (pre-Mimic) has
+// no states to keep, so that is not an error.
+func setTrashState(ctx context.Context, s store, id string, to, expect TrashState) error {
+	e := enc()
+	e.String(id)
+	e.U8(uint8(to))
+	e.U8(uint8(expect))
+	err := s.write(ctx, TrashObject, opCall(clsRBD, "trash_state_set", e.B))
+	switch {
+	case err == nil, errors.Is(err, syscall.EOPNOTSUPP):
+		return nil
+	case errors.Is(err, syscall.ESTALE), errors.Is(err, syscall.EBUSY):
+		return fmt.Errorf("%w: trash entry %q is not in state %d: %w", ErrBusy, id, expect, err)
+	case errors.Is(err, syscall.ENOENT):
+		return fmt.Errorf("%w: trash entry %q: %w", ErrNotFound, id, err)
+	}
+	return fmt.Errorf("rbd: trash_state_set %q: %w", id, err)
 }
