@@ -1,6 +1,6 @@
 #!/bin/bash
 # bench/nbd.sh [CLUSTER] [SECONDS]: the same RBD image read and written by
-# fio three ways, one after the other:
+# fio three ways, in rotating order over REPS (3) rounds per job:
 #   ours     fio's nbd engine → csi-gorbd nbd serve POOL/IMG (pure Go)
 #   qemu-nbd fio's nbd engine → qemu-nbd serving rbd:POOL/IMG (librbd, cache=none)
 #   librbd   fio's rbd engine (librbd in process, no NBD)
@@ -17,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CLUSTER=${1:-pacific}
 SECS=${2:-10}
+REPS=${REPS:-3}
 IMG_SIZE=${IMG_SIZE:-256M}
 ENV=${GORBD_CLUSTERS:-/var/tmp/gorbd/clusters}/$CLUSTER/cluster.env
 [ -f "$ENV" ] || { echo "no $ENV: start the cluster first (test/cluster/start.sh $CLUSTER)" >&2; exit 1; }
@@ -72,67 +73,93 @@ CEPH_DIR=$(sed -n 's/^CEPH_DIR=//p' "$ENV")
 for f in "$CEPH_DIR"/run/osd.*.pid; do [ -f "$f" ] && OSDS+=("$(cat "$f")"); done
 HZ=$(getconf CLK_TCK)
 
-# runjobs TOOL ENGINE-ARGS...: every job, terse v3 lines into $TMP/TOOL-JOB
-# and the CPU ticks the server ($SRV, if any) and the OSDs used in it into
-# $TMP/TOOL-JOB.cpu.
-runjobs() {
-	local tool=$1 s0 o0
-	shift
-	for j in "${JOBS[@]}"; do
-		local name=${j%%:*} args=${j#*:}
-		echo "$tool: $name ($args)" >&2
-		s0=$(ticks ${SRV:+"$SRV"})
-		o0=$(ticks "${OSDS[@]}")
-		# shellcheck disable=SC2086 # args is a word list
-		fio --name="$name" "$@" $args --time_based --runtime="$SECS" --ramp_time=1 \
-			--numjobs=1 --output-format=terse --terse-version=3 >"$TMP/$tool-$name.out" 2>&1 || true
-		echo "$(($(ticks ${SRV:+"$SRV"}) - s0)) $(($(ticks "${OSDS[@]}") - o0))" >"$TMP/$tool-$name.cpu"
-		# fio may exit 0 when the engine fails to connect: want one
-		# result line with error 0.
-		awk -F';' '/^3;/ && $5 == 0' "$TMP/$tool-$name.out" | tail -1 >"$TMP/$tool-$name"
-		[ -s "$TMP/$tool-$name" ] || { cat "$TMP/$tool-$name.out" >&2; exit 1; }
-	done
+# start TOOL: start TOOL's server (none for librbd) and set ENGINE to
+# fio's engine arguments for it.
+start() {
+	case $1 in
+	ours)
+		"$BIN" -c "$CEPH_CONF" -k "$CEPH_KEYRING" nbd serve "$POOL/$IMG" --listen "unix:$TMP/ours.sock" 2>>"$TMP/ours.log" &
+		SRV=$!
+		wait_sock "$TMP/ours.sock"
+		ENGINE=(--ioengine=nbd --uri="nbd+unix:///?socket=$TMP/ours.sock") ;;
+	qemu) # qemu-nbd through librbd, without librbd's cache (like ours)
+		qemu-nbd -f raw --cache=none --persistent --socket="$TMP/qemu.sock" \
+			"rbd:$POOL/$IMG:conf=$CEPH_CONF:id=admin:keyring=$CEPH_KEYRING" 2>>"$TMP/qemu.log" &
+		SRV=$!
+		wait_sock "$TMP/qemu.sock"
+		ENGINE=(--ioengine=nbd --uri="nbd+unix:///?socket=$TMP/qemu.sock") ;;
+	mem) # the NBD layer alone, no Ceph
+		"$BIN" nbd serve --memory "$IMG_SIZE" --listen "unix:$TMP/mem.sock" 2>>"$TMP/mem.log" &
+		SRV=$!
+		wait_sock "$TMP/mem.sock"
+		ENGINE=(--ioengine=nbd --uri="nbd+unix:///?socket=$TMP/mem.sock") ;;
+	librbd) # fio's rbd engine: librbd in the fio process
+		ENGINE=(--ioengine=rbd --clientname=admin --pool="$POOL" --rbdname="$IMG") ;;
+	esac
 }
 
-# ours
-"$BIN" -c "$CEPH_CONF" -k "$CEPH_KEYRING" nbd serve "$POOL/$IMG" --listen "unix:$TMP/ours.sock" 2>"$TMP/ours.log" &
-SRV=$!
-wait_sock "$TMP/ours.sock"
-runjobs ours --ioengine=nbd --uri="nbd+unix:///?socket=$TMP/ours.sock"
+# runjob TOOL JOB OUT: start TOOL, run JOB (NAME:ARGS), stop; the terse v3
+# line goes to OUT and the CPU ticks of the server and the OSDs to OUT.cpu.
+runjob() {
+	local tool=$1 name=${2%%:*} args=${2#*:} out=$3 s0 o0
+	start "$tool"
+	echo "$tool: $name ($args)" >&2
+	s0=$(ticks ${SRV:+"$SRV"})
+	o0=$(ticks "${OSDS[@]}")
+	# shellcheck disable=SC2086 # args is a word list
+	CEPH_CONF="$CEPH_CONF" CEPH_ARGS="--keyring $CEPH_KEYRING" /usr/bin/time -f '%U %S' -o "$out.time" \
+		fio --name="$name" "${ENGINE[@]}" $args --time_based --runtime="$SECS" --ramp_time=1 --numjobs=1 \
+		--output-format=terse --terse-version=3 >"$out.out" 2>&1 || true
+	# server ticks, OSD ticks, fio's CPU seconds (all its threads: librbd's
+	# too for the rbd engine)
+	echo "$(($(ticks ${SRV:+"$SRV"}) - s0)) $(($(ticks "${OSDS[@]}") - o0)) $(awk '{ print $1 + $2 }' "$out.time")" >"$out.cpu"
+	stop_server
+	# fio may exit 0 when the engine fails to connect: want one result
+	# line with error 0.
+	awk -F';' '/^3;/ && $5 == 0' "$out.out" | tail -1 >"$out"
+	[ -s "$out" ] || { cat "$out.out" >&2; exit 1; }
+}
+
+# Fill the image first so that every tool's reads hit allocated objects.
+start ours
+fio --name=fill "${ENGINE[@]}" --rw=write --bs=4M --iodepth=4 --size="$IMG_SIZE" >"$TMP/fill.out" 2>&1 ||
+	{ cat "$TMP/fill.out" >&2; exit 1; }
 stop_server
 
-# qemu-nbd through librbd, without librbd's cache (like ours)
-qemu-nbd -f raw --cache=none --persistent --socket="$TMP/qemu.sock" \
-	"rbd:$POOL/$IMG:conf=$CEPH_CONF:id=admin:keyring=$CEPH_KEYRING" 2>"$TMP/qemu.log" &
-SRV=$!
-wait_sock "$TMP/qemu.sock"
-runjobs qemu --ioengine=nbd --uri="nbd+unix:///?socket=$TMP/qemu.sock"
-stop_server
+# Each job REPS times per tool, the order of the tools rotating from round
+# to round (the OSD's speed drifts over a run); the table shows the round
+# with the median IOPS.
+TOOLS=(ours qemu librbd)
+for j in "${JOBS[@]}"; do
+	for rep in $(seq "$REPS"); do
+		for k in 0 1 2; do
+			tool=${TOOLS[$(((k + rep - 1) % 3))]}
+			runjob "$tool" "$j" "$TMP/$tool-${j%%:*}-$rep"
+		done
+	done
+	runjob mem "$j" "$TMP/mem-${j%%:*}-1"
+done
 
-# the NBD server alone: the same jobs against an in-memory export, the
-# ceiling the NBD layer (fio's engine, the socket, our server) allows
-"$BIN" nbd serve --memory "$IMG_SIZE" --listen "unix:$TMP/mem.sock" 2>"$TMP/mem.log" &
-SRV=$!
-wait_sock "$TMP/mem.sock"
-runjobs mem --ioengine=nbd --uri="nbd+unix:///?socket=$TMP/mem.sock"
-stop_server
-
-# fio's rbd engine: librbd in the fio process
-SRV=
-export CEPH_CONF CEPH_ARGS="--keyring $CEPH_KEYRING"
-runjobs librbd --ioengine=rbd --clientname=admin --pool="$POOL" --rbdname="$IMG"
+# pick TOOL JOB RW: the result file of the round with the median IOPS.
+pick() {
+	local f
+	for f in "$TMP/$1-$2"-[0-9]*; do
+		case $f in *.out | *.cpu | *.time) continue ;; esac
+		awk -F';' -v rw="$3" -v f="$f" '{ print ((rw == "r") ? $8 : $49), f }' "$f"
+	done | sort -g | awk '{ v[NR] = $2 } END { print v[int((NR + 1) / 2)] }'
+}
 
 # terse v3: read bw KiB/s $7, iops $8, lat mean µs $40; write $48, $49, $81.
 vals() {
 	awk -F';' -v rw="$2" '{ if (rw == "r") print $7/1024, $8, $40; else print $48/1024, $49, $81 }' "$1"
 }
-echo "cluster $CLUSTER ($(sed -n 's/^CEPH_VERSION=//p' "$ENV")), pool $POOL, image $IMG_SIZE, ${SECS}s per run; MB = MiB, lat = mean µs"
+echo "cluster $CLUSTER ($(sed -n 's/^CEPH_VERSION=//p' "$ENV")), pool $POOL, image $IMG_SIZE, ${SECS}s per run, median of $REPS rounds; MB = MiB, lat = mean µs"
 {
 	for j in "${JOBS[@]}"; do
 		name=${j%%:*}
 		rw=w
 		case $name in *read) rw=r ;; esac
-		echo "$name $(vals "$TMP/ours-$name" $rw) $(vals "$TMP/qemu-$name" $rw) $(vals "$TMP/librbd-$name" $rw)"
+		echo "$name $(vals "$(pick ours "$name" $rw)" $rw) $(vals "$(pick qemu "$name" $rw)" $rw) $(vals "$(pick librbd "$name" $rw)" $rw)"
 	done
 } | awk '
 function ratio(a, b) { return (b > 0) ? sprintf("%.2f", a / b) : "-" }
@@ -145,17 +172,17 @@ BEGIN {
 		$2, $3, $4, $5, $6, $7, $8, $9, $10, ratio($3, $6), ratio($3, $9)
 }'
 echo "job: seqwrite/seqread 1 MiB QD8, randwrite/randread 4 KiB QD16; ratios are of IOPS"
-# cpu TOOL JOB RW: µs of CPU per op for the server, fio (the client: libnbd,
-# or librbd for the rbd engine) and the OSDs. Server and OSD times are
-# sampled over ramp and run (SECS+1 s), fio's own over the run.
+# cpu FILE RW: µs of CPU per op for the server, fio (the client: libnbd,
+# or librbd and its threads for the rbd engine) and the OSDs, over ramp
+# and run (SECS+1 s; fio's start-up counts too).
 cpu() {
-	local srv osd
-	read -r srv osd <"$TMP/$1-$2.cpu"
-	awk -F';' -v rw="$3" -v srv="$srv" -v osd="$osd" -v hz="$HZ" -v secs="$SECS" '{
+	local srv osd fio
+	read -r srv osd fio <"$1.cpu"
+	awk -F';' -v rw="$2" -v srv="$srv" -v osd="$osd" -v fio="$fio" -v hz="$HZ" -v secs="$SECS" '{
 		iops = (rw == "r") ? $8 : $49
 		if (iops <= 0) { print "- - -"; exit }
-		printf "%.0f %.0f %.0f\n", srv / hz * 1e6 / (iops * (secs + 1)), ($88 + $89) / 100 * 1e6 / iops,
-			osd / hz * 1e6 / (iops * (secs + 1)) }' "$TMP/$1-$2"
+		ops = iops * (secs + 1)
+		printf "%.0f %.0f %.0f\n", srv / hz * 1e6 / ops, fio * 1e6 / ops, osd / hz * 1e6 / ops }' "$1"
 }
 echo "CPU per op, µs (server = csi-gorbd / qemu-nbd process; fio = the client, with librbd inside for the rbd engine):"
 printf '%-9s | %6s %6s %6s | %6s %6s %6s | %6s %6s\n' job "ours" fio osd "qemu" fio osd "librbd" osd
@@ -163,9 +190,9 @@ for j in "${JOBS[@]}"; do
 	name=${j%%:*}
 	rw=w
 	case $name in *read) rw=r ;; esac
-	read -r os of oo < <(cpu ours "$name" $rw)
-	read -r qs qf qo < <(cpu qemu "$name" $rw)
-	read -r _ lf lo < <(cpu librbd "$name" $rw)
+	read -r os of oo < <(cpu "$(pick ours "$name" $rw)" $rw)
+	read -r qs qf qo < <(cpu "$(pick qemu "$name" $rw)" $rw)
+	read -r _ lf lo < <(cpu "$(pick librbd "$name" $rw)" $rw)
 	printf '%-9s | %6s %6s %6s | %6s %6s %6s | %6s %6s\n' "$name" "$os" "$of" "$oo" "$qs" "$qf" "$qo" "$lf" "$lo"
 done
 echo "NBD layer alone (fio nbd engine -> csi-gorbd nbd serve --memory $IMG_SIZE):"
@@ -173,6 +200,6 @@ for j in "${JOBS[@]}"; do
 	name=${j%%:*}
 	rw=w
 	case $name in *read) rw=r ;; esac
-	read -r mb iops lat < <(vals "$TMP/mem-$name" $rw)
+	read -r mb iops lat < <(vals "$TMP/mem-$name-1" $rw)
 	printf '  %-9s %9.1f MiB/s %8d IOPS %8.0f µs\n' "$name" "$mb" "$iops" "$lat"
 done
