@@ -143,14 +143,18 @@ func runRBDBench(ctx context.Context, w io.Writer, img *rbd.Image, size, ioSize,
 			for i := range buf {
 				buf[i] = byte(rng.Uint32())
 			}
+			// As rbd bench (tools/rbd/action/Bench.cc): each thread
+			// streams from its own random start, wrapping at the end
+			// of the image; rand picks every offset at random.
+			off := rng.Uint64N(slots) * ioSize
 			for ctx.Err() == nil {
-				i := next.Add(1) - 1
-				if i >= nOps {
+				if next.Add(1) > nOps {
 					return
 				}
-				off := (i % slots) * ioSize
 				if random {
 					off = rng.Uint64N(slots) * ioSize
+				} else if off += ioSize; off+ioSize > size {
+					off = 0
 				}
 				read := readMix == 100 || (readMix >= 0 && int(rng.IntN(100)) < readMix)
 				var err error
