@@ -249,6 +249,9 @@ func TestInteropImportSnapshotClone(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
+					// Closed before the cleanups run: its header watch
+					// would make `rbd rm` refuse the image.
+					defer img.Close(context.Background())
 					got := make([]byte, size)
 					if _, err := img.ReadAt(ctx, got, 0); err != nil || !bytes.Equal(got, orig) {
 						t.Fatalf("read of imported image differs (err %v)", err)
