@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"syscall"
 
@@ -85,12 +86,7 @@ func (c *Conn) ListPoolIDs(ctx context.Context) ([]int64, error) {
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]int64, 0, len(m.Pools))
-	for id := range m.Pools {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids, nil
+	return slices.Sorted(maps.Keys(m.Pools)), nil
 }
 
 // ListPools returns the pool names in id order.
@@ -99,11 +95,7 @@ func (c *Conn) ListPools(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]int64, 0, len(m.Pools))
-	for id := range m.Pools {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
+	ids := slices.Sorted(maps.Keys(m.Pools))
 	names := make([]string, 0, len(ids))
 	for _, id := range ids {
 		names = append(names, m.PoolNames[id])
