@@ -81,9 +81,9 @@ func (img *Image) resize(ctx context.Context, size uint64) error {
 // (size rounded up to a whole object set) would wrap around 2^64, which
 // would make the striper and trim compute nonsense object numbers.
 func validateImageSize(l Layout, size, features uint64) error {
-	n := l.normalized()
-	hi, period := bits.Mul64(n.StripeCount, n.ObjectSize())
-	if hi != 0 {
+	period, ok := l.objectSetSize()
+	if !ok {
+		n := l.normalized()
 		return fmt.Errorf("%w: object set of %d × %d bytes overflows", ErrInvalid, n.StripeCount, n.ObjectSize())
 	}
 	if size > math.MaxUint64-period {
@@ -162,9 +162,8 @@ func (img *Image) trim(ctx context.Context, st snapshotState, newSize uint64, om
 			// holding newSize has objects below first; later sets are
 			// gone already, and mapping the whole rest of a huge image
 			// would allocate an extent per stripe unit.
-			n := st.layout.normalized()
 			stop := st.size
-			if hi, period := bits.Mul64(n.StripeCount, n.ObjectSize()); hi == 0 {
+			if period, ok := st.layout.objectSetSize(); ok {
 				if setEnd, carry := bits.Add64(newSize/period*period, period, 0); carry == 0 {
 					stop = min(stop, setEnd)
 				}

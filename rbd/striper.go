@@ -1,6 +1,9 @@
 package rbd
 
-import "fmt"
+import (
+	"fmt"
+	"math/bits"
+)
 
 // Layout is an image's striping: objects of 1<<Order bytes, filled in
 // stripe units of StripeUnit bytes round-robin over StripeCount objects
@@ -39,6 +42,14 @@ func (l Layout) Validate() error {
 		return fmt.Errorf("%w: stripe unit %d does not divide the object size %d", ErrInvalid, n.StripeUnit, n.ObjectSize())
 	}
 	return nil
+}
+
+// objectSetSize is the bytes of one object set (stripe count × object
+// size); ok is false when that does not fit in 64 bits.
+func (l Layout) objectSetSize() (size uint64, ok bool) {
+	n := l.normalized()
+	hi, lo := bits.Mul64(n.StripeCount, n.ObjectSize())
+	return lo, hi == 0
 }
 
 // IsFancy reports whether the layout needs STRIPINGV2.
