@@ -26,7 +26,7 @@ func (realClock) Ticker(d time.Duration) (<-chan time.Time, func()) {
 type hooks struct {
 	clock clock                   // nil: real clock
 	wrap  func(net.Conn) net.Conn // wraps the dialled connection
-	event func(string)            // "keepalive_ack", "ack_sent", "keepalive_sent"
+	event func(string)            // "keepalive_ack", "keepalive_sent"
 }
 
 func (c *Conn) event(name string) {

@@ -39,7 +39,7 @@ type Conn struct {
 	sendMu  sync.Mutex
 	outSeq  uint64
 	sendq   chan *Message
-	poke    chan struct{} // reader → writer: ack or keepalive ack pending
+	poke    chan struct{} // reader → writer: keepalive ack pending
 	inSeq   atomic.Uint64 // last message sequence received
 	kaStamp atomic.Pointer[time.Time]
 
@@ -246,7 +246,10 @@ func (c *Conn) readLoop() {
 				}
 				c.cfg.Dispatch(m)
 			}
-			c.signal()
+			// No ACK frame: on a lossy session the server keeps nothing
+			// for replay, so it has no use for one (librados' ProtocolV2
+			// acks only lossless sessions). The sequence rides along in
+			// our next message header.
 		case msgr2.TagKeepalive2:
 			var ka msgr2.Keepalive2
 			if err := ka.Decode(f.Segments[0]); err != nil {
@@ -295,7 +298,6 @@ func (c *Conn) writeLoop() {
 	defer c.exited.Done()
 	tick, stop := c.clock.Ticker(c.cfg.KeepaliveInterval)
 	defer stop()
-	var acked uint64
 	var hdr [msgr2.MessageHeaderLen]byte // copied by Append
 	var ctrl [16]byte
 	// WriteTo consumes the net.Buffers it is called on; nb is a copy of
@@ -368,7 +370,6 @@ func (c *Conn) writeLoop() {
 				c.opFail("write", err)
 				return
 			}
-			acked = in
 		case <-c.poke:
 			if st := c.kaStamp.Swap(nil); st != nil {
 				ka := msgr2.Keepalive2Ack{Stamp: *st}
@@ -376,15 +377,6 @@ func (c *Conn) writeLoop() {
 					c.opFail("write", err)
 					return
 				}
-			}
-			if in := c.inSeq.Load(); in > acked && len(c.sendq) == 0 {
-				a := msgr2.Ack{Seq: in}
-				if err := frame(msgr2.TagAck, a.Encode(ctrl[:0])); err != nil {
-					c.opFail("write", err)
-					return
-				}
-				acked = in
-				c.event("ack_sent")
 			}
 		case <-tick:
 			idle := c.now() - time.Duration(c.lastRecv.Load())

@@ -33,8 +33,10 @@
 // An open [Conn] has one reader goroutine, which calls Config.Dispatch for
 // every message in order, and one writer goroutine, which sends queued
 // messages (numbering them 1, 2, … and piggy-backing the last sequence
-// received), ACK frames when there is nothing to piggy-back, and KEEPALIVE2
-// every KeepaliveInterval. A connection that receives nothing for
+// received) and KEEPALIVE2 every KeepaliveInterval. It sends no ACK
+// frames: the sessions are lossy, so the server keeps no messages for
+// replay and an ACK would only cost it a wakeup per reply (librados acks
+// lossless sessions only). A connection that receives nothing for
 // KeepaliveTimeout faults with [ErrKeepalive].
 //
 // The writer sends whatever is queued (up to 32 messages or about 1 MiB)
