@@ -3,16 +3,29 @@
 # fio three ways, in rotating order over REPS (3) rounds per job:
 #   ours     fio's nbd engine → csi-gorbd nbd serve POOL/IMG (pure Go)
 #   qemu-nbd fio's nbd engine → qemu-nbd serving rbd:POOL/IMG (librbd, cache=none)
-#   librbd   fio's rbd engine (librbd in process, no NBD)
+#   librbd   fio's rbd engine (librbd in process, no NBD, rbd_cache=false)
 # for 4 KiB random write/read at QD16 and 1 MiB sequential write/read at
 # QD8, SECONDS (default 10) each, and prints a table with the ratios
 # ours/qemu-nbd and ours/librbd, then the same jobs against
-# "nbd serve --memory" (the NBD layer's own ceiling, no Ceph).
+# "nbd serve --memory" (the NBD layer's own ceiling, no Ceph) and fio's rbd
+# engine with librbd's cache on (one round).
+# Why the librbd column has its cache off: fio's rbd engine flushes once at
+# open so that librbd's cache leaves writethrough mode, and Pacific's
+# default cache policy, writearound, then completes a write as soon as it
+# is sent, before the OSD has it (up to rbd_cache_max_dirty, 24 MiB, in
+# flight). Both NBD servers complete a write when the OSD has committed it
+# (qemu-nbd runs cache=none, which turns librbd's cache off), so the
+# like-for-like librbd number is the one without the cache; the cached one
+# is printed below the table.
 # Not a test: numbers depend on the machine.
 # Needs a cluster whose librbd matches the host's (the host suite, pacific)
 # and qemu-block-extra (qemu's rbd driver). The image (IMG_SIZE, default
 # 256M) is removed at the end.
 #   bench/nbd.sh pacific 10
+# Env: REPS=3, IMG_SIZE=256M, JOBS_ONLY="randwrite seqwrite" (a subset),
+#      CEPH_CPUS=0 CLIENT_CPUS=1: pin the cluster's daemons (mon, mgr, OSDs)
+#      to one CPU list and fio plus the NBD server to another (taskset), as
+#      if the OSDs ran on their own host; the daemons are unpinned at exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLUSTER=${1:-pacific}
@@ -27,6 +40,8 @@ POOL=${POOL:-$(sed -n 's/^CEPH_POOL=//p' "$ENV")}
 CLI=$(sed -n 's/^CEPH_CLI=//p' "$ENV" | tr -d '"')
 [ -z "$CLI" ] || { echo "$CLUSTER runs its CLI in a chroot; qemu-nbd and fio's rbd engine need the host's librbd to match (use pacific)" >&2; exit 1; }
 for t in fio qemu-nbd rbd; do command -v "$t" >/dev/null || { echo "missing $t (test/deps.sh)" >&2; exit 1; }; done
+TS=()
+if [ -n "${CLIENT_CPUS:-}" ]; then TS=(taskset -c "$CLIENT_CPUS"); fi
 BIN=bin/csi-gorbd
 CGO_ENABLED=0 go build -o "$BIN" ./cmd/csi-gorbd
 
@@ -40,8 +55,11 @@ stop_server() {
 		SRV=
 	fi
 }
+DAEMONS=()
 cleanup() {
 	stop_server
+	local p
+	for p in "${DAEMONS[@]}"; do taskset -a -p -c "0-$(($(nproc) - 1))" "$p" >/dev/null 2>&1 || true; done
 	rbd -c "$CEPH_CONF" -k "$CEPH_KEYRING" rm --no-progress "$POOL/$IMG" >/dev/null 2>&1 || true
 	rm -rf "$TMP"
 }
@@ -58,6 +76,13 @@ wait_sock() {
 # that the reads hit allocated objects for every tool.
 JOBS=("seqwrite:--rw=write --bs=1M --iodepth=8" "randwrite:--rw=randwrite --bs=4k --iodepth=16"
 	"randread:--rw=randread --bs=4k --iodepth=16" "seqread:--rw=read --bs=1M --iodepth=8")
+if [ -n "${JOBS_ONLY:-}" ]; then
+	sel=()
+	for j in "${JOBS[@]}"; do
+		case " $JOBS_ONLY " in *" ${j%%:*} "*) sel+=("$j") ;; esac
+	done
+	JOBS=("${sel[@]}")
+fi
 
 # ticks PID...: CPU time (user + system, clock ticks) used so far by the
 # processes (0 for one that is gone).
@@ -71,30 +96,41 @@ ticks() {
 OSDS=()
 CEPH_DIR=$(sed -n 's/^CEPH_DIR=//p' "$ENV")
 for f in "$CEPH_DIR"/run/osd.*.pid; do [ -f "$f" ] && OSDS+=("$(cat "$f")"); done
+if [ -n "${CEPH_CPUS:-}" ]; then
+	for f in "$CEPH_DIR"/run/*.pid; do
+		[ -f "$f" ] || continue
+		DAEMONS+=("$(cat "$f")")
+		taskset -a -p -c "$CEPH_CPUS" "$(cat "$f")" >/dev/null
+	done
+fi
 HZ=$(getconf CLK_TCK)
 
 # start TOOL: start TOOL's server (none for librbd) and set ENGINE to
 # fio's engine arguments for it.
 start() {
+	RBD_CACHE=false
 	case $1 in
 	ours)
-		"$BIN" -c "$CEPH_CONF" -k "$CEPH_KEYRING" nbd serve "$POOL/$IMG" --listen "unix:$TMP/ours.sock" 2>>"$TMP/ours.log" &
+		"${TS[@]}" "$BIN" -c "$CEPH_CONF" -k "$CEPH_KEYRING" nbd serve "$POOL/$IMG" --listen "unix:$TMP/ours.sock" 2>>"$TMP/ours.log" &
 		SRV=$!
 		wait_sock "$TMP/ours.sock"
 		ENGINE=(--ioengine=nbd --uri="nbd+unix:///?socket=$TMP/ours.sock") ;;
 	qemu) # qemu-nbd through librbd, without librbd's cache (like ours)
-		qemu-nbd -f raw --cache=none --persistent --socket="$TMP/qemu.sock" \
+		"${TS[@]}" qemu-nbd -f raw --cache=none --persistent --socket="$TMP/qemu.sock" \
 			"rbd:$POOL/$IMG:conf=$CEPH_CONF:id=admin:keyring=$CEPH_KEYRING" 2>>"$TMP/qemu.log" &
 		SRV=$!
 		wait_sock "$TMP/qemu.sock"
 		ENGINE=(--ioengine=nbd --uri="nbd+unix:///?socket=$TMP/qemu.sock") ;;
 	mem) # the NBD layer alone, no Ceph
-		"$BIN" nbd serve --memory "$IMG_SIZE" --listen "unix:$TMP/mem.sock" 2>>"$TMP/mem.log" &
+		"${TS[@]}" "$BIN" nbd serve --memory "$IMG_SIZE" --listen "unix:$TMP/mem.sock" 2>>"$TMP/mem.log" &
 		SRV=$!
 		wait_sock "$TMP/mem.sock"
 		ENGINE=(--ioengine=nbd --uri="nbd+unix:///?socket=$TMP/mem.sock") ;;
-	librbd) # fio's rbd engine: librbd in the fio process
+	librbd) # fio's rbd engine: librbd in process, its cache off (see above)
 		ENGINE=(--ioengine=rbd --clientname=admin --pool="$POOL" --rbdname="$IMG") ;;
+	librbdcache) # the same with librbd's default cache (writearound)
+		ENGINE=(--ioengine=rbd --clientname=admin --pool="$POOL" --rbdname="$IMG")
+		RBD_CACHE=true ;;
 	esac
 }
 
@@ -107,8 +143,8 @@ runjob() {
 	s0=$(ticks ${SRV:+"$SRV"})
 	o0=$(ticks "${OSDS[@]}")
 	# shellcheck disable=SC2086 # args is a word list
-	CEPH_CONF="$CEPH_CONF" CEPH_ARGS="--keyring $CEPH_KEYRING" /usr/bin/time -f '%U %S' -o "$out.time" \
-		fio --name="$name" "${ENGINE[@]}" $args --time_based --runtime="$SECS" --ramp_time=1 --numjobs=1 \
+	CEPH_CONF="$CEPH_CONF" CEPH_ARGS="--keyring $CEPH_KEYRING --rbd_cache=$RBD_CACHE" /usr/bin/time -f '%U %S' -o "$out.time" \
+		"${TS[@]}" fio --name="$name" "${ENGINE[@]}" $args --time_based --runtime="$SECS" --ramp_time=1 --numjobs=1 \
 		--output-format=terse --terse-version=3 >"$out.out" 2>&1 || true
 	# server ticks, OSD ticks, fio's CPU seconds (all its threads: librbd's
 	# too for the rbd engine)
@@ -138,6 +174,7 @@ for j in "${JOBS[@]}"; do
 		done
 	done
 	runjob mem "$j" "$TMP/mem-${j%%:*}-1"
+	runjob librbdcache "$j" "$TMP/librbdcache-${j%%:*}-1"
 done
 
 # pick TOOL JOB RW: the result file of the round with the median IOPS.
@@ -154,6 +191,7 @@ vals() {
 	awk -F';' -v rw="$2" '{ if (rw == "r") print $7/1024, $8, $40; else print $48/1024, $49, $81 }' "$1"
 }
 echo "cluster $CLUSTER ($(sed -n 's/^CEPH_VERSION=//p' "$ENV")), pool $POOL, image $IMG_SIZE, ${SECS}s per run, median of $REPS rounds; MB = MiB, lat = mean µs"
+[ -z "${CEPH_CPUS:-}${CLIENT_CPUS:-}" ] || echo "pinned: Ceph daemons on CPUs ${CEPH_CPUS:-all}, fio and the NBD servers on CPUs ${CLIENT_CPUS:-all}"
 {
 	for j in "${JOBS[@]}"; do
 		name=${j%%:*}
@@ -201,5 +239,13 @@ for j in "${JOBS[@]}"; do
 	rw=w
 	case $name in *read) rw=r ;; esac
 	read -r mb iops lat < <(vals "$TMP/mem-$name-1" $rw)
+	printf '  %-9s %9.1f MiB/s %8d IOPS %8.0f µs\n' "$name" "$mb" "$iops" "$lat"
+done
+echo "librbd with its cache on (fio rbd engine, rbd_cache=true: writes complete before the OSD has them):"
+for j in "${JOBS[@]}"; do
+	name=${j%%:*}
+	rw=w
+	case $name in *read) rw=r ;; esac
+	read -r mb iops lat < <(vals "$TMP/librbdcache-$name-1" $rw)
 	printf '  %-9s %9.1f MiB/s %8d IOPS %8.0f µs\n' "$name" "$mb" "$iops" "$lat"
 done
