@@ -81,6 +81,7 @@ if [ -n "${JOBS_ONLY:-}" ]; then
 	for j in "${JOBS[@]}"; do
 		case " $JOBS_ONLY " in *" ${j%%:*} "*) sel+=("$j") ;; esac
 	done
+	[ ${#sel[@]} -gt 0 ] || { echo "JOBS_ONLY=$JOBS_ONLY names no job (seqwrite randwrite randread seqread)" >&2; exit 1; }
 	JOBS=("${sel[@]}")
 fi
 
