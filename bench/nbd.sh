@@ -234,19 +234,17 @@ for j in "${JOBS[@]}"; do
 	read -r _ lf lo < <(cpu "$(pick librbd "$name" $rw)" $rw)
 	printf '%-9s | %6s %6s %6s | %6s %6s %6s | %6s %6s\n' "$name" "$os" "$of" "$oo" "$qs" "$qf" "$qo" "$lf" "$lo"
 done
-echo "NBD layer alone (fio nbd engine -> csi-gorbd nbd serve --memory $IMG_SIZE):"
-for j in "${JOBS[@]}"; do
-	name=${j%%:*}
-	rw=w
-	case $name in *read) rw=r ;; esac
-	read -r mb iops lat < <(vals "$TMP/mem-$name-1" $rw)
-	printf '  %-9s %9.1f MiB/s %8d IOPS %8.0f µs\n' "$name" "$mb" "$iops" "$lat"
-done
-echo "librbd with its cache on (fio rbd engine, rbd_cache=true: writes complete before the OSD has them):"
-for j in "${JOBS[@]}"; do
-	name=${j%%:*}
-	rw=w
-	case $name in *read) rw=r ;; esac
-	read -r mb iops lat < <(vals "$TMP/librbdcache-$name-1" $rw)
-	printf '  %-9s %9.1f MiB/s %8d IOPS %8.0f µs\n' "$name" "$mb" "$iops" "$lat"
-done
+# extra TOOL TITLE: the one round of TOOL per job, under TITLE.
+extra() {
+	local j name rw mb iops lat
+	echo "$2"
+	for j in "${JOBS[@]}"; do
+		name=${j%%:*}
+		rw=w
+		case $name in *read) rw=r ;; esac
+		read -r mb iops lat < <(vals "$TMP/$1-$name-1" $rw)
+		printf '  %-9s %9.1f MiB/s %8d IOPS %8.0f µs\n' "$name" "$mb" "$iops" "$lat"
+	done
+}
+extra mem "NBD layer alone (fio nbd engine -> csi-gorbd nbd serve --memory $IMG_SIZE):"
+extra librbdcache "librbd with its cache on (fio rbd engine, rbd_cache=true: writes complete before the OSD has them):"
