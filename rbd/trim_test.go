@@ -23,7 +23,16 @@ type fakeDataStore struct {
 	lists    int
 	inFlight atomic.Int64
 	maxSeen  atomic.Int64
+
+	// With overlap > 0, a request waits (up to overlapWait) until that
+	// many are in flight at once, so a test of parallelism does not
+	// depend on how the scheduler happens to interleave instant fakes.
+	overlap     int64
+	overlapOnce sync.Once
+	overlapped  chan struct{}
 }
+
+const overlapWait = 5 * time.Second
 
 // fakeMaxRemoves is far more than any test image holds.
 const fakeMaxRemoves = 100000
@@ -46,6 +55,21 @@ func (f *fakeDataStore) write(ctx context.Context, oid string, ops ...writeOp) e
 		if n <= m || f.maxSeen.CompareAndSwap(m, n) {
 			break
 		}
+	}
+	if f.overlap > 0 {
+		if n >= f.overlap {
+			f.overlapOnce.Do(func() { close(f.overlapped) })
+		}
+		t := time.NewTimer(overlapWait)
+		select {
+		case <-f.overlapped:
+		case <-t.C:
+			// A serial caller: stop waiting for every request; the
+			// test sees maxSeen 1.
+			f.overlapOnce.Do(func() { close(f.overlapped) })
+		case <-ctx.Done():
+		}
+		t.Stop()
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -268,6 +292,7 @@ func TestTrimObjectMapShorterThanImage(t *testing.T) {
 func TestTrimSmallImageBlind(t *testing.T) {
 	l := Layout{Order: 22}
 	data := newFakeDataStore(DataObjectName("rbd_data.abc", 2))
+	data.overlap, data.overlapped = 2, make(chan struct{})
 	img, st := trimFixture(blindTrimLimit<<22, l, data)
 	if err := img.trim(context.Background(), st, 0, nil); err != nil {
 		t.Fatal(err)
