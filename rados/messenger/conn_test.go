@@ -45,10 +45,9 @@ func TestFakeSecureSession(t *testing.T) {
 	p := newFakePeer(t)
 	auth := secureAuth()
 	fromServer := make(chan *Message, 4)
-	events := make(chan string, 16)
 	cfg := fakeConfig(p, auth)
 	cfg.Dispatch = func(m *Message) { fromServer <- m }
-	cfg.hooks = &hooks{clock: newFakeClock(), event: func(e string) { events <- e }}
+	cfg.hooks = &hooks{clock: newFakeClock()}
 	big := bytes.Repeat([]byte("0123456789abcdefX"), 1<<16)
 	res := p.run(func(s *serverConn) error {
 		if err := p.handshake(s, serverOpts{mode: ModeSecure, replyMore: true, sessionKey: auth.sessionKey, conSecret: auth.conSecret, features: 0xff}); err != nil {
