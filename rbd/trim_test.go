@@ -327,10 +327,21 @@ func TestTrimStripedHugeShrink(t *testing.T) {
 // forObjects stops at the first error: the generator is told to stop, no
 // new calls start, and that error is returned.
 func TestForObjectsStopsAtFirstError(t *testing.T) {
+	// Calls after the failing one behave like OSD ops still on the wire:
+	// they hold their worker until forObjects cancels them. That pins how
+	// many objects can be handed out before the failure is seen (the
+	// failing call plus one per worker, plus one the generator may be
+	// offering), whatever order the scheduler runs the workers in. If
+	// forObjects never cancelled, the held calls give up after giveUp and
+	// the generator runs to its end, far past the bound.
+	const failAt, total = 20, 100_000
 	boom := errors.New("boom")
+	giveUp := make(chan struct{})
+	timer := time.AfterFunc(5*time.Second, func() { close(giveUp) })
+	defer timer.Stop()
 	var calls, yielded atomic.Int64
 	err := forObjects(context.Background(), func(_ context.Context, yield func(uint64) bool) error {
-		for o := uint64(0); o < 1<<40; o++ {
+		for o := uint64(0); o < total; o++ {
 			if !yield(o) {
 				return nil
 			}
@@ -339,19 +350,27 @@ func TestForObjectsStopsAtFirstError(t *testing.T) {
 		return nil
 	}, func(ctx context.Context, o uint64) error {
 		calls.Add(1)
-		if o == 20 {
+		switch {
+		case o == failAt:
 			return boom
+		case o > failAt:
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-giveUp:
+			}
 		}
 		return nil
 	})
 	if !errors.Is(err, boom) {
 		t.Fatalf("err = %v", err)
 	}
-	if n := yielded.Load(); n > 20+4*maxParallel {
-		t.Fatalf("generator went on for %d objects after the failure", n)
+	const bound = failAt + 1 + maxParallel + 1
+	if n := yielded.Load(); n > bound {
+		t.Fatalf("generator went on for %d objects after the failure, want at most %d", n, bound)
 	}
-	if n := calls.Load(); n > 20+4*maxParallel {
-		t.Fatalf("%d calls", n)
+	if n := calls.Load(); n > bound {
+		t.Fatalf("%d calls, want at most %d", n, bound)
 	}
 }
 
