@@ -85,11 +85,7 @@ func (t *mapTracker) osdMapWorker() {
 		case <-t.ctx.Done():
 			return
 		case m := <-t.osdMaps:
-			before := t.epoch()
 			t.handleFrom(m, true)
-			if after := t.epoch(); after > before {
-				t.fromOSD.Add(uint64(after - before))
-			}
 		}
 	}
 }
@@ -116,7 +112,17 @@ func (t *mapTracker) handle(m *mon.OSDMapMsg) {
 
 func (t *mapTracker) handleFrom(m *mon.OSDMapMsg, fromOSD bool) {
 	t.mu.Lock()
+	var before uint32
+	if t.cur != nil {
+		before = t.cur.Epoch
+	}
 	next, want := t.advanceLocked(m)
+	if next != nil && fromOSD && next.Epoch > before {
+		// Counted before anyone can see the new epoch (under mu, ahead of
+		// HandleMap waking WaitForMap callers), so the count is never
+		// behind the map.
+		t.fromOSD.Add(uint64(next.Epoch - before))
+	}
 	t.mu.Unlock()
 	if next != nil {
 		t.c.osd.HandleMap(next)
