@@ -149,7 +149,15 @@ func testMap(t *testing.T, e uint32, mut func(*osdmap.OSDMap)) *osdmap.OSDMap {
 }
 
 func newTestClient(t *testing.T, n *fakeNet) *Client {
-	c, err := New(Config{Dial: n.dial, RequestMap: func(uint32) { n.mapReqs.Add(1) }, Features: 1})
+	return newTestClientConfig(t, n, Config{})
+}
+
+// newTestClientConfig is newTestClient with cfg's other fields kept.
+func newTestClientConfig(t *testing.T, n *fakeNet, cfg Config) *Client {
+	cfg.Dial = n.dial
+	cfg.RequestMap = func(uint32) { n.mapReqs.Add(1) }
+	cfg.Features = 1
+	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,6 +172,23 @@ func primaryOf(t *testing.T, m *osdmap.OSDMap, pool int64, oid string) int32 {
 		t.Fatal(err)
 	}
 	return tg.osd
+}
+
+// waitStats polls c.Stats until ok holds (or fails the test after 10 s):
+// for counts that goroutines the test started change on their own time.
+func waitStats(t *testing.T, c *Client, what string, ok func(Stats) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := c.Stats()
+		if ok(st) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v, want %s", st, what)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func doAsync(c *Client, ctx context.Context, req *Request) chan error {
@@ -381,9 +406,8 @@ func TestPauseWaits(t *testing.T) {
 		fc.h.OnFault(errors.New("connection reset"))
 	}
 	n.none(t)
-	if st := c.Stats(); st.InFlight != 1 {
-		t.Fatalf("stats under pause %+v, want the held write queued", st)
-	}
+	// held's goroutine may not have queued it yet on a loaded machine.
+	waitStats(t, c, "the held write queued", func(st Stats) bool { return st.InFlight == 1 })
 	c.HandleMap(testMap(t, 13, nil))
 	s := n.next(t)
 	if s.msg.Oid != "o" || s.msg.Ops[0].Code != OpWrite || s.msg.Epoch != 13 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"testing"
+	"time"
 
 	"github.com/csi-gorbd/csi-gorbd/rados/messenger"
 )
@@ -14,7 +15,8 @@ import (
 // connection fault answered the same way.
 func TestWatchLifecycle(t *testing.T) {
 	n := newFakeNet(t)
-	c := newTestClient(t, n)
+	// No pings during the test: each op it expects is named.
+	c := newTestClientConfig(t, n, Config{WatchPing: time.Hour})
 	c.HandleMap(testMap(t, 10, nil))
 	ctx := context.Background()
 	type res struct {
