@@ -49,8 +49,15 @@ func TestNBDServeCommand(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "nbd.sock")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	rootCmd.SetArgs([]string{"nbd", "serve", "--memory", "3M", "--listen", "unix:" + sock, "--name", "d", "--read-only"})
+	args := []string{"nbd", "serve", "--memory", "3M", "--listen", "unix:" + sock, "--name", "d", "--read-only"}
+	rootCmd.SetArgs(args)
 	rootCmd.SetErr(io.Discard)
+	// Cobra hands the root's context to a subcommand only while the
+	// subcommand has none, so a second run in this process (-count=2)
+	// would inherit the first run's cancelled one.
+	if sub, _, err := rootCmd.Find(args); err == nil {
+		sub.SetContext(ctx)
+	}
 	go func() { done <- rootCmd.ExecuteContext(ctx) }()
 	defer func() {
 		cancel()
