@@ -73,160 +73,231 @@ func (h *handshake) recv() (*msgr2.Frame, error) {
 	return &h.frame, nil
 }
 
-// run performs the client handshake up to SERVER_IDENT.
+// run performs the client handshake up to SERVER_IDENT, phase by phase
+// (msgr2.1: banner, HELLO, AUTH_*, AUTH_SIGNATURE, CLIENT_IDENT /
+// SERVER_IDENT). A failure names the phase it happened in.
 func (h *handshake) run() (string, error) {
-	c := h.c
-	cfg := &c.cfg
+	if err := h.banner(); err != nil {
+		return "banner", err
+	}
+	sh, err := h.hello()
+	if err != nil {
+		return "hello", err
+	}
+	sessionKey, conSecret, err := h.auth()
+	if err != nil {
+		return "auth", err
+	}
+	rxSig, txSig := h.endPreAuth(sessionKey)
+	if err := h.enableSecure(conSecret); err != nil {
+		return "auth", err
+	}
+	if err := h.signatures(rxSig, txSig); err != nil {
+		return "signature", err
+	}
+	if err := h.ident(sh); err != nil {
+		return "ident", err
+	}
+	return "", nil
+}
 
-	// Banner: send ours at once, then read theirs.
+// banner sends our banner at once, then reads and checks theirs. From
+// here on both directions are recorded for AUTH_SIGNATURE.
+func (h *handshake) banner() error {
+	c := h.c
 	h.txon = true
 	h.in.on = true
 	ours := msgr2.Banner{Supported: msgr2.SupportedFeatures, Required: msgr2.RequiredFeatures}
 	banner := msgr2.AppendBanner(nil, ours)
 	h.txrec = append(h.txrec, banner...)
 	if _, err := c.nc.Write(banner); err != nil {
-		return "banner", err
+		return err
 	}
 	theirs, _, err := msgr2.ReadBanner(h.in)
 	if err != nil {
 		if errors.Is(err, msgr2.ErrMsgr1) || errors.Is(err, msgr2.ErrBadBanner) {
-			return "banner", fmt.Errorf("%w: %w", ErrNotMsgr2, err)
+			return fmt.Errorf("%w: %w", ErrNotMsgr2, err)
 		}
-		return "banner", err
+		return err
 	}
 	if err := theirs.Check(ours); err != nil {
-		return "banner", fmt.Errorf("%w: %w", ErrNotMsgr2, err)
+		return fmt.Errorf("%w: %w", ErrNotMsgr2, err)
 	}
+	return nil
+}
 
-	// HELLO both ways.
+// hello exchanges HELLO frames and returns the server's, which tells our
+// address as the server sees it.
+func (h *handshake) hello() (msgr2.Hello, error) {
+	c, cfg := h.c, &h.c.cfg
+	var sh msgr2.Hello
 	hello := msgr2.Hello{EntityType: entity.TypeClient, PeerAddr: cfg.Addr}
 	if err := h.send(msgr2.TagHello, hello.Encode(h.buf[:0])); err != nil {
-		return "hello", err
+		return sh, err
 	}
 	f, err := h.recv()
 	if err != nil {
-		return "hello", err
+		return sh, err
 	}
 	if f.Tag() != msgr2.TagHello {
-		return "hello", unexpected(f.Tag(), "HELLO")
+		return sh, unexpected(f.Tag(), "HELLO")
 	}
-	var sh msgr2.Hello
 	if err := sh.Decode(f.Segments[0]); err != nil {
-		return "hello", protoErr(err)
+		return sh, protoErr(err)
 	}
 	if cfg.PeerType != 0 && sh.EntityType != cfg.PeerType {
-		return "hello", fmt.Errorf("%w: peer is a %s, expected a %s", ErrWrongPeer, sh.EntityType, cfg.PeerType)
+		return sh, fmt.Errorf("%w: peer is a %s, expected a %s", ErrWrongPeer, sh.EntityType, cfg.PeerType)
 	}
 	c.peer.MyAddr = sh.PeerAddr
 	c.peerType = sh.EntityType
+	return sh, nil
+}
 
-	// Authentication.
+// auth runs AUTH_REQUEST and the AUTH_REPLY_MORE rounds up to AUTH_DONE
+// and returns the session key and connection secret the AuthClient
+// derived.
+func (h *handshake) auth() (sessionKey, conSecret []byte, err error) {
+	cfg := &h.c.cfg
 	if cfg.Auth == nil {
-		return "auth", fmt.Errorf("%w: no AuthClient configured", ErrAuth)
+		return nil, nil, fmt.Errorf("%w: no AuthClient configured", ErrAuth)
 	}
 	method, modes, payload, err := cfg.Auth.AuthRequest()
 	if err != nil {
-		return "auth", err
+		return nil, nil, err
 	}
 	areq := msgr2.AuthRequest{Method: method, PreferredModes: modes, Payload: payload}
 	if err := h.send(msgr2.TagAuthRequest, areq.Encode(h.buf[:0])); err != nil {
-		return "auth", err
+		return nil, nil, err
 	}
-	var sessionKey, conSecret []byte
-	for round, done := 0, false; !done; round++ {
+	for round := 0; ; round++ {
 		if round > maxAuthRounds {
-			return "auth", fmt.Errorf("%w: more than %d auth rounds", ErrProtocol, maxAuthRounds)
+			return nil, nil, fmt.Errorf("%w: more than %d auth rounds", ErrProtocol, maxAuthRounds)
 		}
 		f, err := h.recv()
 		if err != nil {
-			return "auth", err
+			return nil, nil, err
 		}
 		switch f.Tag() {
 		case msgr2.TagAuthReplyMore:
-			var m msgr2.AuthReplyMore
-			if err := m.Decode(f.Segments[0]); err != nil {
-				return "auth", protoErr(err)
-			}
-			out, err := cfg.Auth.HandleReplyMore(m.Payload)
-			if err != nil {
-				return "auth", authErr(err)
-			}
-			more := msgr2.AuthRequestMore{Payload: out}
-			if err := h.send(msgr2.TagAuthRequestMore, more.Encode(h.buf[:0])); err != nil {
-				return "auth", err
+			if err := h.authMore(f); err != nil {
+				return nil, nil, err
 			}
 		case msgr2.TagAuthBadMethod:
-			var m msgr2.AuthBadMethod
-			if err := m.Decode(f.Segments[0]); err != nil {
-				return "auth", protoErr(err)
-			}
-			err := cfg.Auth.HandleBadMethod(m.Method, m.Result, m.AllowedMethods, m.AllowedModes)
-			if err == nil {
-				err = fmt.Errorf("server refused auth method %d (result %d); allowed methods %v, modes %v",
-					m.Method, m.Result, m.AllowedMethods, m.AllowedModes)
-			}
-			return "auth", authErr(err)
+			return nil, nil, h.authBadMethod(f)
 		case msgr2.TagAuthDone:
-			var m msgr2.AuthDone
-			if err := m.Decode(f.Segments[0]); err != nil {
-				return "auth", protoErr(err)
-			}
-			if m.ConMode != ModeCRC && m.ConMode != ModeSecure {
-				return "auth", fmt.Errorf("%w: server picked unknown con mode %d", ErrProtocol, m.ConMode)
-			}
-			if !contains(modes, m.ConMode) {
-				return "auth", fmt.Errorf("%w: server picked con mode %d, we offered %v", ErrProtocol, m.ConMode, modes)
-			}
-			sessionKey, conSecret, err = cfg.Auth.HandleDone(m.GlobalID, m.ConMode, m.Payload)
-			if err != nil {
-				return "auth", authErr(err)
-			}
-			c.peer.ConMode = m.ConMode
-			done = true
+			return h.authDone(f, modes)
 		default:
-			return "auth", unexpected(f.Tag(), "AUTH_REPLY_MORE, AUTH_BAD_METHOD or AUTH_DONE")
+			return nil, nil, unexpected(f.Tag(), "AUTH_REPLY_MORE, AUTH_BAD_METHOD or AUTH_DONE")
 		}
 	}
-	// Everything received so far, AUTH_DONE included, is signed by us;
-	// everything we sent so far is what the server signs.
+}
+
+// authMore answers one AUTH_REPLY_MORE with AUTH_REQUEST_MORE.
+func (h *handshake) authMore(f *msgr2.Frame) error {
+	var m msgr2.AuthReplyMore
+	if err := m.Decode(f.Segments[0]); err != nil {
+		return protoErr(err)
+	}
+	out, err := h.c.cfg.Auth.HandleReplyMore(m.Payload)
+	if err != nil {
+		return authErr(err)
+	}
+	more := msgr2.AuthRequestMore{Payload: out}
+	return h.send(msgr2.TagAuthRequestMore, more.Encode(h.buf[:0]))
+}
+
+// authBadMethod turns AUTH_BAD_METHOD into the handshake's error.
+func (h *handshake) authBadMethod(f *msgr2.Frame) error {
+	var m msgr2.AuthBadMethod
+	if err := m.Decode(f.Segments[0]); err != nil {
+		return protoErr(err)
+	}
+	err := h.c.cfg.Auth.HandleBadMethod(m.Method, m.Result, m.AllowedMethods, m.AllowedModes)
+	if err == nil {
+		err = fmt.Errorf("server refused auth method %d (result %d); allowed methods %v, modes %v",
+			m.Method, m.Result, m.AllowedMethods, m.AllowedModes)
+	}
+	return authErr(err)
+}
+
+// authDone checks AUTH_DONE's connection mode against what we offered and
+// hands its payload to the AuthClient.
+func (h *handshake) authDone(f *msgr2.Frame, modes []uint32) (sessionKey, conSecret []byte, err error) {
+	var m msgr2.AuthDone
+	if err := m.Decode(f.Segments[0]); err != nil {
+		return nil, nil, protoErr(err)
+	}
+	if m.ConMode != ModeCRC && m.ConMode != ModeSecure {
+		return nil, nil, fmt.Errorf("%w: server picked unknown con mode %d", ErrProtocol, m.ConMode)
+	}
+	if !contains(modes, m.ConMode) {
+		return nil, nil, fmt.Errorf("%w: server picked con mode %d, we offered %v", ErrProtocol, m.ConMode, modes)
+	}
+	sessionKey, conSecret, err = h.c.cfg.Auth.HandleDone(m.GlobalID, m.ConMode, m.Payload)
+	if err != nil {
+		return nil, nil, authErr(err)
+	}
+	h.c.peer.ConMode = m.ConMode
+	return sessionKey, conSecret, nil
+}
+
+// endPreAuth stops recording and signs what was recorded: everything
+// received so far, AUTH_DONE included, is signed by us (rxSig); everything
+// we sent so far is what the server signs (txSig).
+func (h *handshake) endPreAuth(sessionKey []byte) (rxSig, txSig [msgr2.SignatureLen]byte) {
 	h.in.on = false
 	h.txon = false
-	rxSig := signature(sessionKey, h.in.rec)
-	txSig := signature(sessionKey, h.txrec)
+	rxSig = signature(sessionKey, h.in.rec)
+	txSig = signature(sessionKey, h.txrec)
 	h.in.rec, h.txrec = nil, nil
+	return rxSig, txSig
+}
 
-	if c.peer.ConMode == ModeSecure {
-		key, rx, tx, err := msgr2.ClientSecret(conSecret)
-		if err != nil {
-			return "auth", authErr(err)
-		}
-		if err := c.wr.EnableSecure(key, tx); err != nil {
-			return "auth", authErr(err)
-		}
-		if err := c.rd.EnableSecure(key, rx); err != nil {
-			return "auth", authErr(err)
-		}
+// enableSecure switches both directions to AES-GCM in secure mode.
+func (h *handshake) enableSecure(conSecret []byte) error {
+	c := h.c
+	if c.peer.ConMode != ModeSecure {
+		return nil
 	}
+	key, rx, tx, err := msgr2.ClientSecret(conSecret)
+	if err != nil {
+		return authErr(err)
+	}
+	if err := c.wr.EnableSecure(key, tx); err != nil {
+		return authErr(err)
+	}
+	if err := c.rd.EnableSecure(key, rx); err != nil {
+		return authErr(err)
+	}
+	return nil
+}
 
+// signatures sends our AUTH_SIGNATURE and checks the server's.
+func (h *handshake) signatures(rxSig, txSig [msgr2.SignatureLen]byte) error {
 	sig := msgr2.AuthSignature{HMAC: rxSig}
 	if err := h.send(msgr2.TagAuthSignature, sig.Encode(h.buf[:0])); err != nil {
-		return "signature", err
+		return err
 	}
-	f, err = h.recv()
+	f, err := h.recv()
 	if err != nil {
-		return "signature", err
+		return err
 	}
 	if f.Tag() != msgr2.TagAuthSignature {
-		return "signature", unexpected(f.Tag(), "AUTH_SIGNATURE")
+		return unexpected(f.Tag(), "AUTH_SIGNATURE")
 	}
 	if err := sig.Decode(f.Segments[0]); err != nil {
-		return "signature", protoErr(err)
+		return protoErr(err)
 	}
 	if !hmac.Equal(sig.HMAC[:], txSig[:]) {
-		return "signature", fmt.Errorf("%w: bad AUTH_SIGNATURE from server", ErrAuth)
+		return fmt.Errorf("%w: bad AUTH_SIGNATURE from server", ErrAuth)
 	}
+	return nil
+}
 
-	// Identification.
+// ident sends CLIENT_IDENT (a lossy client session) and checks
+// SERVER_IDENT; sh is the server's HELLO, which named our address.
+func (h *handshake) ident(sh msgr2.Hello) error {
+	c, cfg := h.c, &h.c.cfg
 	myIP := sh.PeerAddr.IP.Addr()
 	if !myIP.IsValid() {
 		myIP = localIP(c.nc)
@@ -250,42 +321,50 @@ func (h *handshake) run() (string, error) {
 		Cookie:            randomNonZero64(),
 	}
 	if err := h.send(msgr2.TagClientIdent, ci.Encode(h.buf[:0])); err != nil {
-		return "ident", err
+		return err
 	}
-	f, err = h.recv()
+	f, err := h.recv()
 	if err != nil {
-		return "ident", err
+		return err
 	}
-	switch f.Tag() {
-	case msgr2.TagServerIdent:
-	case msgr2.TagIdentMissingFeatures:
-		var m msgr2.IdentMissingFeatures
-		if err := m.Decode(f.Segments[0]); err != nil {
-			return "ident", protoErr(err)
-		}
-		return "ident", &MissingFeaturesError{Missing: m.Missing}
-	case msgr2.TagWait:
-		return "ident", ErrWait
-	case msgr2.TagSessionReset, msgr2.TagSessionRetry, msgr2.TagSessionRetryGlobal, msgr2.TagSessionReconnectOK:
-		return "ident", protoErr(msgr2.DecodeSessionFrame(f.Tag(), f.Segments[0]))
-	default:
-		return "ident", unexpected(f.Tag(), "SERVER_IDENT")
+	if err := identReplyErr(f); err != nil {
+		return err
 	}
 	var si msgr2.ServerIdent
 	if err := si.Decode(f.Segments[0]); err != nil {
-		return "ident", protoErr(err)
+		return protoErr(err)
 	}
 	if !hasAddr(si.Addrs, cfg.Addr) {
-		return "ident", fmt.Errorf("%w: server identifies as %s", ErrWrongPeer, si.Addrs)
+		return fmt.Errorf("%w: server identifies as %s", ErrWrongPeer, si.Addrs)
 	}
 	if miss := cfg.Required &^ si.SupportedFeatures; miss != 0 {
-		return "ident", &MissingFeaturesError{Missing: miss, Ours: true}
+		return &MissingFeaturesError{Missing: miss, Ours: true}
 	}
 	c.peer.Addrs = si.Addrs
 	c.peer.GlobalID = si.GlobalID
 	c.peer.Features = si.SupportedFeatures
 	c.peer.Lossy = si.Lossy()
-	return "", nil
+	return nil
+}
+
+// identReplyErr is nil for SERVER_IDENT and the error any other answer to
+// CLIENT_IDENT means.
+func identReplyErr(f *msgr2.Frame) error {
+	switch f.Tag() {
+	case msgr2.TagServerIdent:
+		return nil
+	case msgr2.TagIdentMissingFeatures:
+		var m msgr2.IdentMissingFeatures
+		if err := m.Decode(f.Segments[0]); err != nil {
+			return protoErr(err)
+		}
+		return &MissingFeaturesError{Missing: m.Missing}
+	case msgr2.TagWait:
+		return ErrWait
+	case msgr2.TagSessionReset, msgr2.TagSessionRetry, msgr2.TagSessionRetryGlobal, msgr2.TagSessionReconnectOK:
+		return protoErr(msgr2.DecodeSessionFrame(f.Tag(), f.Segments[0]))
+	}
+	return unexpected(f.Tag(), "SERVER_IDENT")
 }
 
 // signature is HMAC-SHA256(key, b), or zeros without a session key (auth
