@@ -44,12 +44,7 @@ func encodeUintDec(v uint64) string {
 // lockArgs: cls_lock_lock_op { name, u8 type, cookie, tag, description,
 // utime duration (0 = forever), u8 flags }.
 func lockArgs(name string, typ uint8, cookie, tag, desc string, duration time.Duration, flags uint8) []byte {
-	e := enc()
-	m := e.StructBegin(1, 1)
-	e.String(name)
-	e.U8(typ)
-	e.String(cookie)
-	e.String(tag)
+	e, m := lockOpHead(name, typ, cookie, tag)
 	e.String(desc)
 	e.U32(uint32(duration / time.Second))
 	e.U32(uint32(duration % time.Second))
@@ -91,14 +86,22 @@ func getLockInfoArgs(name string) []byte {
 
 // assertLockedArgs: cls_lock_assert_op { name, u8 type, cookie, tag }.
 func assertLockedArgs(name string, typ uint8, cookie, tag string) []byte {
-	e := enc()
-	m := e.StructBegin(1, 1)
+	e, m := lockOpHead(name, typ, cookie, tag)
+	e.StructEnd(m)
+	return e.B
+}
+
+// lockOpHead starts the v1/c1 struct that cls_lock_lock_op and
+// cls_lock_assert_op both open with: name, u8 type, cookie, tag. The
+// caller appends the rest and ends the struct at the mark.
+func lockOpHead(name string, typ uint8, cookie, tag string) (e *encoding.Encoder, mark int) {
+	e = enc()
+	mark = e.StructBegin(1, 1)
 	e.String(name)
 	e.U8(typ)
 	e.String(cookie)
 	e.String(tag)
-	e.StructEnd(m)
-	return e.B
+	return e, mark
 }
 
 // Locker is one holder of a cls lock.

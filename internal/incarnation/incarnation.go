@@ -134,23 +134,16 @@ func (d *Dir) Record(token string) error {
 // incarnation (a cleanly stopped process's clients are closed, and
 // naming them dead then is harmless: their locks are gone). Closing a
 // nil Dir does nothing.
-func (d *Dir) Close() error {
-	if d == nil {
-		return nil
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.f == nil {
-		return nil
-	}
-	err := d.f.Close()
-	d.f = nil
-	return err
-}
+func (d *Dir) Close() error { return d.release(false) }
 
 // Remove deletes the file and releases the lock, for a state that ended
 // cleanly: nothing of it is left for a next incarnation to take over.
-func (d *Dir) Remove() error {
+func (d *Dir) Remove() error { return d.release(true) }
+
+// release closes the file (releasing the lock), unlinking it first when
+// unlink is set: while still holding the lock, so no process that takes
+// it next can read a half-truncated list.
+func (d *Dir) release(unlink bool) error {
 	if d == nil {
 		return nil
 	}
@@ -159,9 +152,10 @@ func (d *Dir) Remove() error {
 	if d.f == nil {
 		return nil
 	}
-	// Unlink while still holding the lock, so no process that takes it
-	// next can read a half-truncated list.
-	err := os.Remove(d.path)
+	var err error
+	if unlink {
+		err = os.Remove(d.path)
+	}
 	if cerr := d.f.Close(); err == nil {
 		err = cerr
 	}

@@ -198,14 +198,11 @@ func parseTyped(s string) (entity.Addr, error) {
 	default:
 		return a, fmt.Errorf("%w: unknown address type in %q", ErrBadMonHost, s)
 	}
-	if i := strings.LastIndexByte(rest, '/'); i >= 0 {
-		n, err := strconv.ParseUint(rest[i+1:], 10, 32)
-		if err != nil {
-			return a, fmt.Errorf("%w: bad nonce in %q", ErrBadMonHost, s)
-		}
-		a.Nonce = uint32(n)
-		rest = rest[:i]
+	rest, nonce, ok := entity.CutNonce(rest)
+	if !ok {
+		return a, fmt.Errorf("%w: bad nonce in %q", ErrBadMonHost, s)
 	}
+	a.Nonce = nonce
 	host, port, err := splitHostPort(rest)
 	if err != nil {
 		return a, err

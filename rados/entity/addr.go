@@ -252,6 +252,21 @@ func (v AddrVec) String() string {
 	return "[" + strings.Join(parts, ",") + "]"
 }
 
+// CutNonce splits the "/nonce" suffix off an address ("1.2.3.4:3300/7"):
+// it returns the rest and the nonce (0 without a suffix), and false when
+// the suffix is not a 32-bit decimal number.
+func CutNonce(s string) (rest string, nonce uint32, ok bool) {
+	i := strings.LastIndexByte(s, '/')
+	if i < 0 {
+		return s, 0, true
+	}
+	n, err := strconv.ParseUint(s[i+1:], 10, 32)
+	if err != nil {
+		return s, 0, false
+	}
+	return s[:i], uint32(n), true
+}
+
 // ParseAddr parses one typed address as Ceph prints it: "v2:1.2.3.4:3300/0",
 // "v1:[::1]:6789/123", "any:1.2.3.4:0/5". The type prefix is required.
 func ParseAddr(s string) (Addr, error) {
@@ -272,15 +287,11 @@ func ParseAddr(s string) (Addr, error) {
 	default:
 		return a, fmt.Errorf("%w: unknown type %q in %q", ErrBadAddr, typ, s)
 	}
-	hp := rest
-	if i := strings.LastIndexByte(rest, '/'); i >= 0 {
-		n, err := strconv.ParseUint(rest[i+1:], 10, 32)
-		if err != nil {
-			return a, fmt.Errorf("%w: nonce in %q", ErrBadAddr, s)
-		}
-		a.Nonce = uint32(n)
-		hp = rest[:i]
+	hp, nonce, ok := CutNonce(rest)
+	if !ok {
+		return a, fmt.Errorf("%w: nonce in %q", ErrBadAddr, s)
 	}
+	a.Nonce = nonce
 	ap, err := netip.ParseAddrPort(hp)
 	if err != nil {
 		return a, fmt.Errorf("%w: %q: %v", ErrBadAddr, s, err)
