@@ -463,110 +463,134 @@ func (m *Map) DoRule(ruleno int, x int32, result []int32, weight []uint32, args 
 	a, b, c := vec[:resultMax], vec[resultMax:2*resultMax], vec[2*resultMax:]
 	p := mapper{m: m, w: ws, weight: weight, args: args}
 
-	chooseTries := clampTries(m.ChooseTotalTries + 1)
-	chooseLeafTries := uint32(0)
-	localRetries := clampTries(m.ChooseLocalTries)
-	localFallbackRetries := clampTries(m.ChooseLocalFallbackTries)
-	varyR := uint32(m.ChooseLeafVaryR)
-	stable := uint32(m.ChooseLeafStable)
+	t := ruleTries{
+		choose:               clampTries(m.ChooseTotalTries + 1),
+		localRetries:         clampTries(m.ChooseLocalTries),
+		localFallbackRetries: clampTries(m.ChooseLocalFallbackTries),
+		varyR:                uint32(m.ChooseLeafVaryR),
+		stable:               uint32(m.ChooseLeafStable),
+	}
 
 	resultLen := 0
 	w, o := a, b
 	wsize := 0
 	for _, st := range rule.Steps {
-		firstn := false
 		switch st.Op {
 		case OpTake:
 			if (st.Arg1 >= 0 && st.Arg1 < m.MaxDevices) || m.Bucket(st.Arg1) != nil {
 				w[0] = st.Arg1
 				wsize = 1
 			}
-		case OpSetChooseTries:
-			if st.Arg1 > 0 {
-				chooseTries = clampTries(uint32(st.Arg1))
-			}
-		case OpSetChooseLeafTries:
-			if st.Arg1 > 0 {
-				chooseLeafTries = clampTries(uint32(st.Arg1))
-			}
-		case OpSetChooseLocalTries:
-			if st.Arg1 >= 0 {
-				localRetries = clampTries(uint32(st.Arg1))
-			}
-		case OpSetChooseLocalFallbackTries:
-			if st.Arg1 >= 0 {
-				localFallbackRetries = clampTries(uint32(st.Arg1))
-			}
-		case OpSetChooseLeafVaryR:
-			if st.Arg1 >= 0 {
-				varyR = uint32(st.Arg1)
-			}
-		case OpSetChooseLeafStable:
-			if st.Arg1 >= 0 {
-				stable = uint32(st.Arg1)
-			}
 		case OpChooseLeafFirstN, OpChooseFirstN, OpChooseLeafIndep, OpChooseIndep:
-			firstn = st.Op == OpChooseLeafFirstN || st.Op == OpChooseFirstN
 			if wsize == 0 {
 				break
 			}
-			recurseToLeaf := st.Op == OpChooseLeafFirstN || st.Op == OpChooseLeafIndep
-			osize := 0
-			for i := 0; i < wsize; i++ {
-				numrep := int(st.Arg1)
-				if numrep <= 0 {
-					numrep += resultMax
-					if numrep <= 0 {
-						continue
-					}
-				}
-				bkt := m.Bucket(w[i])
-				if w[i] >= 0 || bkt == nil {
-					continue
-				}
-				if osize >= resultMax {
-					continue
-				}
-				if firstn {
-					var recurseTries uint32
-					switch {
-					case chooseLeafTries != 0:
-						recurseTries = chooseLeafTries
-					case m.ChooseLeafDescendOnce != 0:
-						recurseTries = 1
-					default:
-						recurseTries = chooseTries
-					}
-					osize += p.chooseFirstN(bkt, x, numrep, int(st.Arg2),
-						o[osize:], 0, resultMax-osize, chooseTries, recurseTries,
-						localRetries, localFallbackRetries, recurseToLeaf,
-						varyR, stable, c[osize:], 0)
-				} else {
-					outSize := numrep
-					if resultMax-osize < outSize {
-						outSize = resultMax - osize
-					}
-					lt := chooseLeafTries
-					if lt == 0 {
-						lt = 1
-					}
-					p.chooseIndep(bkt, x, outSize, numrep, int(st.Arg2),
-						o[osize:], 0, chooseTries, lt, recurseToLeaf, c[osize:], 0)
-					osize += outSize
-				}
-			}
-			if recurseToLeaf {
-				copy(o[:osize], c[:osize])
-			}
+			wsize = p.chooseStep(st, &t, x, w[:wsize], o, c)
 			w, o = o, w
-			wsize = osize
 		case OpEmit:
 			for i := 0; i < wsize && resultLen < resultMax; i++ {
 				result[resultLen] = w[i]
 				resultLen++
 			}
 			wsize = 0
+		default:
+			t.set(st)
 		}
 	}
 	return resultLen
+}
+
+// ruleTries are the retry tunables a rule runs with: the map's, changed by
+// the rule's SET_* steps.
+type ruleTries struct {
+	choose, leaf                       uint32 // choose_total_tries+1; chooseleaf tries (0: per descend_once)
+	localRetries, localFallbackRetries uint32
+	varyR, stable                      uint32
+}
+
+// set applies one SET_* step (other steps are ignored).
+func (t *ruleTries) set(st Step) {
+	switch st.Op {
+	case OpSetChooseTries:
+		if st.Arg1 > 0 {
+			t.choose = clampTries(uint32(st.Arg1))
+		}
+	case OpSetChooseLeafTries:
+		if st.Arg1 > 0 {
+			t.leaf = clampTries(uint32(st.Arg1))
+		}
+	case OpSetChooseLocalTries:
+		if st.Arg1 >= 0 {
+			t.localRetries = clampTries(uint32(st.Arg1))
+		}
+	case OpSetChooseLocalFallbackTries:
+		if st.Arg1 >= 0 {
+			t.localFallbackRetries = clampTries(uint32(st.Arg1))
+		}
+	case OpSetChooseLeafVaryR:
+		if st.Arg1 >= 0 {
+			t.varyR = uint32(st.Arg1)
+		}
+	case OpSetChooseLeafStable:
+		if st.Arg1 >= 0 {
+			t.stable = uint32(st.Arg1)
+		}
+	}
+}
+
+// chooseStep runs one CHOOSE(LEAF)_FIRSTN/INDEP step over the working
+// set w, writing the chosen items to o (c is the leaf scratch, as long as
+// o) and returning how many it wrote. len(o) is the rule's result size.
+func (p *mapper) chooseStep(st Step, t *ruleTries, x int32, w, o, c []int32) int {
+	m, resultMax := p.m, len(o)
+	firstn := st.Op == OpChooseLeafFirstN || st.Op == OpChooseFirstN
+	recurseToLeaf := st.Op == OpChooseLeafFirstN || st.Op == OpChooseLeafIndep
+	osize := 0
+	for i := range w {
+		numrep := int(st.Arg1)
+		if numrep <= 0 {
+			numrep += resultMax
+			if numrep <= 0 {
+				continue
+			}
+		}
+		bkt := m.Bucket(w[i])
+		if w[i] >= 0 || bkt == nil {
+			continue
+		}
+		if osize >= resultMax {
+			continue
+		}
+		if firstn {
+			var recurseTries uint32
+			switch {
+			case t.leaf != 0:
+				recurseTries = t.leaf
+			case m.ChooseLeafDescendOnce != 0:
+				recurseTries = 1
+			default:
+				recurseTries = t.choose
+			}
+			osize += p.chooseFirstN(bkt, x, numrep, int(st.Arg2),
+				o[osize:], 0, resultMax-osize, t.choose, recurseTries,
+				t.localRetries, t.localFallbackRetries, recurseToLeaf,
+				t.varyR, t.stable, c[osize:], 0)
+		} else {
+			outSize := numrep
+			if resultMax-osize < outSize {
+				outSize = resultMax - osize
+			}
+			lt := t.leaf
+			if lt == 0 {
+				lt = 1
+			}
+			p.chooseIndep(bkt, x, outSize, numrep, int(st.Arg2),
+				o[osize:], 0, t.choose, lt, recurseToLeaf, c[osize:], 0)
+			osize += outSize
+		}
+	}
+	if recurseToLeaf {
+		copy(o[:osize], c[:osize])
+	}
+	return osize
 }

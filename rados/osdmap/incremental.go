@@ -242,6 +242,32 @@ func (m *OSDMap) Apply(inc *Incremental) (*OSDMap, error) {
 		}
 		n.setMaxOSD(inc.NewMaxOSD)
 	}
+	n.applyPools(inc)
+	if err := n.applyOSDWeights(inc); err != nil {
+		return nil, err
+	}
+	n.applyErasureCodeProfiles(inc)
+	if err := n.applyOSDStates(inc); err != nil {
+		return nil, err
+	}
+	n.applyPGMappings(inc)
+	n.applyBlocklist(inc)
+	// The new CRUSH map comes last, as in Ceph.
+	if len(inc.Crush) > 0 {
+		cm, err := crush.Decode(inc.Crush)
+		if err != nil {
+			return nil, fmt.Errorf("incremental epoch %d: crush: %w", inc.Epoch, err)
+		}
+		n.Crush = cm
+		n.CrushVersion++
+	}
+	return n, n.check()
+}
+
+// applyPools applies the pool changes: pool_max, new and changed pools
+// (their last_change becomes this epoch), removed snaps, the up/in change
+// stamps, pool names and removed pools.
+func (n *OSDMap) applyPools(inc *Incremental) {
 	if inc.NewPoolMax != -1 {
 		n.PoolMax = int32(inc.NewPoolMax)
 	}
@@ -263,10 +289,14 @@ func (m *OSDMap) Apply(inc *Incremental) (*OSDMap, error) {
 		delete(n.Pools, id)
 		delete(n.PoolNames, id)
 	}
+}
+
+// applyOSDWeights applies new OSD weights and primary affinities.
+func (n *OSDMap) applyOSDWeights(inc *Incremental) error {
 	valid := func(o int32) bool { return o >= 0 && o < n.MaxOSD }
 	for o, w := range inc.NewWeight {
 		if !valid(o) {
-			return nil, fmt.Errorf("%w: weight for osd.%d beyond max_osd %d", ErrMalformed, o, n.MaxOSD)
+			return fmt.Errorf("%w: weight for osd.%d beyond max_osd %d", ErrMalformed, o, n.MaxOSD)
 		}
 		n.OSDWeight[o] = w
 		if w != 0 {
@@ -276,10 +306,15 @@ func (m *OSDMap) Apply(inc *Incremental) (*OSDMap, error) {
 	}
 	for o, a := range inc.NewPrimaryAffinity {
 		if !valid(o) {
-			return nil, fmt.Errorf("%w: affinity for osd.%d beyond max_osd %d", ErrMalformed, o, n.MaxOSD)
+			return fmt.Errorf("%w: affinity for osd.%d beyond max_osd %d", ErrMalformed, o, n.MaxOSD)
 		}
 		n.setPrimaryAffinity(o, a)
 	}
+	return nil
+}
+
+// applyErasureCodeProfiles removes and adds erasure code profiles.
+func (n *OSDMap) applyErasureCodeProfiles(inc *Incremental) {
 	for _, name := range inc.OldErasureCodeProfiles {
 		delete(n.ErasureCodeProfiles, name)
 	}
@@ -289,9 +324,16 @@ func (m *OSDMap) Apply(inc *Incremental) (*OSDMap, error) {
 		}
 		n.ErasureCodeProfiles[name] = prof
 	}
+}
+
+// applyOSDStates applies the OSD state bits (XOR, as Ceph does; a
+// destroyed OSD is forgotten) and the new client addresses of OSDs that
+// came up.
+func (n *OSDMap) applyOSDStates(inc *Incremental) error {
+	valid := func(o int32) bool { return o >= 0 && o < n.MaxOSD }
 	for o, x := range inc.NewState {
 		if !valid(o) {
-			return nil, fmt.Errorf("%w: state for osd.%d beyond max_osd %d", ErrMalformed, o, n.MaxOSD)
+			return fmt.Errorf("%w: state for osd.%d beyond max_osd %d", ErrMalformed, o, n.MaxOSD)
 		}
 		s := x
 		if s == 0 {
@@ -308,11 +350,16 @@ func (m *OSDMap) Apply(inc *Incremental) (*OSDMap, error) {
 	}
 	for o, a := range inc.NewUpClient {
 		if !valid(o) {
-			return nil, fmt.Errorf("%w: address for osd.%d beyond max_osd %d", ErrMalformed, o, n.MaxOSD)
+			return fmt.Errorf("%w: address for osd.%d beyond max_osd %d", ErrMalformed, o, n.MaxOSD)
 		}
 		n.OSDState[o] |= StateExists | StateUp
 		n.OSDAddrs[o] = a
 	}
+	return nil
+}
+
+// applyPGMappings applies pg_temp, primary_temp and the upmap tables.
+func (n *OSDMap) applyPGMappings(inc *Incremental) {
 	for pg, v := range inc.NewPGTemp {
 		if len(v) == 0 {
 			delete(n.PGTemp, pg)
@@ -339,6 +386,10 @@ func (m *OSDMap) Apply(inc *Incremental) (*OSDMap, error) {
 	for _, pg := range inc.OldPGUpmapPrimaries {
 		delete(n.PGUpmapPrimaries, pg)
 	}
+}
+
+// applyBlocklist removes and adds blocklist entries.
+func (n *OSDMap) applyBlocklist(inc *Incremental) {
 	if n.Blocklist != nil || len(inc.NewBlocklist) > 0 {
 		n.Blocklist = slices.DeleteFunc(n.Blocklist, func(e BlocklistEntry) bool {
 			for _, a := range inc.OldBlocklist {
@@ -350,16 +401,6 @@ func (m *OSDMap) Apply(inc *Incremental) (*OSDMap, error) {
 		})
 		n.Blocklist = append(n.Blocklist, inc.NewBlocklist...)
 	}
-	// The new CRUSH map comes last, as in Ceph.
-	if len(inc.Crush) > 0 {
-		cm, err := crush.Decode(inc.Crush)
-		if err != nil {
-			return nil, fmt.Errorf("incremental epoch %d: crush: %w", inc.Epoch, err)
-		}
-		n.Crush = cm
-		n.CrushVersion++
-	}
-	return n, n.check()
 }
 
 // clone copies everything Apply mutates; pools and CRUSH are shared

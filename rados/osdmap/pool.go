@@ -119,6 +119,28 @@ func DecodePool(d *encoding.Decoder) *Pool {
 		return nil
 	}
 	p := &Pool{Version: h.Version}
+	p.decodeBase(s)
+	p.decodeTiering(s, h.Version)
+	p.decodeLate(s, h.Version)
+	p.Unread = s.Len()
+	if s.Err() != nil {
+		return nil
+	}
+	if p.Type != PoolReplicated && p.Type != PoolErasure {
+		d.Fail("pg_pool_t", fmt.Errorf("%w: pool type %d", ErrMalformed, p.Type))
+		return nil
+	}
+	if p.PGNum == 0 || p.PGPNum == 0 {
+		d.Fail("pg_pool_t", fmt.Errorf("%w: pg_num %d pgp_num %d", ErrMalformed, p.PGNum, p.PGPNum))
+		return nil
+	}
+	p.calcMasks()
+	return p
+}
+
+// decodeBase reads the fields every pg_pool_t from v5 on has: type,
+// sizes, rule, PG counts, the pool snapshots and the flags.
+func (p *Pool) decodeBase(s *encoding.Decoder) {
 	p.Type = s.U8()
 	p.Size = s.U8()
 	p.CrushRule = s.U8()
@@ -145,17 +167,23 @@ func DecodePool(d *encoding.Decoder) *Pool {
 	s.U64() // auid
 	p.Flags = s.U64()
 	s.U32() // crash_replay_interval
-	if h.Version >= 7 {
+}
+
+// decodeTiering reads the fields of struct versions 7 to 24: min_size,
+// quotas, cache tiering, stripe width, erasure code profile and the
+// pre-Luminous resend epoch.
+func (p *Pool) decodeTiering(s *encoding.Decoder, v uint8) {
+	if v >= 7 {
 		p.MinSize = s.U8()
 	} else {
 		p.MinSize = p.Size - p.Size/2
 	}
-	if h.Version >= 8 {
+	if v >= 8 {
 		p.QuotaMaxBytes = s.U64()
 		p.QuotaMaxObjects = s.U64()
 	}
 	p.ReadTier, p.WriteTier, p.TierOf = -1, -1, -1
-	if h.Version >= 9 {
+	if v >= 9 {
 		n := s.Count(8)
 		p.Tiers = make([]int64, 0, n)
 		for i := 0; i < n && s.Err() == nil; i++ {
@@ -166,57 +194,63 @@ func DecodePool(d *encoding.Decoder) *Pool {
 		p.ReadTier = s.I64()
 		p.WriteTier = s.I64()
 	}
-	if h.Version >= 10 {
+	if v >= 10 {
 		skipStringMap(s) // properties
 	}
-	if h.Version >= 11 {
+	if v >= 11 {
 		s.Struct(255) // hit_set_params
 		s.U32()       // hit_set_period
 		s.U32()       // hit_set_count
 	}
-	if h.Version >= 12 {
+	if v >= 12 {
 		p.StripeWidth = s.U32()
 	}
-	if h.Version >= 13 {
+	if v >= 13 {
 		s.Skip(8 + 8 + 4*4) // target_max_bytes/objects, cache ratios and ages
 	}
-	if h.Version >= 14 {
+	if v >= 14 {
 		p.ErasureCodeProfile = s.String()
 	}
-	if h.Version >= 15 {
+	if v >= 15 {
 		p.LastForceOpResendPreluminous = s.U32()
 	}
-	if h.Version >= 16 {
+	if v >= 16 {
 		s.I32() // min_read_recency_for_promote
 	}
-	if h.Version >= 17 {
+	if v >= 17 {
 		s.U64() // expected_num_objects
 	}
-	if h.Version >= 19 {
+	if v >= 19 {
 		s.U32() // cache_target_dirty_high_ratio_micro
 	}
-	if h.Version >= 20 {
+	if v >= 20 {
 		s.I32() // min_write_recency_for_promote
 	}
-	if h.Version >= 21 {
+	if v >= 21 {
 		s.U8() // use_gmt_hitset
 	}
-	if h.Version >= 22 {
+	if v >= 22 {
 		s.U8() // fast_read
 	}
-	if h.Version >= 23 {
+	if v >= 23 {
 		s.I32() // hit_set_grade_decay_rate
 		s.U32() // hit_set_search_last_n
 	}
-	if h.Version >= 24 {
+	if v >= 24 {
 		s.Struct(255) // pool_opts_t
 	}
-	if h.Version >= 25 {
+}
+
+// decodeLate reads the fields of struct versions 25 on (Nautilus and
+// later): resend epochs, applications, PG targets, stretch-mode peering
+// and the nonprimary shards.
+func (p *Pool) decodeLate(s *encoding.Decoder, v uint8) {
+	if v >= 25 {
 		p.LastForceOpResendPrenautilus = s.U32()
 	} else {
 		p.LastForceOpResendPrenautilus = p.LastForceOpResendPreluminous
 	}
-	if h.Version >= 26 {
+	if v >= 26 {
 		n := s.Count(8)
 		p.Application = make(map[string]map[string]string, n)
 		for i := 0; i < n && s.Err() == nil; i++ {
@@ -224,10 +258,10 @@ func DecodePool(d *encoding.Decoder) *Pool {
 			p.Application[k] = decodeStringMap(s)
 		}
 	}
-	if h.Version >= 27 {
+	if v >= 27 {
 		p.CreateTime = s.Timespec()
 	}
-	if h.Version >= 28 {
+	if v >= 28 {
 		p.PGNumTarget = s.U32()
 		p.PGPNumTarget = s.U32()
 		p.PGNumPending = s.U32()
@@ -241,23 +275,23 @@ func DecodePool(d *encoding.Decoder) *Pool {
 		p.PGNumPending = p.PGNum
 		p.LastForceOpResend = p.LastForceOpResendPrenautilus
 	}
-	if h.Version >= 29 {
+	if v >= 29 {
 		s.Struct(255) // last_pg_merge_meta (pg_merge_meta_t): merges only
 	}
 	p.PeeringCrushMandatoryMember = crushItemNone
-	if h.Version == 30 {
+	if v == 30 {
 		p.PeeringCrushBucketCount = s.U32()
 		p.PeeringCrushBucketTarget = s.U32()
 		p.PeeringCrushBucketBarrier = s.U32()
 		p.PeeringCrushMandatoryMember = s.U32()
 	}
-	if h.Version >= 31 && s.Bool() { // std::optional<tuple<u32 x4>>
+	if v >= 31 && s.Bool() { // std::optional<tuple<u32 x4>>
 		p.PeeringCrushBucketCount = s.U32()
 		p.PeeringCrushBucketTarget = s.U32()
 		p.PeeringCrushBucketBarrier = s.U32()
 		p.PeeringCrushMandatoryMember = s.U32()
 	}
-	if h.Version >= 32 {
+	if v >= 32 {
 		// shard_id_set: a 128-bit bitset_set, two denc varint words.
 		for w := 0; w < 2 && s.Err() == nil; w++ {
 			bits := s.Varint()
@@ -268,20 +302,6 @@ func DecodePool(d *encoding.Decoder) *Pool {
 			}
 		}
 	}
-	p.Unread = s.Len()
-	if s.Err() != nil {
-		return nil
-	}
-	if p.Type != PoolReplicated && p.Type != PoolErasure {
-		d.Fail("pg_pool_t", fmt.Errorf("%w: pool type %d", ErrMalformed, p.Type))
-		return nil
-	}
-	if p.PGNum == 0 || p.PGPNum == 0 {
-		d.Fail("pg_pool_t", fmt.Errorf("%w: pg_num %d pgp_num %d", ErrMalformed, p.PGNum, p.PGPNum))
-		return nil
-	}
-	p.calcMasks()
-	return p
 }
 
 func (p *Pool) calcMasks() {
