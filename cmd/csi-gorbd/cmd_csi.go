@@ -19,6 +19,7 @@ import (
 type csiFlags struct {
 	endpoint, driverName, nodeID, clusters, stateDir, metricsAddr, instance string
 	maxCloneDepth                                                           int
+	reg                                                                     registrationFlags
 }
 
 func init() {
@@ -46,6 +47,7 @@ func newCSICmd(mode string) *cobra.Command {
 	fl.StringVar(&f.metricsAddr, "metrics-address", "", "serve /metrics (Prometheus), /healthz (liveness) and /readyz (Ceph sessions) on this host:port; empty: off")
 	fl.StringVar(&f.instance, "instance-id", "default", "journal instance id (drivers sharing a pool need distinct ids)")
 	fl.IntVar(&f.maxCloneDepth, "max-clone-depth", controllerserver.DefaultMaxCloneDepth, "flatten new clones in the background past this clone chain depth (StorageClass maxCloneDepth overrides)")
+	f.reg.add(fl)
 	kfs := goflag.NewFlagSet("klog", goflag.ContinueOnError)
 	klog.InitFlags(kfs)
 	fl.AddGoFlagSet(kfs)
@@ -108,10 +110,21 @@ func runCSI(ctx context.Context, mode string, f csiFlags) error {
 	if err != nil {
 		return err
 	}
-	if err := serveMetrics(ctx, f.metricsAddr, opts.Metrics, opts.Ready); err != nil {
-		return err
-	}
 	klog.InfoS("starting CSI plugin", "mode", mode, "driver", f.driverName, "version", version,
 		"endpoint", f.endpoint, "clusters", len(clusters))
-	return d.Run(ctx, f.endpoint)
+	ln, err := driver.Listen(f.endpoint)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	// Registered with the kubelet only once the endpoint listens.
+	reg, err := startRegistration(mode, f)
+	if err != nil {
+		return err
+	}
+	defer closeRegistration(reg)
+	if err := serveMetrics(ctx, f.metricsAddr, opts.Metrics, reg.readyToo(opts.Ready)); err != nil {
+		return err
+	}
+	return d.Serve(ctx, ln)
 }
