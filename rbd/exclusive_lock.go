@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"syscall"
 	"time"
+
+	"github.com/csi-gorbd/csi-gorbd/rados/entity"
 )
 
 // librbd's exclusive lock (ExclusiveLock, ManagedLock, ImageWatcher): the
@@ -120,7 +122,7 @@ func (img *Image) acquire(ctx context.Context) error {
 		if !errors.Is(err, ErrBusy) || img.exclusive {
 			return err
 		}
-		replies, _ := img.s.notifyReplies(ctx, img.hdr(), notifyPayload(notifyRequestLock, img.s.clientID(), img.watchCookie))
+		replies, _ := img.s.notify(ctx, img.hdr(), notifyPayload(notifyRequestLock, img.s.clientID(), img.watchCookie))
 		for _, r := range replies {
 			if res, ok := decodeAck(r); ok && res == -int32(syscall.EROFS) {
 				return fmt.Errorf("%w: the owner of image %q's lock will not release it", ErrBusy, img.name)
@@ -189,7 +191,7 @@ func (img *Image) lockAcquired(ctx context.Context, lc string) error {
 }
 
 func (img *Image) notifyLock(ctx context.Context, op uint32) {
-	_ = img.s.notify(ctx, img.hdr(), notifyPayload(op, img.s.clientID(), img.watchCookie))
+	_, _ = img.s.notify(ctx, img.hdr(), notifyPayload(op, img.s.clientID(), img.watchCookie))
 }
 
 // releaseForPeer hands the lock over after a REQUEST_LOCK.
@@ -296,7 +298,7 @@ func (img *Image) breakDeadOwner(ctx context.Context) (bool, error) {
 		}
 	}
 	for _, l := range li.Lockers {
-		if err := img.s.blocklist(ctx, l.Addr); err != nil {
+		if err := blocklist(ctx, img.s, l.Addr); err != nil {
 			return false, fmt.Errorf("rbd: %s: blocklisting dead lock owner %v (%v): %w", img.name, l.Entity, l.Addr, err)
 		}
 		err := img.s.write(ctx, img.hdr(), opCall(clsLock, "break_lock", breakLockArgs(rbdLockName, l.Entity, l.Cookie)))
@@ -339,4 +341,17 @@ func (img *Image) lockObjectMap(ctx context.Context) error {
 	img.omLocked = true
 	img.omMu.Unlock()
 	return nil
+}
+
+// blocklist fences a client address cluster-wide (`osd blocklist add`),
+// so a dead lock owner can be broken safely. The address is
+// "ip:port/nonce", the form the command parses. Pacific renamed the
+// command; older monitors only know "osd blacklist".
+func blocklist(ctx context.Context, s store, a entity.Addr) error {
+	addr := fmt.Sprintf("%s/%d", a.IP, a.Nonce)
+	_, err := s.monCommand(ctx, map[string]string{"prefix": "osd blocklist", "blocklistop": "add", "addr": addr})
+	if errors.Is(err, syscall.EINVAL) {
+		_, err = s.monCommand(ctx, map[string]string{"prefix": "osd blacklist", "blacklistop": "add", "addr": addr})
+	}
+	return err
 }

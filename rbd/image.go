@@ -83,13 +83,13 @@ func create(ctx context.Context, s store, name string, size uint64, opts *Create
 	}()
 	cleanup := context.WithoutCancel(ctx)
 
-	if err = s.write(ctx, IDObjectName(name), opCreate(true), opCall(clsRBD, "set_id", stringArg(id))); err != nil {
+	if err = s.write(ctx, IDObjectName(name), opSetID(id)); err != nil {
 		if errors.Is(err, syscall.EEXIST) {
 			return "", fmt.Errorf("%w: image %q", ErrExists, name)
 		}
 		return "", fmt.Errorf("rbd: create %q: rbd_id: %w", name, err)
 	}
-	undo = append(undo, func() { _ = s.write(cleanup, IDObjectName(name), opRemove()) })
+	undo = append(undo, func() { _ = s.remove(cleanup, IDObjectName(name)) })
 
 	if err = s.write(ctx, DirectoryObject, opCall(clsRBD, "dir_add_image", dirAddArgs(name, id))); err != nil {
 		if errors.Is(err, syscall.EEXIST) {
@@ -106,11 +106,13 @@ func create(ctx context.Context, s store, name string, size uint64, opts *Create
 	})
 
 	hdr := HeaderObjectName(id)
-	if err = s.write(ctx, hdr, opCreate(true),
-		opCall(clsRBD, "create", createArgs(size, o.Order, o.Features, DataObjectPrefix(id), dataPool))); err != nil {
+	create := rados.NewWriteOp()
+	create.Create(true)
+	create.Exec(clsRBD, "create", createArgs(size, o.Order, o.Features, DataObjectPrefix(id), dataPool))
+	if err = s.write(ctx, hdr, create); err != nil {
 		return "", fmt.Errorf("rbd: create %q: header: %w", name, err)
 	}
-	undo = append(undo, func() { _ = s.write(cleanup, hdr, opRemove()) })
+	undo = append(undo, func() { _ = s.remove(cleanup, hdr) })
 
 	if l.IsFancy() {
 		n := l.normalized()
@@ -123,7 +125,7 @@ func create(ctx context.Context, s store, name string, size uint64, opts *Create
 		if err = s.write(ctx, om, opCall(clsRBD, "object_map_resize", objectMapResizeArgs(l.ObjectCount(size), ObjectNonexistent))); err != nil {
 			return "", fmt.Errorf("rbd: create %q: object map: %w", name, err)
 		}
-		undo = append(undo, func() { _ = s.write(cleanup, om, opRemove()) })
+		undo = append(undo, func() { _ = s.remove(cleanup, om) })
 	}
 	return id, nil
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"syscall"
+
+	"github.com/csi-gorbd/csi-gorbd/rados"
 )
 
 // maxParallel bounds the object requests one call keeps in flight.
@@ -167,7 +169,12 @@ func (img *Image) WriteAt(ctx context.Context, p []byte, off uint64) (int, error
 				data = append(data, p[b.Off:b.Off+b.Len]...)
 			}
 		}
-		return img.objectWrite(ctx, st, e.ObjectNo, []writeOp{opWrite(e.Offset, data)}, ObjectExists)
+		w, err := img.startObjectWrite(ctx, st, e.ObjectNo, ObjectExists)
+		if err != nil {
+			return err
+		}
+		w.Write(data, e.Offset)
+		return img.sendObjectWrite(ctx, st, e.ObjectNo, w)
 	})
 	if err != nil {
 		return 0, err
@@ -175,33 +182,42 @@ func (img *Image) WriteAt(ctx context.Context, p []byte, off uint64) (int, error
 	return len(p), nil
 }
 
-// objectWrite sends ops to one data object: it marks the object in the
-// object map first (when the image has one), and, in a clone whose object
-// does not exist yet, prepends a copyup of the parent's data so the rest of
-// the object keeps showing the parent (krbd's copyup state machine).
-func (img *Image) objectWrite(ctx context.Context, st snapshotState, objno uint64, ops []writeOp, state uint8) error {
-	oid := DataObjectName(st.prefix, objno)
+// startObjectWrite begins a write of one data object: it marks the
+// object in the object map first (when the image has one), and, in a
+// clone whose object does not exist yet, starts the write with a copyup
+// of the parent's data so the rest of the object keeps showing the parent
+// (krbd's copyup state machine). The caller adds its ops and sends it with
+// sendObjectWrite.
+func (img *Image) startObjectWrite(ctx context.Context, st snapshotState, objno uint64, state uint8) (*rados.WriteOp, error) {
 	if err := img.markObject(ctx, objno, state); err != nil {
-		return err
+		return nil, err
 	}
+	w := rados.NewWriteOp()
 	if st.parent != nil && img.objectInOverlap(st, objno) {
-		ok, err := st.data.exists(ctx, oid)
+		ok, err := st.data.exists(ctx, DataObjectName(st.prefix, objno))
 		if err != nil {
-			return fmt.Errorf("rbd: %s: stat object %d: %w", img.name, objno, err)
+			return nil, fmt.Errorf("rbd: %s: stat object %d: %w", img.name, objno, err)
 		}
 		if !ok {
 			parentData, err := img.parentObjectData(ctx, st, objno)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			lead, err := img.copyup(ctx, st, objno, parentData, false)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			ops = append(lead, ops...)
+			if lead {
+				w.Exec(clsRBD, "copyup", parentData)
+			}
 		}
 	}
-	if err := st.data.write(ctx, oid, ops...); err != nil {
+	return w, nil
+}
+
+// sendObjectWrite sends a write startObjectWrite began.
+func (img *Image) sendObjectWrite(ctx context.Context, st snapshotState, objno uint64, w *rados.WriteOp) error {
+	if err := st.data.write(ctx, DataObjectName(st.prefix, objno), w); err != nil {
 		return fmt.Errorf("rbd: %s: writing object %d: %w", img.name, objno, err)
 	}
 	return nil
@@ -212,8 +228,8 @@ func (img *Image) objectWrite(ctx context.Context, st snapshotState, objno uint6
 // only if the object is still missing, so a racing writer's data is not
 // overwritten.
 //
-// Without snapshots (or with nothing but zeros to copy) the copyup is
-// returned as the leading op of the caller's write. With snapshots and
+// Without snapshots (or with nothing but zeros to copy) it reports lead:
+// the copyup goes out as the leading op of the caller's write. With snapshots and
 // data it is sent alone, with an EMPTY snap context: the OSD then takes
 // the data as older than every snapshot, so the snapshots, which showed
 // the parent's data there, keep showing it even when the parent link goes
@@ -221,13 +237,12 @@ func (img *Image) objectWrite(ctx context.Context, st snapshotState, objno uint6
 // would read as missing at every snapshot. The snapshots' object maps are
 // marked first (EXISTS for the oldest, EXISTS_CLEAN for later ones with
 // fast-diff), as librbd's C_UpdateObjectMap does. Flatten passes
-// standalone: the copyup is sent even without snapshots and nothing is
-// returned.
-func (img *Image) copyup(ctx context.Context, st snapshotState, objno uint64, data []byte, standalone bool) ([]writeOp, error) {
-	op := opCall(clsRBD, "copyup", data)
+// standalone: the copyup is sent even without snapshots and lead is
+// false.
+func (img *Image) copyup(ctx context.Context, st snapshotState, objno uint64, data []byte, standalone bool) (lead bool, err error) {
 	deep := len(st.snapc.Snaps) > 0 && !allZero(data)
 	if !deep && !standalone {
-		return []writeOp{op}, nil
+		return true, nil
 	}
 	oid := DataObjectName(st.prefix, objno)
 	if deep && img.omap != nil {
@@ -240,7 +255,7 @@ func (img *Image) copyup(ctx context.Context, st snapshotState, objno uint64, da
 			err := img.s.write(ctx, ObjectMapName(img.id, snap),
 				opCall(clsRBD, "object_map_update", objectMapUpdateArgs(objno, objno+1, state, nil)))
 			if err != nil && !errors.Is(err, syscall.ENOENT) {
-				return nil, fmt.Errorf("rbd: %s: object map of snapshot %d, object %d: %w", img.name, snap, objno, err)
+				return false, fmt.Errorf("rbd: %s: object map of snapshot %d, object %d: %w", img.name, snap, objno, err)
 			}
 		}
 	}
@@ -248,10 +263,10 @@ func (img *Image) copyup(ctx context.Context, st snapshotState, objno uint64, da
 	if deep {
 		data0 = st.data.withSnapContext(SnapContext{})
 	}
-	if err := data0.write(ctx, oid, op); err != nil {
-		return nil, fmt.Errorf("rbd: %s: copyup of object %d: %w", img.name, objno, err)
+	if err := data0.write(ctx, oid, opCall(clsRBD, "copyup", data)); err != nil {
+		return false, fmt.Errorf("rbd: %s: copyup of object %d: %w", img.name, objno, err)
 	}
-	return nil, nil
+	return false, nil
 }
 
 // objectImageExtents returns the image ranges stored in object objno.
@@ -341,8 +356,7 @@ func (img *Image) markObject(ctx context.Context, objno uint64, state uint8) err
 		img.omMu.Unlock()
 
 		err := img.s.write(ctx, ObjectMapName(img.id, NoSnap),
-			opCall(clsLock, "assert_locked", assertLockedArgs(rbdLockName, LockExclusive, "", "")),
-			opCall(clsRBD, "object_map_update", objectMapUpdateArgs(objno, objno+1, state, nil)))
+			opLockedMap("object_map_update", objectMapUpdateArgs(objno, objno+1, state, nil)))
 
 		img.omMu.Lock()
 		if err == nil && img.omap != nil {
@@ -391,7 +405,7 @@ func (img *Image) zeroRange(ctx context.Context, off, n uint64, discard bool) er
 			if err := img.markObject(ctx, e.ObjectNo, ObjectPending); err != nil {
 				return err
 			}
-			err := st.data.write(ctx, oid, opRemove())
+			err := st.data.remove(ctx, oid)
 			if err != nil && !errors.Is(err, syscall.ENOENT) {
 				return fmt.Errorf("rbd: %s: removing object %d: %w", img.name, e.ObjectNo, err)
 			}
@@ -403,11 +417,16 @@ func (img *Image) zeroRange(ctx context.Context, off, n uint64, discard bool) er
 				return err // nothing to zero
 			}
 		}
-		op := opZero(e.Offset, e.Length)
-		if discard && e.Offset+e.Length == os && !hasParent {
-			op = opTruncate(e.Offset)
+		w, err := img.startObjectWrite(ctx, st, e.ObjectNo, ObjectExists)
+		if err != nil {
+			return err
 		}
-		return img.objectWrite(ctx, st, e.ObjectNo, []writeOp{op}, ObjectExists)
+		if discard && e.Offset+e.Length == os && !hasParent {
+			w.Truncate(e.Offset)
+		} else {
+			w.Zero(e.Offset, e.Length)
+		}
+		return img.sendObjectWrite(ctx, st, e.ObjectNo, w)
 	})
 }
 

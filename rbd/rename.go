@@ -36,7 +36,7 @@ func rename(ctx context.Context, s store, src, dst string) error {
 	if err != nil {
 		return err
 	}
-	err = s.write(ctx, IDObjectName(dst), opCreate(true), opCall(clsRBD, "set_id", stringArg(id)))
+	err = s.write(ctx, IDObjectName(dst), opSetID(id))
 	if errors.Is(err, syscall.EEXIST) {
 		return fmt.Errorf("%w: image %q", ErrExists, dst)
 	}
@@ -44,15 +44,15 @@ func rename(ctx context.Context, s store, src, dst string) error {
 		return fmt.Errorf("rbd: rename %q: rbd_id.%s: %w", src, dst, err)
 	}
 	if err := s.write(ctx, DirectoryObject, opCall(clsRBD, "dir_rename_image", dirRenameArgs(src, dst, id))); err != nil {
-		_ = s.write(context.WithoutCancel(ctx), IDObjectName(dst), opRemove())
+		_ = s.remove(context.WithoutCancel(ctx), IDObjectName(dst))
 		if errors.Is(err, syscall.EEXIST) {
 			return fmt.Errorf("%w: image %q (directory)", ErrExists, dst)
 		}
 		return fmt.Errorf("rbd: rename %q: dir_rename_image: %w", src, err)
 	}
-	if err := s.write(ctx, IDObjectName(src), opRemove()); err != nil && !errors.Is(err, syscall.ENOENT) {
+	if err := s.remove(ctx, IDObjectName(src)); err != nil && !errors.Is(err, syscall.ENOENT) {
 		return fmt.Errorf("rbd: rename %q: removing rbd_id.%s: %w", src, src, err)
 	}
-	_ = s.notify(ctx, HeaderObjectName(id), notifyPayload(notifyHeaderUpdate, 0, 0))
+	_, _ = s.notify(ctx, HeaderObjectName(id), notifyPayload(notifyHeaderUpdate, 0, 0))
 	return nil
 }

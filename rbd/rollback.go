@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"syscall"
+
+	"github.com/csi-gorbd/csi-gorbd/rados"
 )
 
 // RollbackSnapshot makes the head equal to user snapshot name (`rbd snap
@@ -49,7 +51,7 @@ func (img *Image) RollbackSnapshot(ctx context.Context, name string) error {
 			if err := img.markObject(ctx, e.ObjectNo, ObjectPending); err != nil {
 				return err
 			}
-			if err := st.data.write(ctx, oid, opRemove()); err != nil && !errors.Is(err, syscall.ENOENT) {
+			if err := st.data.remove(ctx, oid); err != nil && !errors.Is(err, syscall.ENOENT) {
 				return fmt.Errorf("rbd: %s: rollback of object %d: %w", img.name, e.ObjectNo, err)
 			}
 			return img.markObject(ctx, e.ObjectNo, ObjectNonexistent)
@@ -60,11 +62,13 @@ func (img *Image) RollbackSnapshot(ctx context.Context, name string) error {
 		if err := img.markObject(ctx, e.ObjectNo, ObjectExists); err != nil {
 			return err
 		}
-		ops := []writeOp{opCreate(false), opTruncate(0)}
+		w := rados.NewWriteOp()
+		w.Create(false)
+		w.Truncate(0)
 		if got > 0 {
-			ops = append(ops, opWrite(0, buf[:got]))
+			w.Write(buf[:got], 0)
 		}
-		if err := st.data.write(ctx, oid, ops...); err != nil {
+		if err := st.data.write(ctx, oid, w); err != nil {
 			return fmt.Errorf("rbd: %s: rollback of object %d: %w", img.name, e.ObjectNo, err)
 		}
 		return nil

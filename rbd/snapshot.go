@@ -74,8 +74,7 @@ func (img *Image) snapshotObjectMap(ctx context.Context, snap uint64) error {
 		return fmt.Errorf("rbd: %s: saving the snapshot object map: %w", img.name, err)
 	}
 	err := img.s.write(ctx, ObjectMapName(img.id, NoSnap),
-		opCall(clsLock, "assert_locked", assertLockedArgs(rbdLockName, LockExclusive, "", "")),
-		opCall(clsRBD, "object_map_snap_add", nil))
+		opLockedMap("object_map_snap_add", nil))
 	if err != nil {
 		return fmt.Errorf("rbd: %s: object_map_snap_add: %w", img.name, err)
 	}
@@ -229,8 +228,7 @@ func (img *Image) removeSnapshot(ctx context.Context, si SnapshotInfo) error {
 		switch {
 		case err == nil:
 			err = img.s.write(ctx, ObjectMapName(img.id, NoSnap),
-				opCall(clsLock, "assert_locked", assertLockedArgs(rbdLockName, LockExclusive, "", "")),
-				opCall(clsRBD, "object_map_snap_remove", out))
+				opLockedMap("object_map_snap_remove", out))
 			if err != nil {
 				return fmt.Errorf("rbd: %s: object_map_snap_remove: %w", img.name, err)
 			}
@@ -240,7 +238,7 @@ func (img *Image) removeSnapshot(ctx context.Context, si SnapshotInfo) error {
 		case !errors.Is(err, syscall.ENOENT):
 			return fmt.Errorf("rbd: %s: loading the snapshot object map: %w", img.name, err)
 		}
-		if err := img.s.write(ctx, som, opRemove()); err != nil && !errors.Is(err, syscall.ENOENT) {
+		if err := img.s.remove(ctx, som); err != nil && !errors.Is(err, syscall.ENOENT) {
 			return fmt.Errorf("rbd: %s: removing the snapshot object map: %w", img.name, err)
 		}
 	}

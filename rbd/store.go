@@ -3,6 +3,8 @@ package rbd
 import (
 	"context"
 
+	"github.com/csi-gorbd/csi-gorbd/rados"
+
 	"github.com/csi-gorbd/csi-gorbd/rados/entity"
 )
 
@@ -32,7 +34,10 @@ type store interface {
 	// call runs a read-only class method and returns its output.
 	call(ctx context.Context, oid, class, method string, in []byte) ([]byte, error)
 	// write runs a compound write atomically.
-	write(ctx context.Context, oid string, ops ...writeOp) error
+	write(ctx context.Context, oid string, w *rados.WriteOp) error
+	// remove deletes the object, also on a full pool (deleting frees
+	// space, so cleanups after ENOSPC work).
+	remove(ctx context.Context, oid string) error
 	// read reads into p at off; missing objects are ENOENT, and a short
 	// count means the object ends sooner.
 	read(ctx context.Context, oid string, p []byte, off uint64) (int, error)
@@ -44,17 +49,12 @@ type store interface {
 	listObjects(ctx context.Context, fn func(oid string) error) error
 	// listWatchers lists the object's watchers.
 	listWatchers(ctx context.Context, oid string) ([]watcher, error)
-	// blocklist fences a client address cluster-wide (osd blocklist add),
-	// so a dead lock owner can be broken safely.
-	blocklist(ctx context.Context, addr entity.Addr) error
 	// watch registers a watch; the handler's result is the notify ack
 	// payload. It returns the watch cookie and a function removing it.
 	watch(ctx context.Context, oid string, handler func(payload []byte) []byte) (uint64, func(context.Context) error, error)
-	// notify notifies the object's watchers and waits up to timeout.
-	notify(ctx context.Context, oid string, payload []byte) error
-	// notifyReplies is notify returning the non-empty ack payloads of the
-	// watchers that answered.
-	notifyReplies(ctx context.Context, oid string, payload []byte) ([][]byte, error)
+	// notify notifies the object's watchers, waits for their acks (up to
+	// a timeout) and returns the non-empty ack payloads.
+	notify(ctx context.Context, oid string, payload []byte) ([][]byte, error)
 	// monCommand sends a JSON command to the monitors and returns its
 	// output.
 	monCommand(ctx context.Context, cmd map[string]string) ([]byte, error)
@@ -65,36 +65,45 @@ type store interface {
 	releaseSnapID(ctx context.Context, id uint64) error
 }
 
-// writeOpKind selects one step of a compound write.
-type writeOpKind uint8
-
-const (
-	wCreate    writeOpKind = iota // excl: fail with EEXIST if it exists
-	wCall                         // class method that writes
-	wWrite                        // data at off
-	wZero                         // off, length
-	wTruncate                     // off = new size
-	wRemove                       // delete the object
-	wAllocHint                    // expected object size = length, write size = off
-)
-
-// writeOp is one step of a compound write.
-type writeOp struct {
-	kind          writeOpKind
-	excl          bool
-	class, method string
-	in            []byte // method input or data
-	off, length   uint64
+// opCall is a write of one class method.
+func opCall(class, method string, in []byte) *rados.WriteOp {
+	w := rados.NewWriteOp()
+	w.Exec(class, method, in)
+	return w
 }
 
-func opCreate(excl bool) writeOp { return writeOp{kind: wCreate, excl: excl} }
-func opCall(class, method string, in []byte) writeOp {
-	return writeOp{kind: wCall, class: class, method: method, in: in}
+// opTruncate sets an object's size.
+func opTruncate(size uint64) *rados.WriteOp {
+	w := rados.NewWriteOp()
+	w.Truncate(size)
+	return w
 }
-func opWrite(off uint64, p []byte) writeOp { return writeOp{kind: wWrite, off: off, in: p} }
-func opZero(off, length uint64) writeOp    { return writeOp{kind: wZero, off: off, length: length} }
-func opTruncate(size uint64) writeOp       { return writeOp{kind: wTruncate, off: size} }
-func opRemove() writeOp                    { return writeOp{kind: wRemove} }
+
+// opZero zeroes a range of an object.
+func opZero(off, length uint64) *rados.WriteOp {
+	w := rados.NewWriteOp()
+	w.Zero(off, length)
+	return w
+}
+
+// opSetID creates rbd_id.<name> exclusively and records the image id in
+// it (cls_rbd set_id), so an existing name fails with EEXIST.
+func opSetID(id string) *rados.WriteOp {
+	w := rados.NewWriteOp()
+	w.Create(true)
+	w.Exec(clsRBD, "set_id", stringArg(id))
+	return w
+}
+
+// opLockedMap runs an object map method only while the map object's own
+// exclusive cls lock is held (lock.assert_locked with an empty cookie and
+// tag, as librbd's object map requests guard every update).
+func opLockedMap(method string, in []byte) *rados.WriteOp {
+	w := rados.NewWriteOp()
+	w.Exec(clsLock, "assert_locked", assertLockedArgs(rbdLockName, LockExclusive, "", ""))
+	w.Exec(clsRBD, method, in)
+	return w
+}
 
 // watcher is one watch on an object: who holds it and its cookie.
 type watcher struct {

@@ -4,12 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"syscall"
 	"time"
 
 	"github.com/csi-gorbd/csi-gorbd/rados"
-	"github.com/csi-gorbd/csi-gorbd/rados/entity"
 )
 
 // notifyTimeout is krbd's RBD_NOTIFY_TIMEOUT.
@@ -63,35 +61,14 @@ func (s *radosStore) call(ctx context.Context, oid, class, method string, in []b
 	return s.io.Exec(ctx, oid, class, method, in)
 }
 
-func (s *radosStore) write(ctx context.Context, oid string, ops ...writeOp) error {
+func (s *radosStore) write(ctx context.Context, oid string, w *rados.WriteOp) error {
+	return w.Operate(ctx, s.io, oid)
+}
+
+func (s *radosStore) remove(ctx context.Context, oid string) error {
 	w := rados.NewWriteOp()
-	removeOnly := len(ops) > 0
-	for _, o := range ops {
-		removeOnly = removeOnly && o.kind == wRemove
-	}
-	if removeOnly {
-		// Deletes free space: let them through a full pool, as librados'
-		// remove does, so cleanups after ENOSPC work.
-		w.SetFullTry()
-	}
-	for _, o := range ops {
-		switch o.kind {
-		case wCreate:
-			w.Create(o.excl)
-		case wCall:
-			w.Exec(o.class, o.method, o.in)
-		case wWrite:
-			w.Write(o.in, o.off)
-		case wZero:
-			w.Zero(o.off, o.length)
-		case wTruncate:
-			w.Truncate(o.off)
-		case wRemove:
-			w.Remove()
-		case wAllocHint:
-			w.SetAllocHint(o.length, o.off, 0)
-		}
-	}
+	w.SetFullTry() // as librados' remove: let deletes through a full pool
+	w.Remove()
 	return w.Operate(ctx, s.io, oid)
 }
 
@@ -126,17 +103,6 @@ func (s *radosStore) listWatchers(ctx context.Context, oid string) ([]watcher, e
 	return out, err
 }
 
-func (s *radosStore) blocklist(ctx context.Context, a entity.Addr) error {
-	// "ip:port/nonce", the form `ceph osd blocklist add` parses. Pacific
-	// renamed the command; older monitors only know "osd blacklist".
-	addr := fmt.Sprintf("%s/%d", a.IP, a.Nonce)
-	_, err := s.monCommand(ctx, map[string]string{"prefix": "osd blocklist", "blocklistop": "add", "addr": addr})
-	if errors.Is(err, syscall.EINVAL) {
-		_, err = s.monCommand(ctx, map[string]string{"prefix": "osd blacklist", "blacklistop": "add", "addr": addr})
-	}
-	return err
-}
-
 func (s *radosStore) monCommand(ctx context.Context, cmd map[string]string) ([]byte, error) {
 	b, _ := json.Marshal(cmd)
 	out, _, err := s.io.Conn().MonCommand(ctx, string(b), nil)
@@ -151,12 +117,7 @@ func (s *radosStore) watch(ctx context.Context, oid string, handler func([]byte)
 	return w.Cookie(), w.Close, nil
 }
 
-func (s *radosStore) notify(ctx context.Context, oid string, payload []byte) error {
-	_, err := s.io.Notify(ctx, oid, payload, notifyTimeout)
-	return err
-}
-
-func (s *radosStore) notifyReplies(ctx context.Context, oid string, payload []byte) ([][]byte, error) {
+func (s *radosStore) notify(ctx context.Context, oid string, payload []byte) ([][]byte, error) {
 	res, err := s.io.Notify(ctx, oid, payload, notifyTimeout)
 	var out [][]byte
 	if res != nil {

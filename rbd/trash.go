@@ -36,7 +36,7 @@ func TrashMove(ctx context.Context, io *rados.IOContext, name string, delay time
 		!errors.Is(err, syscall.ENOENT) {
 		return "", fmt.Errorf("rbd: trash move %q: directory: %w", name, err)
 	}
-	if err := s.write(ctx, IDObjectName(name), opRemove()); err != nil && !errors.Is(err, syscall.ENOENT) {
+	if err := s.remove(ctx, IDObjectName(name)); err != nil && !errors.Is(err, syscall.ENOENT) {
 		return "", fmt.Errorf("rbd: trash move %q: id object: %w", name, err)
 	}
 	return img.id, nil
@@ -145,7 +145,7 @@ func TrashRestore(ctx context.Context, io *rados.IOContext, id, newName string) 
 	undoState := func() {
 		_ = setTrashState(context.WithoutCancel(ctx), s, id, TrashStateNormal, TrashStateRestoring)
 	}
-	err = s.write(ctx, IDObjectName(name), opCreate(true), opCall(clsRBD, "set_id", stringArg(id)))
+	err = s.write(ctx, IDObjectName(name), opSetID(id))
 	if errors.Is(err, syscall.EEXIST) {
 		undoState()
 		return "", fmt.Errorf("%w: image %q", ErrExists, name)
@@ -155,7 +155,7 @@ func TrashRestore(ctx context.Context, io *rados.IOContext, id, newName string) 
 		return "", fmt.Errorf("rbd: trash restore %q: rbd_id: %w", id, err)
 	}
 	if err := s.write(ctx, DirectoryObject, opCall(clsRBD, "dir_add_image", dirAddArgs(name, id))); err != nil {
-		_ = s.write(context.WithoutCancel(ctx), IDObjectName(name), opRemove())
+		_ = s.remove(context.WithoutCancel(ctx), IDObjectName(name))
 		undoState()
 		if errors.Is(err, syscall.EEXIST) {
 			return "", fmt.Errorf("%w: image %q (directory)", ErrExists, name)

@@ -163,17 +163,13 @@ func (s *countingStore) withPool(ctx context.Context, pool int64, ns string) (st
 	return s.wrap(in), nil
 }
 
-func (s *countingStore) write(ctx context.Context, oid string, ops ...writeOp) error {
+func (s *countingStore) remove(ctx context.Context, oid string) error {
 	if strings.HasPrefix(oid, dataPrefix) {
-		for _, o := range ops {
-			if o.kind == wRemove {
-				s.c.mu.Lock()
-				s.c.removes[oid]++
-				s.c.mu.Unlock()
-			}
-		}
+		s.c.mu.Lock()
+		s.c.removes[oid]++
+		s.c.mu.Unlock()
 	}
-	return s.store.write(ctx, oid, ops...)
+	return s.store.remove(ctx, oid)
 }
 
 func (s *countingStore) listObjects(ctx context.Context, fn func(string) error) error {
@@ -575,7 +571,7 @@ type failObjectMapStore struct {
 
 var errInjected = errors.New("injected object map failure")
 
-func (f *failObjectMapStore) write(ctx context.Context, oid string, ops ...writeOp) error {
+func (f *failObjectMapStore) write(ctx context.Context, oid string, w *rados.WriteOp) error {
 	if strings.HasPrefix(oid, objectMapPrefix) {
 		return errInjected
 	}
@@ -584,7 +580,7 @@ func (f *failObjectMapStore) write(ctx context.Context, oid string, ops ...write
 		f.header = oid
 		f.mu.Unlock()
 	}
-	return f.store.write(ctx, oid, ops...)
+	return f.store.write(ctx, oid, w)
 }
 
 // A create that fails at its last step (the object map) removes what it

@@ -10,13 +10,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/csi-gorbd/csi-gorbd/rados"
 )
 
-// fakeDataStore is an in-memory data pool for trim: a set of object
-// names, with counters of what trim asked for. Only the methods trim
-// uses are implemented (the embedded nil store panics on the others).
+// fakeDataStore is an in-memory data pool for trim (dataObjects): a set
+// of object names, with counters of what trim asked for.
 type fakeDataStore struct {
-	store
 	mu       sync.Mutex
 	objs     map[string]bool
 	removes  []string
@@ -47,9 +47,11 @@ func newFakeDataStore(names ...string) *fakeDataStore {
 	return f
 }
 
-func (f *fakeDataStore) write(ctx context.Context, oid string, ops ...writeOp) error {
+// request counts one request in flight until the returned func runs,
+// and holds it for the overlap, if set.
+func (f *fakeDataStore) request(ctx context.Context) (done func(), err error) {
 	n := f.inFlight.Add(1)
-	defer f.inFlight.Add(-1)
+	done = func() { f.inFlight.Add(-1) }
 	for {
 		m := f.maxSeen.Load()
 		if n <= m || f.maxSeen.CompareAndSwap(m, n) {
@@ -72,24 +74,40 @@ func (f *fakeDataStore) write(ctx context.Context, oid string, ops ...writeOp) e
 		t.Stop()
 	}
 	if err := ctx.Err(); err != nil {
+		done()
+		return nil, err
+	}
+	return done, nil
+}
+
+// write accepts the boundary object's truncate or zero.
+func (f *fakeDataStore) write(ctx context.Context, oid string, _ *rados.WriteOp) error {
+	done, err := f.request(ctx)
+	if err != nil {
 		return err
 	}
+	done()
+	return nil
+}
+
+func (f *fakeDataStore) remove(ctx context.Context, oid string) error {
+	done, err := f.request(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, o := range ops {
-		if o.kind == wRemove {
-			if len(f.removes) >= fakeMaxRemoves {
-				// A trim that walks object numbers blindly fails here,
-				// fast and without eating memory.
-				return errTooManyRemoves
-			}
-			f.removes = append(f.removes, oid)
-			if !f.objs[oid] {
-				return syscall.ENOENT
-			}
-			delete(f.objs, oid)
-		}
+	if len(f.removes) >= fakeMaxRemoves {
+		// A trim that walks object numbers blindly fails here,
+		// fast and without eating memory.
+		return errTooManyRemoves
 	}
+	f.removes = append(f.removes, oid)
+	if !f.objs[oid] {
+		return syscall.ENOENT
+	}
+	delete(f.objs, oid)
 	return nil
 }
 
@@ -129,9 +147,9 @@ func (f *fakeDataStore) removed() []string {
 	return r
 }
 
-func trimFixture(size uint64, l Layout, data *fakeDataStore) (*Image, snapshotState) {
-	img := &Image{name: "t", id: "abc", s: data, snapID: NoSnap}
-	return img, snapshotState{size: size, layout: l, prefix: "rbd_data.abc", data: data}
+func trimFixture(size uint64, l Layout, data *fakeDataStore) *trimRequest {
+	img := &Image{name: "t", id: "abc", snapID: NoSnap}
+	return &trimRequest{img: img, size: size, layout: l, prefix: "rbd_data.abc", data: data}
 }
 
 func TestValidateImageSize(t *testing.T) {
@@ -204,10 +222,10 @@ func TestTrimHugeSparseListsPool(t *testing.T) {
 	want := []string{DataObjectName("rbd_data.abc", 0), DataObjectName("rbd_data.abc", 1<<39),
 		DataObjectName("rbd_data.abc", l.ObjectCount(size)-1)}
 	data := newFakeDataStore(want...)
-	img, st := trimFixture(size, l, data)
+	tr := trimFixture(size, l, data)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := img.trim(ctx, st, 0, nil); err != nil {
+	if err := tr.run(ctx, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	sort.Strings(want)
@@ -227,8 +245,8 @@ func TestTrimListingKeepsObjectsBelowNewEnd(t *testing.T) {
 	keep := DataObjectName("rbd_data.abc", 5)
 	gone := []string{DataObjectName("rbd_data.abc", 100000), DataObjectName("rbd_data.abc", 1<<27)}
 	data := newFakeDataStore(append([]string{keep}, gone...)...)
-	img, st := trimFixture(size, l, data)
-	if err := img.trim(context.Background(), st, 64<<20, nil); err != nil {
+	tr := trimFixture(size, l, data)
+	if err := tr.run(context.Background(), 64<<20, nil); err != nil {
 		t.Fatal(err)
 	}
 	sort.Strings(gone)
@@ -254,8 +272,8 @@ func TestTrimFollowsObjectMap(t *testing.T) {
 	m.Set(60000, ObjectPending)
 	want = append(want, DataObjectName("rbd_data.abc", 60000))
 	data := newFakeDataStore(want[:len(want)-1]...) // the PENDING one is already gone: ENOENT
-	img, st := trimFixture(n<<22, l, data)
-	if err := img.trim(context.Background(), st, 0, &objectMapView{n: m.Len(), get: m.Get}); err != nil {
+	tr := trimFixture(n<<22, l, data)
+	if err := tr.run(context.Background(), 0, &objectMapView{n: m.Len(), get: m.Get}); err != nil {
 		t.Fatal(err)
 	}
 	sort.Strings(want)
@@ -275,8 +293,8 @@ func TestTrimObjectMapShorterThanImage(t *testing.T) {
 	m.Set(3, ObjectExists)
 	objs := []string{DataObjectName("rbd_data.abc", 3), DataObjectName("rbd_data.abc", 12)}
 	data := newFakeDataStore(objs...)
-	img, st := trimFixture(20<<22, l, data)
-	if err := img.trim(context.Background(), st, 0, &objectMapView{n: m.Len(), get: m.Get}); err != nil {
+	tr := trimFixture(20<<22, l, data)
+	if err := tr.run(context.Background(), 0, &objectMapView{n: m.Len(), get: m.Get}); err != nil {
 		t.Fatal(err)
 	}
 	got := data.removed()
@@ -293,8 +311,8 @@ func TestTrimSmallImageBlind(t *testing.T) {
 	l := Layout{Order: 22}
 	data := newFakeDataStore(DataObjectName("rbd_data.abc", 2))
 	data.overlap, data.overlapped = 2, make(chan struct{})
-	img, st := trimFixture(blindTrimLimit<<22, l, data)
-	if err := img.trim(context.Background(), st, 0, nil); err != nil {
+	tr := trimFixture(blindTrimLimit<<22, l, data)
+	if err := tr.run(context.Background(), 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(data.removed()); n != blindTrimLimit || data.lists != 0 {
@@ -313,10 +331,10 @@ func TestTrimStripedHugeShrink(t *testing.T) {
 	newSize := uint64(1<<30 + 12345)
 	keepNo := l.Map(newSize, 1)[0].ObjectNo
 	data := newFakeDataStore(DataObjectName("rbd_data.abc", keepNo), DataObjectName("rbd_data.abc", 1<<30))
-	img, st := trimFixture(size, l, data)
+	tr := trimFixture(size, l, data)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := img.trim(ctx, st, newSize, nil); err != nil {
+	if err := tr.run(ctx, newSize, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := data.removed(); len(got) != 1 || got[0] != DataObjectName("rbd_data.abc", 1<<30) {

@@ -132,7 +132,7 @@ func (img *Image) backgroundRefresh() {
 
 // notifyHeaderUpdate tells the other watchers to re-read the header.
 func (img *Image) notifyUpdate(ctx context.Context) {
-	_ = img.s.notify(ctx, img.hdr(), notifyPayload(notifyHeaderUpdate, 0, 0))
+	_, _ = img.s.notify(ctx, img.hdr(), notifyPayload(notifyHeaderUpdate, 0, 0))
 }
 
 // peerWaiter returns a channel closed at the next lock announcement.

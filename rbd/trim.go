@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"math/bits"
 	"strings"
 	"sync"
@@ -12,91 +11,6 @@ import (
 
 	"github.com/csi-gorbd/csi-gorbd/rados"
 )
-
-// Resize changes the image size (librbd's operation::ResizeRequest). A
-// shrink first deletes or truncates the data beyond the new end; the
-// object map is resized before a grow and after a shrink's trim; then
-// set_size, and a HEADER_UPDATE notify for other clients. Sizes librbd
-// refuses (too many objects for an object map, layout arithmetic past
-// 2^64) fail with ErrInvalid before anything changes.
-func (img *Image) Resize(ctx context.Context, size uint64) error {
-	done, err := img.startWrite(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	return img.resize(ctx, size)
-}
-
-// resize does Resize under the caller's startWrite.
-func (img *Image) resize(ctx context.Context, size uint64) error {
-	st := img.state()
-	if size == st.size {
-		return nil
-	}
-	if err := validateImageSize(st.layout, size, img.feat()); err != nil {
-		return fmt.Errorf("rbd: resize %q: %w", img.name, err)
-	}
-	count := st.layout.ObjectCount(size)
-	if size < st.size {
-		if err := img.trim(ctx, st, size, img.liveObjectMap()); err != nil {
-			return err
-		}
-	}
-	if img.feat()&FeatureObjectMap != 0 {
-		img.omBusy.Lock() // no object map update in flight (io.go markObject)
-		defer img.omBusy.Unlock()
-		err := img.s.write(ctx, ObjectMapName(img.id, NoSnap),
-			opCall(clsLock, "assert_locked", assertLockedArgs(rbdLockName, LockExclusive, "", "")),
-			opCall(clsRBD, "object_map_resize", objectMapResizeArgs(count, ObjectNonexistent)))
-		if err != nil {
-			return fmt.Errorf("rbd: %s: object_map_resize: %w", img.name, err)
-		}
-		img.omMu.Lock()
-		nm := NewObjectMap(count)
-		for i := uint64(0); i < count && i < img.omap.Len(); i++ {
-			nm.Set(i, img.omap.Get(i))
-		}
-		img.omap = nm
-		img.omMu.Unlock()
-	}
-	if err := img.s.write(ctx, img.hdr(), opCall(clsRBD, "set_size", u64Arg(size))); err != nil {
-		return fmt.Errorf("rbd: %s: set_size: %w", img.name, err)
-	}
-	img.mu.Lock()
-	img.size = size
-	img.overlap = min(img.overlap, size) // set_size clips the parent overlap too
-	img.hdrGen.Add(1)                    // a refresh that read the old size must not store it
-	img.mu.Unlock()
-	img.notifyUpdate(ctx)
-	return nil
-}
-
-// validateImageSize refuses the sizes librbd refuses and those this
-// package could not lay out: with OBJECT_MAP, more objects than
-// cls_rbd's MAX_OBJECT_MAP_OBJECT_COUNT (librbd's ObjectMap::is_compatible,
-// checked by CreateRequest and Operations::resize; cls_rbd's
-// object_map_resize would answer EINVAL after the header exists); and
-// for any image, a size whose object count or object-set arithmetic
-// (size rounded up to a whole object set) would wrap around 2^64, which
-// would make the striper and trim compute nonsense object numbers.
-func validateImageSize(l Layout, size, features uint64) error {
-	period, ok := l.objectSetSize()
-	if !ok {
-		n := l.normalized()
-		return fmt.Errorf("%w: object set of %d × %d bytes overflows", ErrInvalid, n.StripeCount, n.ObjectSize())
-	}
-	if size > math.MaxUint64-period {
-		return fmt.Errorf("%w: size %d too large for %d-byte object sets", ErrInvalid, size, period)
-	}
-	if features&FeatureObjectMap != 0 {
-		if c := l.ObjectCount(size); c > maxObjectMapObjects {
-			return fmt.Errorf("%w: size %d needs %d objects, more than an object map holds (%d)",
-				ErrInvalid, size, c, maxObjectMapObjects)
-		}
-	}
-	return nil
-}
 
 // blindTrimLimit is the number of object numbers past the new end up to
 // which trim simply deletes each one (ENOENT ignored) when no object map
@@ -130,15 +44,41 @@ func (img *Image) liveObjectMap() *objectMapView {
 	return &objectMapView{n: img.omap.Len(), get: img.omapState}
 }
 
-// trim removes the image data at and beyond newSize (TrimRequest): objects
-// wholly beyond it are deleted (ENOENT ignored), the boundary object is
-// truncated or zeroed. om, when not nil, tells which objects may exist;
-// removeObjects picks the cheapest way to find the others.
+// dataObjects is what trimming needs of the data pool.
+type dataObjects interface {
+	exists(ctx context.Context, oid string) (bool, error)
+	write(ctx context.Context, oid string, w *rados.WriteOp) error
+	remove(ctx context.Context, oid string) error
+	listObjects(ctx context.Context, fn func(oid string) error) error
+}
+
+// trimRequest removes an image's data at and beyond a new size (librbd's
+// TrimRequest): the image as it is now (size, layout, data object prefix
+// and pool) and the image whose live object map is kept in step.
+type trimRequest struct {
+	img    *Image // its name for errors; its object map, when loaded, is updated
+	size   uint64
+	layout Layout
+	prefix string
+	data   dataObjects
+}
+
+// trim removes the image data at and beyond newSize (see trimRequest).
 func (img *Image) trim(ctx context.Context, st snapshotState, newSize uint64, om *objectMapView) error {
+	t := &trimRequest{img: img, size: st.size, layout: st.layout, prefix: st.prefix, data: st.data}
+	return t.run(ctx, newSize, om)
+}
+
+// run trims to newSize: objects wholly beyond it are deleted (ENOENT
+// ignored), the boundary object is truncated or zeroed. om, when not nil,
+// tells which objects may exist; removeObjects picks the cheapest way to
+// find the others.
+func (t *trimRequest) run(ctx context.Context, newSize uint64, om *objectMapView) error {
+	img, st := t.img, t
 	first := st.layout.ObjectCount(newSize)
 	last := st.layout.ObjectCount(st.size)
 	if first < last {
-		if err := img.removeObjects(ctx, st, first, last, om); err != nil {
+		if err := t.removeObjects(ctx, first, last, om); err != nil {
 			return err
 		}
 	}
@@ -195,7 +135,8 @@ func (img *Image) trim(ctx context.Context, st snapshotState, newSize uint64, om
 // range is deleted blindly and a long one is replaced by a listing of the
 // data pool that yields only this image's objects at or past the first
 // not covered.
-func (img *Image) removeObjects(ctx context.Context, st snapshotState, first, last uint64, om *objectMapView) error {
+func (t *trimRequest) removeObjects(ctx context.Context, first, last uint64, om *objectMapView) error {
+	img, st := t.img, t
 	// Objects the live map tracks get PENDING before and NONEXISTENT
 	// after their delete, as librbd's TrimRequest does; markObject does
 	// nothing when img.omap is nil (Remove, which holds no lock).
@@ -211,7 +152,7 @@ func (img *Image) removeObjects(ctx context.Context, st snapshotState, first, la
 				return err
 			}
 		}
-		err := st.data.write(ctx, DataObjectName(st.prefix, o), opRemove())
+		err := st.data.remove(ctx, DataObjectName(st.prefix, o))
 		if err != nil && !errors.Is(err, syscall.ENOENT) {
 			return fmt.Errorf("rbd: %s: trimming object %d: %w", img.name, o, err)
 		}
@@ -370,117 +311,4 @@ func headObjectMap(ctx context.Context, img *Image) (*objectMapView, error) {
 		return nil, nil
 	}
 	return &objectMapView{n: m.Len(), get: m.Get}, nil
-}
-
-// Remove deletes the image called name (librbd's image::RemoveRequest,
-// without the trash detour): it refuses while another client watches the
-// header or while snapshots exist, deletes the data objects, detaches from
-// a clone parent, and removes the object map, header, id object and
-// directory entry.
-func Remove(ctx context.Context, io *rados.IOContext, name string) error {
-	return remove(ctx, newRadosStore(io), name, "")
-}
-
-// remove deletes an image by name, or by id (name empty: a trashed image,
-// which has no id object or directory entry).
-func remove(ctx context.Context, s store, name, id string) error {
-	img, err := open(ctx, s, name, id, &OpenOptions{ReadOnly: true, internal: true})
-	if err != nil {
-		return err
-	}
-	if id != "" {
-		name = ""
-	}
-	if ws, err := s.listWatchers(ctx, img.hdr()); err != nil {
-		return fmt.Errorf("rbd: remove %q: listing watchers: %w", name, err)
-	} else if n := len(ws); n > 0 {
-		return fmt.Errorf("%w: image %q has %d watchers", ErrBusy, name, n)
-	}
-	st := img.state()
-	if len(img.snaps) > 0 {
-		return fmt.Errorf("%w: image %q has %d snapshots", ErrBusy, name, len(img.snaps))
-	}
-	// Writes from here on: no exclusive lock is needed when nobody watches.
-	img.readOnly = false
-	img.omap = nil // no map updates: the map object goes away below
-	// The object map still tells which data objects exist, so a sparse
-	// image costs one delete per written object, not per object number.
-	om, err := headObjectMap(ctx, img)
-	if err != nil {
-		return fmt.Errorf("rbd: remove %q: object map: %w", name, err)
-	}
-	if err := img.trim(ctx, st, 0, om); err != nil {
-		return err
-	}
-	if img.parent.Exists() {
-		if err := img.detachParent(ctx); err != nil {
-			return err
-		}
-	}
-	if err := s.write(ctx, ObjectMapName(img.id, NoSnap), opRemove()); err != nil && !errors.Is(err, syscall.ENOENT) {
-		return fmt.Errorf("rbd: remove %q: object map: %w", name, err)
-	}
-	if err := s.write(ctx, img.hdr(), opRemove()); err != nil && !errors.Is(err, syscall.ENOENT) {
-		return fmt.Errorf("rbd: remove %q: header: %w", name, err)
-	}
-	if name == "" {
-		return nil
-	}
-	if err := s.write(ctx, IDObjectName(name), opRemove()); err != nil && !errors.Is(err, syscall.ENOENT) {
-		return fmt.Errorf("rbd: remove %q: id object: %w", name, err)
-	}
-	err = s.write(ctx, DirectoryObject, opCall(clsRBD, "dir_remove_image", dirAddArgs(name, img.id)))
-	if err != nil && !errors.Is(err, syscall.ENOENT) {
-		return fmt.Errorf("rbd: remove %q: directory: %w", name, err)
-	}
-	return nil
-}
-
-// detachParent undoes a clone link: child_detach on the parent (clone
-// v2), and remove_child on the child pool's rbd_children (v1).
-func (img *Image) detachParent(ctx context.Context) error {
-	img.mu.RLock()
-	p := img.parent
-	img.mu.RUnlock()
-	return img.detachParentSpec(ctx, p)
-}
-
-func (img *Image) detachParentSpec(ctx context.Context, p ParentSpec) error {
-	ps, err := img.s.withPool(ctx, p.PoolID, p.Namespace)
-	if err != nil {
-		return err
-	}
-	child := ChildSpec{PoolID: img.s.poolID(), Namespace: img.s.namespace(), ImageID: img.id}
-	err = ps.write(ctx, HeaderObjectName(p.ImageID), opCall(clsRBD, "child_detach", childAttachArgs(p.SnapID, child)))
-	if err != nil && !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.EOPNOTSUPP) {
-		return fmt.Errorf("rbd: %s: child_detach: %w", img.name, err)
-	}
-	// Clone v1 records children in rbd_children of the child's own pool.
-	err = img.s.write(ctx, ChildrenObject, opCall(clsRBD, "remove_child", legacyChildArgs(p, img.id)))
-	if err != nil && !errors.Is(err, syscall.ENOENT) {
-		return fmt.Errorf("rbd: %s: remove_child: %w", img.name, err)
-	}
-	removeTrashedSnapshot(ctx, ps, p)
-	return nil
-}
-
-// removeTrashedSnapshot deletes the parent's snapshot once its last clone
-// child is gone, if it waits in the trash namespace (librbd's
-// DetachChildRequest). It is best effort: a snapshot that stays (the
-// parent's lock owner refuses, say) shows in `rbd snap ls --all`.
-func removeTrashedSnapshot(ctx context.Context, ps store, p ParentSpec) {
-	out, err := ps.call(ctx, HeaderObjectName(p.ImageID), clsRBD, "snapshot_get", snapIDArg(p.SnapID))
-	if err != nil {
-		return
-	}
-	si, err := decodeSnapshotInfo(out)
-	if err != nil || si.Namespace.Type != SnapNamespaceTrash || si.ChildCount > 0 {
-		return
-	}
-	parent, err := open(ctx, ps, "", p.ImageID, nil)
-	if err != nil {
-		return
-	}
-	_ = parent.RemoveSnapshotByID(ctx, p.SnapID)
-	_ = parent.Close(context.WithoutCancel(ctx))
 }
