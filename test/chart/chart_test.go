@@ -69,7 +69,8 @@ func TestDefaultValues(t *testing.T) {
 		t.Errorf("controller plugin args:\n got %q\nwant %q", got, w)
 	}
 	if got, w := strs(container(t, node, "csi-gorbd")["args"]),
-		pluginArgs("node", "rbd.csi-gorbd.io", "/run/csi-gorbd", ":9091", "2"); !equalStrings(got, w) {
+		append(pluginArgs("node", "rbd.csi-gorbd.io", "/run/csi-gorbd", ":9091", "2"),
+			builtinRegistrationArgs("/var/lib/kubelet", "rbd.csi-gorbd.io")...); !equalStrings(got, w) {
 		t.Errorf("node plugin args:\n got %q\nwant %q", got, w)
 	}
 	for _, w := range []object{ctrl, node} {
@@ -79,8 +80,9 @@ func TestDefaultValues(t *testing.T) {
 		}
 	}
 
-	// Controller: the three sidecars and the probe, no attacher, leader election on.
-	if got, w := containerNames(ctrl), []string{"csi-gorbd", "csi-provisioner", "csi-snapshotter", "csi-resizer", "liveness-probe"}; !equalStrings(got, w) {
+	// Controller: the three sidecars, no attacher, no livenessprobe
+	// sidecar (the plugin serves /healthz), leader election on.
+	if got, w := containerNames(ctrl), []string{"csi-gorbd", "csi-provisioner", "csi-snapshotter", "csi-resizer"}; !equalStrings(got, w) {
 		t.Errorf("controller containers: got %v want %v", got, w)
 	}
 	if n := str(dig(ctrl, "spec", "replicas")); n != "2" {
@@ -119,7 +121,8 @@ func TestDefaultValues(t *testing.T) {
 	if str(dig(node, "spec", "updateStrategy", "type")) != "OnDelete" {
 		t.Errorf("node updateStrategy %v, want OnDelete", dig(node, "spec", "updateStrategy"))
 	}
-	if got, w := containerNames(node), []string{"csi-gorbd", "node-driver-registrar", "liveness-probe"}; !equalStrings(got, w) {
+	// Node: the plugin alone; it registers itself with the kubelet.
+	if got, w := containerNames(node), []string{"csi-gorbd"}; !equalStrings(got, w) {
 		t.Errorf("node containers: got %v want %v", got, w)
 	}
 	plugin := container(t, node, "csi-gorbd")
@@ -127,6 +130,12 @@ func TestDefaultValues(t *testing.T) {
 		t.Errorf("node plugin must be privileged")
 	}
 	checkNodeMounts(t, node, "/var/lib/kubelet", "/run/csi-gorbd", "rbd.csi-gorbd.io")
+	checkBuiltinRegistration(t, node, "/var/lib/kubelet")
+	for _, w := range []object{ctrl, node} {
+		if p := str(dig(container(t, w, "csi-gorbd"), "readinessProbe", "httpGet", "path")); p != "/readyz" {
+			t.Errorf("%s: plugin readiness probe path %q, want /readyz", w.name(), p)
+		}
+	}
 
 	// CSIDriver.
 	drv := find(t, objs, "CSIDriver", "rbd.csi-gorbd.io")
@@ -232,12 +241,43 @@ func checkNodeMounts(t *testing.T, node object, kubelet, stateDir, driver string
 			}
 		}
 	}
+}
+
+// builtinRegistrationArgs are the node plugin's flags for registering
+// itself with the kubelet.
+func builtinRegistrationArgs(kubelet, driver string) []string {
+	return []string{"--kubelet-registration-path", kubelet + "/plugins/" + driver + "/csi.sock",
+		"--registration-dir", kubelet + "/plugins_registry"}
+}
+
+// checkBuiltinRegistration: the plugin registers itself through the
+// kubelet-dir mount (the registration dir it names is under it); no
+// registrar container, no separate plugins_registry volume.
+func checkBuiltinRegistration(t *testing.T, node object, kubelet string) {
+	t.Helper()
+	for _, v := range maps(dig(node, "spec", "template", "spec", "volumes")) {
+		if str(dig(v, "hostPath", "path")) == kubelet+"/plugins_registry" {
+			t.Errorf("volume %v mounts plugins_registry although the plugin registers itself", v["name"])
+		}
+	}
+	if m := mount(t, container(t, node, "csi-gorbd"), kubelet); str(m["mountPropagation"]) != "Bidirectional" {
+		t.Errorf("the registration dir is reached through the kubelet dir mount: %v", m)
+	}
+}
+
+// checkRegistrarSidecar: node-driver-registrar registers the plugin's
+// socket from the registration dir and the plugin does not register.
+func checkRegistrarSidecar(t *testing.T, node object, kubelet, driver string) {
+	t.Helper()
 	reg := container(t, node, "node-driver-registrar")
 	if args := strs(reg["args"]); !contains(args, "--kubelet-registration-path="+kubelet+"/plugins/"+driver+"/csi.sock") {
 		t.Errorf("registrar args %v", args)
 	}
 	if hp := str(dig(volume(t, node, str(mount(t, reg, "/registration")["name"])), "hostPath", "path")); hp != kubelet+"/plugins_registry" {
 		t.Errorf("registration dir hostPath %q", hp)
+	}
+	if args := strs(container(t, node, "csi-gorbd")["args"]); contains(args, "--kubelet-registration-path") {
+		t.Errorf("plugin registers itself next to the registrar sidecar: %v", args)
 	}
 }
 
@@ -275,13 +315,19 @@ func TestFullValues(t *testing.T) {
 	if img := str(container(t, node, "csi-gorbd")["image"]); img != "registry.example.org/csi-gorbd:v9.9.9" {
 		t.Errorf("plugin image %q", img)
 	}
-	if got, w := containerNames(ctrl), []string{"csi-gorbd", "csi-provisioner", "csi-snapshotter", "csi-resizer"}; !equalStrings(got, w) {
-		t.Errorf("controller containers with livenessprobe off: %v", got)
+	if got, w := containerNames(ctrl), []string{"csi-gorbd", "csi-provisioner", "csi-snapshotter", "csi-resizer", "liveness-probe"}; !equalStrings(got, w) {
+		t.Errorf("controller containers with livenessprobe on: %v", got)
+	}
+	if got, w := containerNames(node), []string{"csi-gorbd", "node-driver-registrar", "liveness-probe"}; !equalStrings(got, w) {
+		t.Errorf("node containers with the registrar and livenessprobe sidecars on: %v", got)
 	}
 	// Liveness never depends on the sidecar (whose CSI Probe checks Ceph).
 	for _, o := range []object{ctrl, node} {
 		if p := str(dig(container(t, o, "csi-gorbd"), "livenessProbe", "httpGet", "port")); p != "metrics" {
-			t.Errorf("plugin liveness probe port %q with the livenessprobe sidecar off, want metrics", p)
+			t.Errorf("plugin liveness probe port %q with the livenessprobe sidecar on, want metrics", p)
+		}
+		if args := strs(container(t, o, "liveness-probe")["args"]); !contains(args, "--csi-address=/csi/csi.sock") {
+			t.Errorf("%s: livenessprobe args %v", o.name(), args)
 		}
 	}
 	if p := str(dig(container(t, ctrl, "csi-gorbd"), "readinessProbe", "httpGet", "path")); p != "/readyz" {
@@ -314,6 +360,7 @@ func TestFullValues(t *testing.T) {
 		t.Errorf("node updateStrategy %v", dig(node, "spec", "updateStrategy"))
 	}
 	checkNodeMounts(t, node, "/var/lib/k0s/kubelet", "/var/run/gorbd-state", "rbd.example.org")
+	checkRegistrarSidecar(t, node, "/var/lib/k0s/kubelet", "rbd.example.org")
 
 	// Secret: exactly ceph-csi's keys.
 	sec := find(t, objs, "Secret", "ceph-kubernetes")
@@ -459,7 +506,7 @@ func TestRBACLeastPrivilege(t *testing.T) {
 		t.Errorf("with snapshotter/resizer/leader election off: %v", kinds(objs))
 	}
 	ctrl := find(t, objs, "Deployment", "-controller")
-	if got := containerNames(ctrl); !equalStrings(got, []string{"csi-gorbd", "csi-provisioner", "liveness-probe"}) {
+	if got := containerNames(ctrl); !equalStrings(got, []string{"csi-gorbd", "csi-provisioner"}) {
 		t.Errorf("containers %v", got)
 	}
 	if args := strs(container(t, ctrl, "csi-provisioner")["args"]); !contains(args, "--leader-election=false") {
