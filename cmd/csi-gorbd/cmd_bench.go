@@ -20,7 +20,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/csi-gorbd/csi-gorbd/rados"
-	"github.com/csi-gorbd/csi-gorbd/rados/osd"
 )
 
 // benchMetaObject records the last write run kept with --no-cleanup, so
@@ -44,7 +43,7 @@ type benchOpts struct {
 	writeFull bool
 }
 
-func init() {
+func newBenchCmd(g *cephFlags) *cobra.Command {
 	var o benchOpts
 	c := &cobra.Command{
 		Use:   "bench SECONDS write|seq|rand|cleanup -p POOL",
@@ -65,16 +64,12 @@ write run left with --no-cleanup. The summary has rados bench's fields.
 			if o.threads < 1 || o.blockSize < 1 {
 				return errors.New("-t and -b must be positive")
 			}
-			conn, err := connectCeph(cmd)
+			conn, io, err := g.openPool(cmd, o.pool)
 			if err != nil {
 				return err
 			}
 			defer conn.Close()
 			ctx := cmd.Context()
-			io, err := conn.OpenIOContext(ctx, o.pool)
-			if err != nil {
-				return err
-			}
 			out := cmd.OutOrStdout()
 			stop, err := startBenchProfiles()
 			if err != nil {
@@ -99,7 +94,7 @@ write run left with --no-cleanup. The summary has rados bench's fields.
 	c.Flags().Int64Var(&o.maxObjs, "max-objects", 0, "stop writing after this many objects (0: no limit)")
 	c.Flags().BoolVar(&o.noHints, "no-hints", false, "send no allocation hint with each write (as rados bench --no-hints)")
 	c.Flags().BoolVar(&o.writeFull, "write-full", false, "send WRITEFULL instead of rados bench's SETALLOCHINT+WRITE")
-	rootCmd.AddCommand(c)
+	return c
 }
 
 // startBenchProfiles starts CPU, block and mutex profiling when
@@ -324,8 +319,8 @@ func benchWriteOne(ctx context.Context, ioc *rados.IOContext, oid string, data [
 	op := rados.NewWriteOp()
 	if !o.noHints {
 		n := uint64(len(data))
-		op.SetAllocHint(n, n, osd.AllocHintSequentialWrite|osd.AllocHintSequentialRead|
-			osd.AllocHintAppendOnly|osd.AllocHintImmutable)
+		op.SetAllocHint(n, n, rados.AllocHintSequentialWrite|rados.AllocHintSequentialRead|
+			rados.AllocHintAppendOnly|rados.AllocHintImmutable)
 	}
 	if o.writeFull {
 		op.WriteFull(data)

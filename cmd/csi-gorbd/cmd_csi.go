@@ -22,12 +22,6 @@ type csiFlags struct {
 	reg                                                                     registrationFlags
 }
 
-func init() {
-	for _, mode := range []string{driver.ModeController, driver.ModeNode, driver.ModeAll} {
-		rootCmd.AddCommand(newCSICmd(mode))
-	}
-}
-
 func newCSICmd(mode string) *cobra.Command {
 	var f csiFlags
 	cmd := &cobra.Command{

@@ -10,44 +10,27 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// csiBenchCmd times CreateVolume+DeleteVolume pairs through a running
+// benchCmd times CreateVolume+DeleteVolume pairs through a running
 // plugin's gRPC endpoint (bench/csi.sh runs it next to `rbd create` +
 // `rbd rm`).
-func csiBenchCmd() *cobra.Command {
+func (c *csiClientCLI) benchCmd() *cobra.Command {
 	var count int
 	var size int64
 	var prefix string
-	cmd := &cobra.Command{
-		Use:   "bench",
-		Short: "Time COUNT CreateVolume+DeleteVolume pairs (one after another); print p50/p99",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := dialCSI()
-			if err != nil {
-				return err
-			}
-			defer c.conn.Close()
-			sec, err := csiSecrets()
-			if err != nil {
-				return err
-			}
-			params, err := csiParams()
-			if err != nil {
-				return err
-			}
+	cmd := c.rpcCmd("bench", "Time COUNT CreateVolume+DeleteVolume pairs (one after another); print p50/p99", cobra.NoArgs,
+		needSecrets|needParams, func(s *csiSession, _ []string) error {
 			var creates, deletes, pairs []time.Duration
 			for i := 0; i < count; i++ {
 				t0 := time.Now()
-				r, err := call(cmd, func(ctx context.Context) (*csi.CreateVolumeResponse, error) {
-					return c.ctl.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: fmt.Sprintf("%s%d", prefix, i), Parameters: params,
-						Secrets: sec, VolumeCapabilities: mountCapability, CapacityRange: &csi.CapacityRange{RequiredBytes: size << 20}})
+				r, err := call(s, func(ctx context.Context) (*csi.CreateVolumeResponse, error) {
+					return s.ctl.CreateVolume(ctx, s.createVolumeRequest(fmt.Sprintf("%s%d", prefix, i), size))
 				})
 				if err != nil {
 					return fmt.Errorf("pair %d: CreateVolume: %w", i, err)
 				}
 				t1 := time.Now()
-				_, err = call(cmd, func(ctx context.Context) (*csi.DeleteVolumeResponse, error) {
-					return c.ctl.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: r.GetVolume().GetVolumeId(), Secrets: sec})
+				_, err = call(s, func(ctx context.Context) (*csi.DeleteVolumeResponse, error) {
+					return s.ctl.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: r.GetVolume().GetVolumeId(), Secrets: s.secrets})
 				})
 				if err != nil {
 					return fmt.Errorf("pair %d: DeleteVolume: %w", i, err)
@@ -55,17 +38,17 @@ func csiBenchCmd() *cobra.Command {
 				t2 := time.Now()
 				creates, deletes, pairs = append(creates, t1.Sub(t0)), append(deletes, t2.Sub(t1)), append(pairs, t2.Sub(t0))
 			}
-			fmt.Printf("%-22s %5s %9s %9s %9s\n", "csi-gorbd (gRPC)", "n", "p50 ms", "p99 ms", "max ms")
+			w := s.cmd.OutOrStdout()
+			fmt.Fprintf(w, "%-22s %5s %9s %9s %9s\n", "csi-gorbd (gRPC)", "n", "p50 ms", "p99 ms", "max ms")
 			for _, row := range []struct {
 				name string
 				d    []time.Duration
 			}{{"CreateVolume", creates}, {"DeleteVolume", deletes}, {"Create+Delete pair", pairs}} {
 				p50, p99, mx := percentiles(row.d)
-				fmt.Printf("%-22s %5d %9.1f %9.1f %9.1f\n", row.name, len(row.d), ms(p50), ms(p99), ms(mx))
+				fmt.Fprintf(w, "%-22s %5d %9.1f %9.1f %9.1f\n", row.name, len(row.d), ms(p50), ms(p99), ms(mx))
 			}
 			return nil
-		},
-	}
+		})
 	cmd.Flags().IntVar(&count, "count", 100, "number of CreateVolume+DeleteVolume pairs")
 	cmd.Flags().Int64Var(&size, "size", 1024, "volume size in MiB")
 	cmd.Flags().StringVar(&prefix, "name-prefix", "csi-bench-", "CSI request names are this plus a number")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -17,17 +16,19 @@ import (
 	"github.com/csi-gorbd/csi-gorbd/rados/entity"
 )
 
-// csiClientFlags are the options of `csi-gorbd csi ...`, a small CSI
+// csiClientCLI holds the options of `csi-gorbd csi ...`, a small CSI
 // client (like csc) for the demo, the bench and operators: it talks to a
 // running plugin over its endpoint, exactly as the sidecars do.
-var csiClientFlags struct {
+type csiClientCLI struct {
+	ceph     *cephFlags
 	endpoint string
 	user     string
 	timeout  time.Duration
 	params   []string
 }
 
-func init() {
+func newCSIClientCmd(g *cephFlags) *cobra.Command {
+	c := &csiClientCLI{ceph: g}
 	cmd := &cobra.Command{
 		Use:   "csi",
 		Short: "Call a running CSI plugin (controller and identity RPCs)",
@@ -36,46 +37,71 @@ func init() {
 			"given as --param key=value (repeatable).",
 	}
 	pf := cmd.PersistentFlags()
-	pf.StringVar(&csiClientFlags.endpoint, "endpoint", "unix:///csi/csi.sock", "CSI endpoint of the plugin (unix:///path or host:port)")
-	pf.StringVar(&csiClientFlags.user, "user", "admin", "Ceph user for the secrets (userID)")
-	pf.DurationVar(&csiClientFlags.timeout, "timeout", 2*time.Minute, "deadline of each call")
-	pf.StringArrayVar(&csiClientFlags.params, "param", nil, "StorageClass parameter key=value (repeatable)")
-	cmd.AddCommand(csiProbeCmd(), csiCreateVolumeCmd(), csiDeleteVolumeCmd(), csiExpandCmd(),
-		csiCreateSnapshotCmd(), csiDeleteSnapshotCmd(), csiListSnapshotsCmd(), csiBenchCmd())
-	rootCmd.AddCommand(cmd)
+	pf.StringVar(&c.endpoint, "endpoint", "unix:///csi/csi.sock", "CSI endpoint of the plugin (unix:///path or host:port)")
+	pf.StringVar(&c.user, "user", "admin", "Ceph user for the secrets (userID)")
+	pf.DurationVar(&c.timeout, "timeout", 2*time.Minute, "deadline of each call")
+	pf.StringArrayVar(&c.params, "param", nil, "StorageClass parameter key=value (repeatable)")
+	cmd.AddCommand(c.probeCmd(), c.createVolumeCmd(), c.deleteVolumeCmd(), c.expandCmd(),
+		c.createSnapshotCmd(), c.deleteSnapshotCmd(), c.listSnapshotsCmd(), c.benchCmd())
+	return cmd
 }
 
-// csiClient dials the endpoint.
-type csiClient struct {
-	conn *grpc.ClientConn
-	id   csi.IdentityClient
-	ctl  csi.ControllerClient
+// csiSession is one command's connection to the plugin with what its
+// requests carry: the secrets and the StorageClass parameters.
+type csiSession struct {
+	cmd     *cobra.Command
+	conn    *grpc.ClientConn
+	id      csi.IdentityClient
+	ctl     csi.ControllerClient
+	timeout time.Duration
+	secrets map[string]string // userID and userKey; nil for identity-only commands
+	params  map[string]string
 }
 
-func dialCSI() (*csiClient, error) {
-	target := csiClientFlags.endpoint
-	if strings.HasPrefix(target, "tcp://") {
-		target = strings.TrimPrefix(target, "tcp://")
+func (s *csiSession) Close() { s.conn.Close() }
+
+// What a csi subcommand needs besides the connection.
+const (
+	needSecrets = 1 << iota
+	needParams
+)
+
+// dial opens a session on the endpoint with the secrets and parameters
+// need asks for (needSecrets, needParams).
+func (c *csiClientCLI) dial(cmd *cobra.Command, need int) (*csiSession, error) {
+	s := &csiSession{cmd: cmd, timeout: c.timeout}
+	var err error
+	if need&needSecrets != 0 {
+		if s.secrets, err = c.secrets(); err != nil {
+			return nil, err
+		}
 	}
-	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if need&needParams != 0 {
+		if s.params, err = c.parameters(); err != nil {
+			return nil, err
+		}
+	}
+	target := strings.TrimPrefix(c.endpoint, "tcp://")
+	s.conn, err = grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return nil, err
 	}
-	return &csiClient{conn: conn, id: csi.NewIdentityClient(conn), ctl: csi.NewControllerClient(conn)}, nil
+	s.id, s.ctl = csi.NewIdentityClient(s.conn), csi.NewControllerClient(s.conn)
+	return s, nil
 }
 
-// call runs fn with the per-call deadline.
-func call[T any](cmd *cobra.Command, fn func(ctx context.Context) (T, error)) (T, error) {
-	ctx, cancel := context.WithTimeout(cmd.Context(), csiClientFlags.timeout)
+// call runs fn with the session's per-call deadline.
+func call[T any](s *csiSession, fn func(ctx context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(s.cmd.Context(), s.timeout)
 	defer cancel()
 	return fn(ctx)
 }
 
-// csiSecrets builds userID/userKey from --user and --key or the keyring.
-func csiSecrets() (map[string]string, error) {
-	key := cephFlags.key
+// secrets builds userID/userKey from --user and --key or the keyring.
+func (c *csiClientCLI) secrets() (map[string]string, error) {
+	key := c.ceph.key
 	if key == "" {
-		path := cephFlags.keyring
+		path := c.ceph.keyring
 		if path == "" {
 			return nil, fmt.Errorf("give the user's key with --key or a keyring with -k")
 		}
@@ -83,7 +109,7 @@ func csiSecrets() (map[string]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		name, err := entity.ParseName("client." + csiClientFlags.user)
+		name, err := entity.ParseName("client." + c.user)
 		if err != nil {
 			return nil, err
 		}
@@ -93,12 +119,12 @@ func csiSecrets() (map[string]string, error) {
 		}
 		key = k.String()
 	}
-	return map[string]string{"userID": csiClientFlags.user, "userKey": key}, nil
+	return map[string]string{"userID": c.user, "userKey": key}, nil
 }
 
-func csiParams() (map[string]string, error) {
+func (c *csiClientCLI) parameters() (map[string]string, error) {
 	m := map[string]string{}
-	for _, kv := range csiClientFlags.params {
+	for _, kv := range c.params {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
 			return nil, fmt.Errorf("--param %q: want key=value", kv)
@@ -108,28 +134,39 @@ func csiParams() (map[string]string, error) {
 	return m, nil
 }
 
-func csiProbeCmd() *cobra.Command {
+// rpcCmd is a csi subcommand: a session with what need asks for, then run.
+func (c *csiClientCLI) rpcCmd(use, short string, args cobra.PositionalArgs, need int,
+	run func(s *csiSession, args []string) error) *cobra.Command {
 	return &cobra.Command{
-		Use: "probe", Short: "GetPluginInfo, Probe and controller capabilities", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := dialCSI()
+		Use: use, Short: short, Args: args,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := c.dial(cmd, need)
 			if err != nil {
 				return err
 			}
-			defer c.conn.Close()
-			info, err := call(cmd, func(ctx context.Context) (*csi.GetPluginInfoResponse, error) {
-				return c.id.GetPluginInfo(ctx, &csi.GetPluginInfoRequest{})
+			defer s.Close()
+			return run(s, args)
+		},
+	}
+}
+
+func (c *csiClientCLI) probeCmd() *cobra.Command {
+	return c.rpcCmd("probe", "GetPluginInfo, Probe and controller capabilities", cobra.NoArgs, 0,
+		func(s *csiSession, _ []string) error {
+			info, err := call(s, func(ctx context.Context) (*csi.GetPluginInfoResponse, error) {
+				return s.id.GetPluginInfo(ctx, &csi.GetPluginInfoRequest{})
 			})
 			if err != nil {
 				return err
 			}
-			pr, err := call(cmd, func(ctx context.Context) (*csi.ProbeResponse, error) { return c.id.Probe(ctx, &csi.ProbeRequest{}) })
+			pr, err := call(s, func(ctx context.Context) (*csi.ProbeResponse, error) { return s.id.Probe(ctx, &csi.ProbeRequest{}) })
 			if err != nil {
 				return err
 			}
-			fmt.Printf("driver %s %s, ready %v\n", info.GetName(), info.GetVendorVersion(), pr.GetReady().GetValue())
-			caps, err := call(cmd, func(ctx context.Context) (*csi.ControllerGetCapabilitiesResponse, error) {
-				return c.ctl.ControllerGetCapabilities(ctx, &csi.ControllerGetCapabilitiesRequest{})
+			w := s.cmd.OutOrStdout()
+			fmt.Fprintf(w, "driver %s %s, ready %v\n", info.GetName(), info.GetVendorVersion(), pr.GetReady().GetValue())
+			caps, err := call(s, func(ctx context.Context) (*csi.ControllerGetCapabilitiesResponse, error) {
+				return s.ctl.ControllerGetCapabilities(ctx, &csi.ControllerGetCapabilitiesRequest{})
 			})
 			if err == nil {
 				var names []string
@@ -137,39 +174,34 @@ func csiProbeCmd() *cobra.Command {
 					names = append(names, cp.GetRpc().GetType().String())
 				}
 				sort.Strings(names)
-				fmt.Printf("controller: %s\n", strings.Join(names, " "))
+				fmt.Fprintf(w, "controller: %s\n", strings.Join(names, " "))
 			}
 			return nil
-		},
+		})
+}
+
+// mountCapability is the capability the client's requests ask for.
+func mountCapability() *csi.VolumeCapability {
+	return &csi.VolumeCapability{
+		AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
+		AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
 	}
 }
 
-var mountCapability = []*csi.VolumeCapability{{
-	AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
-	AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
-}}
+// createVolumeRequest is a CreateVolume of sizeMiB with the session's
+// secrets and parameters.
+func (s *csiSession) createVolumeRequest(name string, sizeMiB int64) *csi.CreateVolumeRequest {
+	return &csi.CreateVolumeRequest{Name: name, Parameters: s.params, Secrets: s.secrets,
+		VolumeCapabilities: []*csi.VolumeCapability{mountCapability()},
+		CapacityRange:      &csi.CapacityRange{RequiredBytes: sizeMiB << 20}}
+}
 
-func csiCreateVolumeCmd() *cobra.Command {
+func (c *csiClientCLI) createVolumeCmd() *cobra.Command {
 	var size int64
 	var fromSnap, fromVol string
-	cmd := &cobra.Command{
-		Use: "create-volume NAME", Short: "CreateVolume; prints the volume id", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := dialCSI()
-			if err != nil {
-				return err
-			}
-			defer c.conn.Close()
-			sec, err := csiSecrets()
-			if err != nil {
-				return err
-			}
-			params, err := csiParams()
-			if err != nil {
-				return err
-			}
-			req := &csi.CreateVolumeRequest{Name: args[0], Parameters: params, Secrets: sec, VolumeCapabilities: mountCapability,
-				CapacityRange: &csi.CapacityRange{RequiredBytes: size << 20}}
+	cmd := c.rpcCmd("create-volume NAME", "CreateVolume; prints the volume id", cobra.ExactArgs(1), needSecrets|needParams,
+		func(s *csiSession, args []string) error {
+			req := s.createVolumeRequest(args[0], size)
 			switch {
 			case fromSnap != "":
 				req.VolumeContentSource = &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Snapshot{
@@ -178,157 +210,97 @@ func csiCreateVolumeCmd() *cobra.Command {
 				req.VolumeContentSource = &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Volume{
 					Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: fromVol}}}
 			}
-			r, err := call(cmd, func(ctx context.Context) (*csi.CreateVolumeResponse, error) { return c.ctl.CreateVolume(ctx, req) })
+			r, err := call(s, func(ctx context.Context) (*csi.CreateVolumeResponse, error) { return s.ctl.CreateVolume(ctx, req) })
 			if err != nil {
 				return err
 			}
 			v := r.GetVolume()
-			fmt.Println(v.GetVolumeId())
-			fmt.Fprintf(os.Stderr, "capacity %d MiB, context %v\n", v.GetCapacityBytes()>>20, v.GetVolumeContext())
+			fmt.Fprintln(s.cmd.OutOrStdout(), v.GetVolumeId())
+			fmt.Fprintf(s.cmd.ErrOrStderr(), "capacity %d MiB, context %v\n", v.GetCapacityBytes()>>20, v.GetVolumeContext())
 			return nil
-		},
-	}
+		})
 	cmd.Flags().Int64Var(&size, "size", 1024, "capacity in MiB")
 	cmd.Flags().StringVar(&fromSnap, "from-snapshot", "", "restore from this snapshot id")
 	cmd.Flags().StringVar(&fromVol, "from-volume", "", "clone this volume id")
 	return cmd
 }
 
-func csiDeleteVolumeCmd() *cobra.Command {
-	return &cobra.Command{
-		Use: "delete-volume VOLUME_ID", Short: "DeleteVolume", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := dialCSI()
-			if err != nil {
-				return err
-			}
-			defer c.conn.Close()
-			sec, err := csiSecrets()
-			if err != nil {
-				return err
-			}
-			_, err = call(cmd, func(ctx context.Context) (*csi.DeleteVolumeResponse, error) {
-				return c.ctl.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: args[0], Secrets: sec})
+func (c *csiClientCLI) deleteVolumeCmd() *cobra.Command {
+	return c.rpcCmd("delete-volume VOLUME_ID", "DeleteVolume", cobra.ExactArgs(1), needSecrets,
+		func(s *csiSession, args []string) error {
+			_, err := call(s, func(ctx context.Context) (*csi.DeleteVolumeResponse, error) {
+				return s.ctl.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: args[0], Secrets: s.secrets})
 			})
 			return err
-		},
-	}
+		})
 }
 
-func csiExpandCmd() *cobra.Command {
+func (c *csiClientCLI) expandCmd() *cobra.Command {
 	var size int64
-	cmd := &cobra.Command{
-		Use: "expand-volume VOLUME_ID --size MiB", Short: "ControllerExpandVolume", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := dialCSI()
-			if err != nil {
-				return err
-			}
-			defer c.conn.Close()
-			sec, err := csiSecrets()
-			if err != nil {
-				return err
-			}
-			r, err := call(cmd, func(ctx context.Context) (*csi.ControllerExpandVolumeResponse, error) {
-				return c.ctl.ControllerExpandVolume(ctx, &csi.ControllerExpandVolumeRequest{VolumeId: args[0], Secrets: sec,
-					CapacityRange: &csi.CapacityRange{RequiredBytes: size << 20}, VolumeCapability: mountCapability[0]})
+	cmd := c.rpcCmd("expand-volume VOLUME_ID --size MiB", "ControllerExpandVolume", cobra.ExactArgs(1), needSecrets,
+		func(s *csiSession, args []string) error {
+			r, err := call(s, func(ctx context.Context) (*csi.ControllerExpandVolumeResponse, error) {
+				return s.ctl.ControllerExpandVolume(ctx, &csi.ControllerExpandVolumeRequest{VolumeId: args[0], Secrets: s.secrets,
+					CapacityRange: &csi.CapacityRange{RequiredBytes: size << 20}, VolumeCapability: mountCapability()})
 			})
 			if err != nil {
 				return err
 			}
-			fmt.Printf("capacity %d MiB, node expansion required %v\n", r.GetCapacityBytes()>>20, r.GetNodeExpansionRequired())
+			fmt.Fprintf(s.cmd.OutOrStdout(), "capacity %d MiB, node expansion required %v\n", r.GetCapacityBytes()>>20, r.GetNodeExpansionRequired())
 			return nil
-		},
-	}
+		})
 	cmd.Flags().Int64Var(&size, "size", 0, "new capacity in MiB")
 	_ = cmd.MarkFlagRequired("size")
 	return cmd
 }
 
-func csiCreateSnapshotCmd() *cobra.Command {
-	return &cobra.Command{
-		Use: "create-snapshot NAME VOLUME_ID", Short: "CreateSnapshot; prints the snapshot id", Args: cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := dialCSI()
-			if err != nil {
-				return err
-			}
-			defer c.conn.Close()
-			sec, err := csiSecrets()
-			if err != nil {
-				return err
-			}
-			params, err := csiParams()
-			if err != nil {
-				return err
-			}
-			r, err := call(cmd, func(ctx context.Context) (*csi.CreateSnapshotResponse, error) {
-				return c.ctl.CreateSnapshot(ctx, &csi.CreateSnapshotRequest{Name: args[0], SourceVolumeId: args[1], Secrets: sec, Parameters: params})
+func (c *csiClientCLI) createSnapshotCmd() *cobra.Command {
+	return c.rpcCmd("create-snapshot NAME VOLUME_ID", "CreateSnapshot; prints the snapshot id", cobra.ExactArgs(2), needSecrets|needParams,
+		func(s *csiSession, args []string) error {
+			r, err := call(s, func(ctx context.Context) (*csi.CreateSnapshotResponse, error) {
+				return s.ctl.CreateSnapshot(ctx, &csi.CreateSnapshotRequest{Name: args[0], SourceVolumeId: args[1], Secrets: s.secrets, Parameters: s.params})
 			})
 			if err != nil {
 				return err
 			}
-			fmt.Println(r.GetSnapshot().GetSnapshotId())
+			fmt.Fprintln(s.cmd.OutOrStdout(), r.GetSnapshot().GetSnapshotId())
 			return nil
-		},
-	}
+		})
 }
 
-func csiDeleteSnapshotCmd() *cobra.Command {
-	return &cobra.Command{
-		Use: "delete-snapshot SNAPSHOT_ID", Short: "DeleteSnapshot", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := dialCSI()
-			if err != nil {
-				return err
-			}
-			defer c.conn.Close()
-			sec, err := csiSecrets()
-			if err != nil {
-				return err
-			}
-			_, err = call(cmd, func(ctx context.Context) (*csi.DeleteSnapshotResponse, error) {
-				return c.ctl.DeleteSnapshot(ctx, &csi.DeleteSnapshotRequest{SnapshotId: args[0], Secrets: sec})
+func (c *csiClientCLI) deleteSnapshotCmd() *cobra.Command {
+	return c.rpcCmd("delete-snapshot SNAPSHOT_ID", "DeleteSnapshot", cobra.ExactArgs(1), needSecrets,
+		func(s *csiSession, args []string) error {
+			_, err := call(s, func(ctx context.Context) (*csi.DeleteSnapshotResponse, error) {
+				return s.ctl.DeleteSnapshot(ctx, &csi.DeleteSnapshotRequest{SnapshotId: args[0], Secrets: s.secrets})
 			})
 			return err
-		},
-	}
+		})
 }
 
-func csiListSnapshotsCmd() *cobra.Command {
+func (c *csiClientCLI) listSnapshotsCmd() *cobra.Command {
 	var source string
-	cmd := &cobra.Command{
-		Use: "list-snapshots", Short: "ListSnapshots (all, or of --source VOLUME_ID)", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := dialCSI()
-			if err != nil {
-				return err
-			}
-			defer c.conn.Close()
-			sec, err := csiSecrets()
-			if err != nil {
-				return err
-			}
+	cmd := c.rpcCmd("list-snapshots", "ListSnapshots (all, or of --source VOLUME_ID)", cobra.NoArgs, needSecrets,
+		func(s *csiSession, _ []string) error {
 			token := ""
 			for {
-				r, err := call(cmd, func(ctx context.Context) (*csi.ListSnapshotsResponse, error) {
-					return c.ctl.ListSnapshots(ctx, &csi.ListSnapshotsRequest{SourceVolumeId: source, Secrets: sec,
+				r, err := call(s, func(ctx context.Context) (*csi.ListSnapshotsResponse, error) {
+					return s.ctl.ListSnapshots(ctx, &csi.ListSnapshotsRequest{SourceVolumeId: source, Secrets: s.secrets,
 						StartingToken: token, MaxEntries: 100})
 				})
 				if err != nil {
 					return err
 				}
 				for _, e := range r.GetEntries() {
-					s := e.GetSnapshot()
-					fmt.Printf("%s\t%d MiB\tsource %s\t%s\n", s.GetSnapshotId(), s.GetSizeBytes()>>20, s.GetSourceVolumeId(),
-						s.GetCreationTime().AsTime().Format(time.RFC3339))
+					sn := e.GetSnapshot()
+					fmt.Fprintf(s.cmd.OutOrStdout(), "%s\t%d MiB\tsource %s\t%s\n", sn.GetSnapshotId(), sn.GetSizeBytes()>>20,
+						sn.GetSourceVolumeId(), sn.GetCreationTime().AsTime().Format(time.RFC3339))
 				}
 				if token = r.GetNextToken(); token == "" {
 					return nil
 				}
 			}
-		},
-	}
+		})
 	cmd.Flags().StringVar(&source, "source", "", "only snapshots of this volume id")
 	return cmd
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/csi-gorbd/csi-gorbd/rados"
 )
 
-func init() {
+func newMonCommandCmd(g *cephFlags) *cobra.Command {
 	var inFile, outFile string
 	c := &cobra.Command{
 		Use:   "mon-command JSON",
@@ -37,7 +37,7 @@ the monitor's error text.`,
 					return err
 				}
 			}
-			conn, err := connectCeph(cmd)
+			conn, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
@@ -72,7 +72,7 @@ the monitor's error text.`,
 	}
 	c.Flags().StringVarP(&inFile, "in-file", "i", "", "send this file's contents as input (- for stdin)")
 	c.Flags().StringVarP(&outFile, "out-file", "o", "", "write the output to this file")
-	rootCmd.AddCommand(c)
+	return c
 }
 
 func errnoExit(e syscall.Errno) int {

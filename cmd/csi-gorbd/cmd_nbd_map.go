@@ -24,12 +24,8 @@ import (
 // every nbd device anyway.
 const defaultNBDStateDir = "/run/csi-gorbd/nbd"
 
-// nbdMapOpenImage opens POOL/IMAGE[@SNAP] images for map and recover; the
-// RBD work sets it. Credentials come from the command's own flags and
-// config, never from the state directory.
-var nbdMapOpenImage func(ctx context.Context, cmd *cobra.Command, image string, readOnly bool) (nbd.Backend, error)
-
-var nbdMapFlags struct {
+// nbdMapOpts are the options of one `nbd map`.
+type nbdMapOpts struct {
 	memory      string
 	file        string
 	size        string
@@ -41,43 +37,60 @@ var nbdMapFlags struct {
 	deadConn    time.Duration
 }
 
-var nbdStateDir string
-
-var nbdMapCmd = &cobra.Command{
-	Use:   "map [POOL/IMAGE[@SNAP]]",
-	Short: "Attach an export to a kernel /dev/nbdN and serve it in the foreground",
-	Long: `Attach an export to the kernel's nbd driver through a socketpair and
+func (n *nbdCLI) mapCmd() *cobra.Command {
+	var o nbdMapOpts
+	c := &cobra.Command{
+		Use:   "map [POOL/IMAGE[@SNAP]]",
+		Short: "Attach an export to a kernel /dev/nbdN and serve it in the foreground",
+		Long: `Attach an export to the kernel's nbd driver through a socketpair and
 serve it until the device is unmapped. Prints the device path.
 
 Stopping the command (SIGINT, SIGTERM, kill -9) does not detach the device:
 I/O waits up to --dead-conn-timeout for "csi-gorbd nbd recover" to take the
 device over. Only "csi-gorbd nbd unmap" detaches.`,
-	Example: `  csi-gorbd nbd map --memory 1G
+		Example: `  csi-gorbd nbd map --memory 1G
   csi-gorbd nbd map --file /var/tmp/disk.img --size 10G --connections 2
   csi-gorbd nbd map rbd/vol1`,
-	Args: cobra.MaximumNArgs(1),
-	RunE: runNBDMap,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return n.runMap(cmd, args, &o) },
+	}
+	f := c.Flags()
+	f.StringVar(&o.memory, "memory", "", "export a sparse in-memory device of this `SIZE`")
+	f.StringVar(&o.file, "file", "", "export this regular `FILE` (created or grown to --size)")
+	f.StringVar(&o.size, "size", "", "with --file: create or grow the file to `SIZE`")
+	f.StringVar(&o.id, "id", "", "backend identifier (default: the image spec, or memory-<time>)")
+	f.StringVar(&o.device, "device", "", "use this `/dev/nbdN` (default: the kernel picks)")
+	f.BoolVar(&o.readOnly, "read-only", false, "attach read-only")
+	f.IntVar(&o.connections, "connections", 1, "number of sockets (1..16)")
+	f.DurationVar(&o.timeout, "timeout", 0, "kernel request timeout; after it the socket is replaced (0: kernel default, 30s, socket kept)")
+	f.DurationVar(&o.deadConn, "dead-conn-timeout", attach.DefaultDeadConnTimeout, "how long I/O waits for a restarted server")
+	return c
 }
 
-var nbdUnmapCmd = &cobra.Command{
-	Use:   "unmap DEVICE|ID",
-	Short: "Detach a /dev/nbdN (by device or backend identifier) and forget it",
-	Args:  cobra.ExactArgs(1),
-	RunE:  runNBDUnmap,
+func (n *nbdCLI) unmapCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "unmap DEVICE|ID",
+		Short: "Detach a /dev/nbdN (by device or backend identifier) and forget it",
+		Args:  cobra.ExactArgs(1),
+		RunE:  n.runUnmap,
+	}
 }
 
-var nbdListCmd = &cobra.Command{
-	Use:     "list",
-	Aliases: []string{"list-mapped"},
-	Short:   "List the kernel's connected nbd devices and the recorded attachments",
-	Args:    cobra.NoArgs,
-	RunE:    runNBDList,
+func (n *nbdCLI) listCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"list-mapped"},
+		Short:   "List the kernel's connected nbd devices and the recorded attachments",
+		Args:    cobra.NoArgs,
+		RunE:    n.runList,
+	}
 }
 
-var nbdRecoverCmd = &cobra.Command{
-	Use:   "recover",
-	Short: "Take over every recorded device after a restart and serve them in the foreground",
-	Long: `For every record in the state directory, reopen its backend, hand the
+func (n *nbdCLI) recoverCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "recover",
+		Short: "Take over every recorded device after a restart and serve them in the foreground",
+		Long: `For every record in the state directory, reopen its backend, hand the
 kernel fresh sockets (NBD_CMD_RECONFIGURE with the recorded backend
 identifier) and serve them until they are unmapped. In-memory exports cannot
 be recovered: their data died with the process that served them.
@@ -86,30 +99,16 @@ A read-write RBD map holds the image's owner file under STATE-DIR/owners
 while it serves; recover takes it over only from a dead server (a live one
 keeps its device), and breaks the exclusive lock the dead server's clients
 left at once instead of waiting for their watch to time out.`,
-	Args: cobra.NoArgs,
-	RunE: runNBDRecover,
-}
-
-func init() {
-	for _, c := range []*cobra.Command{nbdMapCmd, nbdUnmapCmd, nbdListCmd, nbdRecoverCmd} {
-		c.Flags().StringVar(&nbdStateDir, "state-dir", defaultNBDStateDir, "attachment records `DIR`")
-		nbdCmd.AddCommand(c)
+		Args: cobra.NoArgs,
+		RunE: n.runRecover,
 	}
-	f := nbdMapCmd.Flags()
-	f.StringVar(&nbdMapFlags.memory, "memory", "", "export a sparse in-memory device of this `SIZE`")
-	f.StringVar(&nbdMapFlags.file, "file", "", "export this regular `FILE` (created or grown to --size)")
-	f.StringVar(&nbdMapFlags.size, "size", "", "with --file: create or grow the file to `SIZE`")
-	f.StringVar(&nbdMapFlags.id, "id", "", "backend identifier (default: the image spec, or memory-<time>)")
-	f.StringVar(&nbdMapFlags.device, "device", "", "use this `/dev/nbdN` (default: the kernel picks)")
-	f.BoolVar(&nbdMapFlags.readOnly, "read-only", false, "attach read-only")
-	f.IntVar(&nbdMapFlags.connections, "connections", 1, "number of sockets (1..16)")
-	f.DurationVar(&nbdMapFlags.timeout, "timeout", 0, "kernel request timeout; after it the socket is replaced (0: kernel default, 30s, socket kept)")
-	f.DurationVar(&nbdMapFlags.deadConn, "dead-conn-timeout", attach.DefaultDeadConnTimeout, "how long I/O waits for a restarted server")
+	c.Flags().DurationVar(&n.lockWait, "lock-wait", 90*time.Second, lockWaitHelp)
+	return c
 }
 
 // nbdFactory opens the backends named by image spec strings:
-// memory:SIZE, file:PATH and POOL/IMAGE[@SNAP] (through nbdMapOpenImage).
-func nbdFactory(cmd *cobra.Command, recovering bool) attach.Factory {
+// memory:SIZE, file:PATH and POOL/IMAGE[@SNAP] (openRBDForMap).
+func (n *nbdCLI) factory(cmd *cobra.Command, recovering bool) attach.Factory {
 	return func(ctx context.Context, image string, readOnly bool) (nbd.Backend, error) {
 		switch {
 		case strings.HasPrefix(image, "memory:"):
@@ -123,36 +122,33 @@ func nbdFactory(cmd *cobra.Command, recovering bool) attach.Factory {
 			return memory.New(size), nil
 		case strings.HasPrefix(image, "file:"):
 			return attach.OpenFileBackend(strings.TrimPrefix(image, "file:"), 0, readOnly)
-		case nbdMapOpenImage != nil:
-			return nbdMapOpenImage(ctx, cmd, image, readOnly)
 		default:
-			return nil, fmt.Errorf("image %q: RBD images are not built in yet; use --memory or --file", image)
+			return n.openRBDForMap(ctx, cmd, image, readOnly)
 		}
 	}
 }
 
-func newNBDManager(ctx context.Context, cmd *cobra.Command, recovering bool) (*attach.Manager, error) {
+func (n *nbdCLI) manager(ctx context.Context, cmd *cobra.Command, recovering bool) (*attach.Manager, error) {
 	errw := cmd.ErrOrStderr()
 	return attach.New(ctx, attach.Config{
-		StateDir: nbdStateDir,
-		Factory:  nbdFactory(cmd, recovering),
+		StateDir: n.stateDir,
+		Factory:  n.factory(cmd, recovering),
 		OnEvent:  func(e attach.Event) { fmt.Fprintln(errw, "csi-gorbd:", e) },
 	})
 }
 
-func runNBDMap(cmd *cobra.Command, args []string) error {
-	fl := &nbdMapFlags
+func (n *nbdCLI) runMap(cmd *cobra.Command, args []string, fl *nbdMapOpts) error {
 	var image string
-	n := 0
+	given := 0
 	if fl.memory != "" {
-		n++
+		given++
 		if _, err := parseSize(fl.memory); err != nil {
 			return fmt.Errorf("--memory: %w", err)
 		}
 		image = "memory:" + fl.memory
 	}
 	if fl.file != "" {
-		n++
+		given++
 		image = "file:" + fl.file
 		if fl.size != "" {
 			size, err := parseSize(fl.size)
@@ -167,10 +163,10 @@ func runNBDMap(cmd *cobra.Command, args []string) error {
 		}
 	}
 	if len(args) == 1 {
-		n++
+		given++
 		image = args[0]
 	}
-	if n != 1 {
+	if given != 1 {
 		return errors.New("give exactly one of --memory SIZE, --file FILE or an image")
 	}
 	id := fl.id
@@ -185,7 +181,7 @@ func runNBDMap(cmd *cobra.Command, args []string) error {
 	// detaching.
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	m, err := newNBDManager(ctx, cmd, false)
+	m, err := n.manager(ctx, cmd, false)
 	if err != nil {
 		return err
 	}
@@ -210,7 +206,7 @@ func runNBDMap(cmd *cobra.Command, args []string) error {
 	fmt.Fprintln(cmd.OutOrStdout(), rec.Device())
 	select {
 	case <-m.Done(rec.Device()):
-		if _, err := (attach.Store{Dir: nbdStateDir}).Load(rec.Index); err == nil && ctx.Err() == nil {
+		if _, err := (attach.Store{Dir: n.stateDir}).Load(rec.Index); err == nil && ctx.Err() == nil {
 			return fmt.Errorf("stopped serving %s; it stays attached, waiting for \"csi-gorbd nbd recover\"", rec.Device())
 		}
 		return nil
@@ -221,10 +217,10 @@ func runNBDMap(cmd *cobra.Command, args []string) error {
 	}
 }
 
-func runNBDUnmap(cmd *cobra.Command, args []string) error {
+func (n *nbdCLI) runUnmap(cmd *cobra.Command, args []string) error {
 	ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 	defer cancel()
-	m, err := newNBDManager(ctx, cmd, false)
+	m, err := n.manager(ctx, cmd, false)
 	if err != nil {
 		return err
 	}
@@ -240,10 +236,10 @@ func runNBDUnmap(cmd *cobra.Command, args []string) error {
 	return err
 }
 
-func runNBDRecover(cmd *cobra.Command, _ []string) error {
+func (n *nbdCLI) runRecover(cmd *cobra.Command, _ []string) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	m, err := newNBDManager(ctx, cmd, true)
+	m, err := n.manager(ctx, cmd, true)
 	if err != nil {
 		return err
 	}
@@ -272,14 +268,14 @@ func runNBDRecover(cmd *cobra.Command, _ []string) error {
 	return nil
 }
 
-func runNBDList(cmd *cobra.Command, _ []string) error {
+func (n *nbdCLI) runList(cmd *cobra.Command, _ []string) error {
 	ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 	defer cancel()
 	devs, err := nbdnl.Status(ctx, -1)
 	if err != nil {
 		return err
 	}
-	recs, rerr := attach.Store{Dir: nbdStateDir}.List()
+	recs, rerr := attach.Store{Dir: n.stateDir}.List()
 	byIndex := map[int]*attach.Record{}
 	for _, r := range recs {
 		byIndex[r.Index] = r

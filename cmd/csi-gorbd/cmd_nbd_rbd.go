@@ -23,30 +23,24 @@ import (
 // this file plugs internal/rbdbackend into the hooks of cmd_nbd_serve.go
 // and cmd_nbd_map.go. Credentials come from the global ceph flags.
 
-// nbdLockWait is how long "nbd recover" keeps trying an image whose
-// exclusive lock still looks held. After a kill -9 the dead server's
-// header watch lives on in the OSD until osd_client_watch_timeout (30s by
-// default) runs out; only then can rbd tell the owner is dead, blocklist
-// it and break its lock. A dead server that mapped the image from the
-// same state directory is known dead sooner: its clients are in the
-// image's owner file (acquireImageOwner), so its lock is broken at once;
-// the wait is for locks left by anybody else. "nbd map" does not wait: a
-// busy image there is another live client's.
-var nbdLockWait time.Duration
-
-func init() {
-	nbdServeOpenImage = openRBDForServe
-	nbdMapOpenImage = openRBDForMap
-	nbdRecoverCmd.Flags().DurationVar(&nbdLockWait, "lock-wait", 90*time.Second,
-		"keep retrying an image whose exclusive lock a dead server still seems to hold (keep it below the devices' --dead-conn-timeout)")
-}
+// lockWaitHelp explains recover's --lock-wait: how long it keeps trying
+// an image whose exclusive lock still looks held. After a kill -9 the dead
+// server's header watch lives on in the OSD until osd_client_watch_timeout
+// (30s by default) runs out; only then can rbd tell the owner is dead,
+// blocklist it and break its lock. A dead server that mapped the image
+// from the same state directory is known dead sooner: its clients are in
+// the image's owner file (acquireImageOwner), so its lock is broken at
+// once; the wait is for locks left by anybody else. "nbd map" does not
+// wait: a busy image there is another live client's.
+const lockWaitHelp = "keep retrying an image whose exclusive lock a dead server still seems to hold (keep it below the devices' --dead-conn-timeout)"
 
 // rbdExport is an open image with the connection it owns; Close (the
 // io.Closer the attach manager calls) releases both.
 type rbdExport struct {
 	*rbdbackend.Backend
-	conn  *rados.Conn
-	owner *incarnation.Dir // the image's owner file (read-write maps), or nil
+	conn     *rados.Conn
+	owner    *incarnation.Dir // the image's owner file (read-write maps), or nil
+	stateDir string
 }
 
 func (e *rbdExport) Close() error {
@@ -65,7 +59,7 @@ func (e *rbdExport) Close() error {
 	if e.owner != nil {
 		// Closed cleanly: nothing left to take over.
 		err = e.owner.Remove()
-		_ = os.Remove(filepath.Join(nbdStateDir, "owners")) // once empty
+		_ = os.Remove(filepath.Join(e.stateDir, "owners")) // once empty
 	}
 	return err
 }
@@ -74,15 +68,15 @@ func (e *rbdExport) Close() error {
 // (a read-write map) the connection's client is recorded there before the
 // image takes its lock, and a lock left by a client of an earlier owner
 // (a dead server) is broken at once.
-func openRBDExportOwned(ctx context.Context, cmd *cobra.Command, image string, readOnly bool, owner *incarnation.Dir) (*rbdExport, error) {
+func (n *nbdCLI) openRBDExportOwned(ctx context.Context, cmd *cobra.Command, image string, readOnly bool, owner *incarnation.Dir) (*rbdExport, error) {
 	if owner == nil {
-		return openRBDExport(ctx, cmd, image, readOnly)
+		return n.openRBDExport(ctx, cmd, image, readOnly)
 	}
 	s, err := rbdbackend.ParseSpec(image)
 	if err != nil {
 		return nil, err
 	}
-	conn, err := connectCeph(cmd)
+	conn, err := n.ceph.connect(cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -104,14 +98,14 @@ func openRBDExportOwned(ctx context.Context, cmd *cobra.Command, image string, r
 	if err != nil {
 		return fail(fmt.Errorf("opening %s: %w", s, err))
 	}
-	return &rbdExport{Backend: rbdbackend.New(img, false), conn: conn, owner: owner}, nil
+	return &rbdExport{Backend: rbdbackend.New(img, false), conn: conn, owner: owner, stateDir: n.stateDir}, nil
 }
 
-func openRBDExport(ctx context.Context, cmd *cobra.Command, image string, readOnly bool) (*rbdExport, error) {
+func (n *nbdCLI) openRBDExport(ctx context.Context, cmd *cobra.Command, image string, readOnly bool) (*rbdExport, error) {
 	if _, err := rbdbackend.ParseSpec(image); err != nil {
 		return nil, err
 	}
-	conn, err := connectCeph(cmd)
+	conn, err := n.ceph.connect(cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -123,48 +117,48 @@ func openRBDExport(ctx context.Context, cmd *cobra.Command, image string, readOn
 	return &rbdExport{Backend: b, conn: conn}, nil
 }
 
-// serveConn is the one cluster connection `nbd serve` shares among all
-// the images it serves; serveRefs counts the open images.
-var (
-	serveConn *rados.Conn
-	serveRefs int
-)
+// sharedConn is the one cluster connection `nbd serve` shares among all
+// the images it serves, and those images.
+type sharedConn struct {
+	ceph   *cephFlags
+	conn   *rados.Conn
+	images []*rbdbackend.Backend
+}
 
-func openRBDForServe(ctx context.Context, cmd *cobra.Command, image string) (nbd.Backend, string, func() error, error) {
+// open opens image on the shared connection (connecting first if needed).
+func (s *sharedConn) open(ctx context.Context, cmd *cobra.Command, image string, readOnly bool) (*rbdbackend.Backend, error) {
 	if _, err := rbdbackend.ParseSpec(image); err != nil {
-		return nil, "", nil, err
+		return nil, err
 	}
-	if serveConn == nil {
-		c, err := connectCeph(cmd)
+	if s.conn == nil {
+		c, err := s.ceph.connect(cmd)
 		if err != nil {
-			return nil, "", nil, err
+			return nil, err
 		}
-		serveConn = c
+		s.conn = c
 	}
-	release := func() error {
-		if serveRefs--; serveRefs == 0 {
-			err := serveConn.Close()
-			serveConn = nil
-			return err
-		}
-		return nil
-	}
-	serveRefs++
-	b, err := rbdbackend.Open(ctx, serveConn, image, nbdServeFlags.readOnly)
+	b, err := rbdbackend.Open(ctx, s.conn, image, readOnly)
 	if err != nil {
-		release()
-		return nil, "", nil, err
+		return nil, err
 	}
-	closeFn := func() error {
-		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		err := b.Close(cctx)
-		if rerr := release(); err == nil {
-			err = rerr
-		}
-		return err
+	s.images = append(s.images, b)
+	return b, nil
+}
+
+// closeAll closes the images, last opened first, then the connection.
+func (s *sharedConn) closeAll() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var errs []error
+	for i := len(s.images) - 1; i >= 0; i-- {
+		errs = append(errs, s.images[i].Close(ctx))
 	}
-	return b, b.Description(), closeFn, nil
+	s.images = nil
+	if s.conn != nil {
+		errs = append(errs, s.conn.Close())
+		s.conn = nil
+	}
+	return errors.Join(errs...)
 }
 
 // ownerWait bounds waiting for an image's owner file: a server that is
@@ -177,8 +171,8 @@ const ownerWait = 5 * time.Second
 // A process that holds it is alive; one that does not is dead, and the
 // exclusive lock its clients left is broken at once instead of after
 // their header watch times out (osd_client_watch_timeout, 30 s).
-func acquireImageOwner(ctx context.Context, image string) (*incarnation.Dir, error) {
-	dir := filepath.Join(nbdStateDir, "owners")
+func (n *nbdCLI) acquireImageOwner(ctx context.Context, image string) (*incarnation.Dir, error) {
+	dir := filepath.Join(n.stateDir, "owners")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -193,20 +187,23 @@ func acquireImageOwner(ctx context.Context, image string) (*incarnation.Dir, err
 
 func clientToken(c *rados.Conn) string { return fmt.Sprintf("%s client.%d", c.FSID(), c.GlobalID()) }
 
-func openRBDForMap(ctx context.Context, cmd *cobra.Command, image string, readOnly bool) (nbd.Backend, error) {
+// openRBDForMap opens POOL/IMAGE[@SNAP] for map and recover. Credentials
+// come from the command's own flags and config, never from the state
+// directory.
+func (n *nbdCLI) openRBDForMap(ctx context.Context, cmd *cobra.Command, image string, readOnly bool) (nbd.Backend, error) {
 	if s, err := rbdbackend.ParseSpec(image); err == nil && s.Snap != "" && !readOnly {
 		return nil, fmt.Errorf("%s: a snapshot can only be mapped with --read-only", image)
 	}
 	var owner *incarnation.Dir
 	if !readOnly {
 		var err error
-		if owner, err = acquireImageOwner(ctx, image); err != nil {
+		if owner, err = n.acquireImageOwner(ctx, image); err != nil {
 			return nil, err
 		}
 	}
-	deadline := time.Now().Add(nbdLockWait)
+	deadline := time.Now().Add(n.lockWait)
 	for {
-		e, err := openRBDExportOwned(ctx, cmd, image, readOnly, owner)
+		e, err := n.openRBDExportOwned(ctx, cmd, image, readOnly, owner)
 		if err == nil {
 			return e, nil
 		}

@@ -50,15 +50,10 @@ func TestNBDServeCommand(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	args := []string{"nbd", "serve", "--memory", "3M", "--listen", "unix:" + sock, "--name", "d", "--read-only"}
-	rootCmd.SetArgs(args)
-	rootCmd.SetErr(io.Discard)
-	// Cobra hands the root's context to a subcommand only while the
-	// subcommand has none, so a second run in this process (-count=2)
-	// would inherit the first run's cancelled one.
-	if sub, _, err := rootCmd.Find(args); err == nil {
-		sub.SetContext(ctx)
-	}
-	go func() { done <- rootCmd.ExecuteContext(ctx) }()
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetErr(io.Discard)
+	go func() { done <- root.ExecuteContext(ctx) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/csi-gorbd/csi-gorbd/rados/osdmap"
 )
 
-func init() {
+func newOSDCmd(g *cephFlags) *cobra.Command {
 	osdCmd := &cobra.Command{
 		Use:   "osd",
 		Short: "OSD queries computed from the cluster's live OSDMap",
@@ -30,7 +30,7 @@ matches ceph osd map:
 			if len(args) == 3 {
 				ns = args[2]
 			}
-			conn, err := connectCeph(cmd)
+			conn, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
@@ -50,7 +50,7 @@ matches ceph osd map:
 	}
 	mapCmd.Flags().StringVarP(&ns, "namespace", "N", "", "object namespace")
 	osdCmd.AddCommand(mapCmd)
-	rootCmd.AddCommand(osdCmd)
+	return osdCmd
 }
 
 // osdMapLine formats one placement as OSDMonitor's "osd map" does.

@@ -59,7 +59,7 @@ func (f *osdmapFlags) load() (*osdmap.OSDMap, error) {
 	return m, nil
 }
 
-func init() {
+func newOSDMapCmd() *cobra.Command {
 	osdmapCmd := &cobra.Command{
 		Use:   "osdmap",
 		Short: "Inspect OSDMaps and compute placements offline (osdmaptool-compatible output)",
@@ -136,5 +136,5 @@ func init() {
 	mapObject.Flags().StringVar(&key, "key", "", "object locator key (defaults to the name)")
 
 	osdmapCmd.AddCommand(mapPGs, mapObject)
-	rootCmd.AddCommand(osdmapCmd)
+	return osdmapCmd
 }

@@ -10,36 +10,35 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/csi-gorbd/csi-gorbd/rados"
-	"github.com/csi-gorbd/csi-gorbd/rados/encoding"
 	"github.com/csi-gorbd/csi-gorbd/rbd"
 )
 
 // `csi-gorbd rbd ...`: a subset of the rbd CLI on package rbd. This file
 // holds the command group, the POOL/IMAGE[@SNAP] spec and size parsing
-// shared by the subcommands, and create/ls/info/rm/resize.
+// shared by the subcommands, and create/ls/rm/resize/rename.
 
-var rbdCmd = &cobra.Command{
-	Use:   "rbd",
-	Short: "Manage RBD images (a subset of the rbd CLI, pure Go)",
-}
-
-var rbdFlags struct {
+// rbdCLI is the state of one `rbd` command group: the global ceph flags
+// and its own -p/--pool.
+type rbdCLI struct {
+	ceph *cephFlags
 	pool string
 }
 
-func init() {
-	rbdCmd.PersistentFlags().StringVarP(&rbdFlags.pool, "pool", "p", "", "pool name (default: from the spec, else rbd)")
-	rootCmd.AddCommand(rbdCmd)
-	addRBDCreate()
-	addRBDList()
-	addRBDInfo()
-	addRBDRemove()
-	addRBDResize()
+func newRBDCmd(g *cephFlags) *cobra.Command {
+	r := &rbdCLI{ceph: g}
+	c := &cobra.Command{
+		Use:   "rbd",
+		Short: "Manage RBD images (a subset of the rbd CLI, pure Go)",
+	}
+	c.PersistentFlags().StringVarP(&r.pool, "pool", "p", "", "pool name (default: from the spec, else rbd)")
+	c.AddCommand(r.createCmd(), r.listCmd(), r.infoCmd(), r.removeCmd(), r.resizeCmd(), r.renameCmd(),
+		r.snapCmd(), r.cloneCmd(), r.flattenCmd(), r.childrenCmd(), r.trashCmd(), r.imageMetaCmd(),
+		r.exportCmd(), r.importCmd(), r.benchCmd())
+	return c
 }
 
 // errNotSupported is returned by the subcommands package rbd cannot back yet.
@@ -60,10 +59,17 @@ func (s imageSpec) String() string {
 	return out
 }
 
+// What an image spec says about a snapshot (parseImageSpec's snap).
+const (
+	snapForbidden = -1
+	snapOptional  = 0
+	snapRequired  = 1
+)
+
 // parseImageSpec splits [POOL/]IMAGE[@SNAP] like rbd: the pool comes from
-// the spec, else -p, else "rbd". snap says whether a snapshot is
-// required (1), forbidden (-1) or optional (0).
-func parseImageSpec(arg string, snap int) (imageSpec, error) {
+// the spec, else defPool (-p), else "rbd". snap is snapRequired,
+// snapForbidden or snapOptional.
+func parseImageSpec(arg, defPool string, snap int) (imageSpec, error) {
 	var s imageSpec
 	rest := arg
 	if p, r, ok := strings.Cut(rest, "/"); ok {
@@ -71,7 +77,7 @@ func parseImageSpec(arg string, snap int) (imageSpec, error) {
 	}
 	s.Image, s.Snap, _ = strings.Cut(rest, "@")
 	if s.Pool == "" {
-		s.Pool = rbdFlags.pool
+		s.Pool = defPool
 	}
 	if s.Pool == "" {
 		s.Pool = "rbd"
@@ -79,12 +85,25 @@ func parseImageSpec(arg string, snap int) (imageSpec, error) {
 	switch {
 	case s.Image == "":
 		return s, fmt.Errorf("image name was not specified in %q", arg)
-	case snap > 0 && s.Snap == "":
+	case snap == snapRequired && s.Snap == "":
 		return s, fmt.Errorf("snapshot name was not specified in %q", arg)
-	case snap < 0 && s.Snap != "":
+	case snap == snapForbidden && s.Snap != "":
 		return s, fmt.Errorf("snapshot name specified for a command that doesn't use it: %q", arg)
 	}
 	return s, nil
+}
+
+// poolArg is the pool of `ls [POOL]`-style commands: the argument, else
+// -p/--pool, else rbd.
+func (r *rbdCLI) poolArg(args []string) string {
+	pool := r.pool
+	if len(args) == 1 {
+		pool = args[0]
+	}
+	if pool == "" {
+		pool = "rbd"
+	}
+	return pool
 }
 
 // parseSizeMiB parses an rbd --size: a bare number is MiB; suffixes
@@ -103,28 +122,30 @@ func parseBytes(s string, defShift uint) (uint64, error) {
 		return 0, fmt.Errorf("invalid size %q", s)
 	}
 	shift := defShift
-	switch u := strings.ToUpper(strings.TrimSuffix(strings.TrimSuffix(t[i:], "iB"), "B")); u {
-	case "":
-		if strings.HasSuffix(t[i:], "B") {
-			shift = 0
-		}
-	case "K":
-		shift = 10
-	case "M":
-		shift = 20
-	case "G":
-		shift = 30
-	case "T":
-		shift = 40
-	case "P":
-		shift = 50
+	unit := strings.ToUpper(strings.TrimSuffix(strings.TrimSuffix(t[i:], "iB"), "B"))
+	switch {
+	case unit == "" && strings.HasSuffix(t[i:], "B"):
+		shift = 0
+	case unit == "":
 	default:
-		return 0, fmt.Errorf("invalid size %q", s)
+		var ok bool
+		if shift, ok = binaryShift(unit); !ok {
+			return 0, fmt.Errorf("invalid size %q", s)
+		}
 	}
 	if shift > 0 && n > (^uint64(0))>>shift {
 		return 0, fmt.Errorf("size %q too large", s)
 	}
 	return n << shift, nil
+}
+
+// binaryShift is the power of two of a K, M, G, T or P unit.
+func binaryShift(unit string) (uint, bool) {
+	i := strings.Index("KMGTP", unit)
+	if len(unit) != 1 || i < 0 {
+		return 0, false
+	}
+	return uint(10 * (i + 1)), true
 }
 
 // rbdSession is a connection and one pool's I/O context.
@@ -135,40 +156,55 @@ type rbdSession struct {
 
 func (s *rbdSession) Close() { s.conn.Close() }
 
-func openRBDPool(cmd *cobra.Command, pool string) (*rbdSession, error) {
-	conn, err := connectCeph(cmd)
+// withPool connects, opens pool and runs fn; the connection is closed
+// afterwards.
+func (r *rbdCLI) withPool(cmd *cobra.Command, pool string, fn func(ctx context.Context, s *rbdSession) error) error {
+	conn, io, err := r.ceph.openPool(cmd, pool)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	io, err := conn.OpenIOContext(cmd.Context(), pool)
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("pool %q: %w", pool, err)
-	}
-	return &rbdSession{conn: conn, io: io}, nil
+	s := &rbdSession{conn: conn, io: io}
+	defer s.Close()
+	return fn(cmd.Context(), s)
 }
 
-// withImage parses an image spec (snap: 1 required, 0 forbidden, -1
-// optional), connects, opens the image with opts and runs fn; the image and
-// the connection are closed afterwards.
-func withImage(cmd *cobra.Command, arg string, snap int, opts *rbd.OpenOptions,
-	fn func(ctx context.Context, spec imageSpec, img *rbd.Image) error) error {
-	spec, err := parseImageSpec(arg, snap)
+// withSpec parses an image spec (snap: snapRequired, snapForbidden or
+// snapOptional), opens its pool and runs fn.
+func (r *rbdCLI) withSpec(cmd *cobra.Command, arg string, snap int, fn func(ctx context.Context, s *rbdSession, spec imageSpec) error) error {
+	spec, err := parseImageSpec(arg, r.pool, snap)
 	if err != nil {
 		return err
 	}
-	s, err := openRBDPool(cmd, spec.Pool)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	ctx := cmd.Context()
-	img, err := rbd.Open(ctx, s.io, spec.Image, opts)
-	if err != nil {
-		return err
-	}
-	defer img.Close(ctx)
-	return fn(ctx, spec, img)
+	return r.withPool(cmd, spec.Pool, func(ctx context.Context, s *rbdSession) error { return fn(ctx, s, spec) })
+}
+
+// How withImage opens an image.
+type openMode int
+
+const (
+	openWrite  openMode = iota // read-write, at the head
+	openRead                   // read-only, at the head
+	openAtSnap                 // read-only, at the spec's snapshot if it names one
+)
+
+// withImage is withSpec that also opens the image; it is closed afterwards.
+func (r *rbdCLI) withImage(cmd *cobra.Command, arg string, snap int, mode openMode,
+	fn func(ctx context.Context, s *rbdSession, spec imageSpec, img *rbd.Image) error) error {
+	return r.withSpec(cmd, arg, snap, func(ctx context.Context, s *rbdSession, spec imageSpec) error {
+		var opts *rbd.OpenOptions
+		switch mode {
+		case openRead:
+			opts = &rbd.OpenOptions{ReadOnly: true}
+		case openAtSnap:
+			opts = &rbd.OpenOptions{ReadOnly: true, Snapshot: spec.Snap}
+		}
+		img, err := rbd.Open(ctx, s.io, spec.Image, opts)
+		if err != nil {
+			return err
+		}
+		defer img.Close(ctx)
+		return fn(ctx, s, spec, img)
+	})
 }
 
 // createFlags are rbd's image-shaping options (create, import, clone).
@@ -247,13 +283,13 @@ func orDefault(v, d uint8) uint8 {
 	return v
 }
 
-func addRBDCreate() {
+func (r *rbdCLI) createCmd() *cobra.Command {
 	var cf createFlags
 	var size string
 	c := &cobra.Command{
 		Use: "create [POOL/]IMAGE --size SIZE", Short: "Create an empty image", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			spec, err := parseImageSpec(args[0], -1)
+			spec, err := parseImageSpec(args[0], r.pool, snapForbidden)
 			if err != nil {
 				return err
 			}
@@ -264,101 +300,53 @@ func addRBDCreate() {
 			if err != nil {
 				return err
 			}
-			s, err := openRBDPool(cmd, spec.Pool)
-			if err != nil {
+			return r.withPool(cmd, spec.Pool, func(ctx context.Context, s *rbdSession) error {
+				o, err := cf.options(ctx, s.conn, rbd.FeaturesDefault)
+				if err != nil {
+					return err
+				}
+				_, err = rbd.Create(ctx, s.io, spec.Image, n, o)
 				return err
-			}
-			defer s.Close()
-			o, err := cf.options(cmd.Context(), s.conn, rbd.FeaturesDefault)
-			if err != nil {
-				return err
-			}
-			_, err = rbd.Create(cmd.Context(), s.io, spec.Image, n, o)
-			return err
+			})
 		},
 	}
 	c.Flags().StringVarP(&size, "size", "s", "", "image size (bare number: MiB; or with K/M/G/T)")
 	cf.add(c)
-	rbdCmd.AddCommand(c)
+	return c
 }
 
-// listImages returns the pool's images (name → id) from rbd_directory.
-func listImages(ctx context.Context, io *rados.IOContext) (map[string]string, error) {
-	out := map[string]string{}
-	start := ""
-	for {
-		e := encoding.NewEncoder(nil)
-		e.String(start)
-		e.U64(1024)
-		b, err := io.Exec(ctx, "rbd_directory", "rbd", "dir_list", e.B)
-		if errors.Is(err, syscall.ENOENT) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		d := encoding.NewDecoder(b)
-		n := d.Count(8)
-		last := ""
-		for i := 0; i < n && d.Err() == nil; i++ {
-			k := d.String()
-			out[k] = d.String()
-			last = k
-		}
-		if err := d.Err(); err != nil {
-			return nil, fmt.Errorf("dir_list reply: %w", err)
-		}
-		if n < 1024 {
-			return out, nil
-		}
-		start = last
-	}
+// formatFlag adds rbd's --format plain|json to c.
+func formatFlag(c *cobra.Command, format *string) {
+	c.Flags().StringVar(format, "format", "plain", "plain or json")
 }
 
-// poolArg is the pool of `ls [POOL]`-style commands: the argument, else
-// -p/--pool, else rbd.
-func poolArg(args []string) string {
-	pool := rbdFlags.pool
-	if len(args) == 1 {
-		pool = args[0]
-	}
-	if pool == "" {
-		pool = "rbd"
-	}
-	return pool
-}
-
-func addRBDList() {
+func (r *rbdCLI) listCmd() *cobra.Command {
 	var format string
 	c := &cobra.Command{
 		Use: "ls [POOL]", Aliases: []string{"list"}, Short: "List images", Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pool := poolArg(args)
-			s, err := openRBDPool(cmd, pool)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			m, err := listImages(cmd.Context(), s.io)
-			if err != nil {
-				return err
-			}
-			names := make([]string, 0, len(m))
-			for k := range m {
-				names = append(names, k)
-			}
-			sort.Strings(names)
-			if format == "json" {
-				return writeJSON(cmd.OutOrStdout(), names)
-			}
-			for _, n := range names {
-				fmt.Fprintln(cmd.OutOrStdout(), n)
-			}
-			return nil
+			return r.withPool(cmd, r.poolArg(args), func(ctx context.Context, s *rbdSession) error {
+				m, err := rbd.ListImages(ctx, s.io)
+				if err != nil {
+					return err
+				}
+				names := make([]string, 0, len(m))
+				for k := range m {
+					names = append(names, k)
+				}
+				sort.Strings(names)
+				if format == "json" {
+					return writeJSON(cmd.OutOrStdout(), names)
+				}
+				for _, n := range names {
+					fmt.Fprintln(cmd.OutOrStdout(), n)
+				}
+				return nil
+			})
 		},
 	}
-	c.Flags().StringVar(&format, "format", "plain", "plain or json")
-	rbdCmd.AddCommand(c)
+	formatFlag(c, &format)
+	return c
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -370,147 +358,18 @@ func writeJSON(w io.Writer, v any) error {
 	return err
 }
 
-// rbdInfoJSON is `rbd info --format json`'s shape (without timestamps
-// and op_features, which package rbd does not expose).
-type rbdInfoJSON struct {
-	Name            string         `json:"name"`
-	ID              string         `json:"id"`
-	Size            uint64         `json:"size"`
-	Objects         uint64         `json:"objects"`
-	Order           uint8          `json:"order"`
-	ObjectSize      uint64         `json:"object_size"`
-	SnapshotCount   int            `json:"snapshot_count"`
-	DataPool        string         `json:"data_pool,omitempty"`
-	BlockNamePrefix string         `json:"block_name_prefix"`
-	Format          int            `json:"format"`
-	Features        []string       `json:"features"`
-	Flags           []string       `json:"flags"`
-	StripeUnit      uint64         `json:"stripe_unit,omitempty"`
-	StripeCount     uint64         `json:"stripe_count,omitempty"`
-	Parent          *rbdParentJSON `json:"parent,omitempty"`
-}
-
-type rbdParentJSON struct {
-	Pool      string `json:"pool"`
-	Namespace string `json:"pool_namespace"`
-	Image     string `json:"image"`
-	ID        string `json:"id"`
-	Snapshot  string `json:"snapshot"`
-	Overlap   uint64 `json:"overlap"`
-}
-
-// poolName resolves a pool id through the OSD map (pool name on error).
-func poolName(ctx context.Context, conn *rados.Conn, id int64) string {
-	if io, err := conn.OpenIOContextByID(ctx, id); err == nil {
-		return io.PoolName()
-	}
-	return strconv.FormatInt(id, 10)
-}
-
-func addRBDInfo() {
-	var format string
-	c := &cobra.Command{
-		Use: "info [POOL/]IMAGE[@SNAP]", Short: "Show image information", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			spec, err := parseImageSpec(args[0], 0)
-			if err != nil {
-				return err
-			}
-			s, err := openRBDPool(cmd, spec.Pool)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			ctx := cmd.Context()
-			img, err := rbd.Open(ctx, s.io, spec.Image, &rbd.OpenOptions{ReadOnly: true, Snapshot: spec.Snap})
-			if err != nil {
-				return err
-			}
-			defer img.Close(ctx)
-			st := img.Stat()
-			j := rbdInfoJSON{Name: spec.Image, ID: st.ID, Size: st.Size, Objects: st.ObjectCount, Order: st.Order,
-				ObjectSize: st.ObjectSize, SnapshotCount: len(st.Snapshots), BlockNamePrefix: st.ObjectPrefix, Format: 2,
-				Features: rbd.FeatureNames(st.Features), Flags: []string{}}
-			if j.Features == nil {
-				j.Features = []string{}
-			}
-			if st.Flags&rbd.FlagObjectMapInvalid != 0 {
-				j.Flags = append(j.Flags, "object map invalid")
-			}
-			if st.Flags&rbd.FlagFastDiffInvalid != 0 {
-				j.Flags = append(j.Flags, "fast diff invalid")
-			}
-			if st.Features&rbd.FeatureStripingV2 != 0 {
-				j.StripeUnit, j.StripeCount = st.Layout.StripeUnit, st.Layout.StripeCount
-			}
-			if st.DataPool >= 0 {
-				j.DataPool = poolName(ctx, s.conn, st.DataPool)
-			}
-			if p := st.Parent; p != nil {
-				j.Parent = &rbdParentJSON{Pool: poolName(ctx, s.conn, p.PoolID), Namespace: p.Namespace, ID: p.ImageID, Overlap: st.Overlap}
-				if pio, err := s.conn.OpenIOContextByID(ctx, p.PoolID); err == nil {
-					pio.SetNamespace(p.Namespace)
-					if pimg, err := rbd.OpenByID(ctx, pio, p.ImageID, &rbd.OpenOptions{ReadOnly: true}); err == nil {
-						pst := pimg.Stat()
-						j.Parent.Image = pst.Name
-						for _, sn := range pst.Snapshots {
-							if sn.ID == p.SnapID {
-								j.Parent.Snapshot = sn.Name
-							}
-						}
-						pimg.Close(ctx)
-					}
-				}
-			}
-			if format == "json" {
-				return writeJSON(cmd.OutOrStdout(), j)
-			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "rbd image '%s':\n", j.Name)
-			fmt.Fprintf(w, "\tsize %s in %d objects\n", bytesIEC(j.Size), j.Objects)
-			fmt.Fprintf(w, "\torder %d (%s objects)\n", j.Order, bytesIEC(j.ObjectSize))
-			fmt.Fprintf(w, "\tsnapshot_count: %d\n", j.SnapshotCount)
-			fmt.Fprintf(w, "\tid: %s\n", j.ID)
-			if j.DataPool != "" {
-				fmt.Fprintf(w, "\tdata_pool: %s\n", j.DataPool)
-			}
-			fmt.Fprintf(w, "\tblock_name_prefix: %s\n", j.BlockNamePrefix)
-			fmt.Fprintf(w, "\tformat: 2\n")
-			fmt.Fprintf(w, "\tfeatures: %s\n", strings.Join(j.Features, ", "))
-			fmt.Fprintf(w, "\tflags: %s\n", strings.Join(j.Flags, ", "))
-			if j.StripeUnit != 0 {
-				fmt.Fprintf(w, "\tstripe unit: %s\n\tstripe count: %d\n", bytesIEC(j.StripeUnit), j.StripeCount)
-			}
-			if p := j.Parent; p != nil {
-				fmt.Fprintf(w, "\tparent: %s/%s@%s\n\toverlap: %s\n", p.Pool, p.Image, p.Snapshot, bytesIEC(p.Overlap))
-			}
-			return nil
-		},
-	}
-	c.Flags().StringVar(&format, "format", "plain", "plain or json")
-	rbdCmd.AddCommand(c)
-}
-
-func addRBDRemove() {
-	c := &cobra.Command{
+func (r *rbdCLI) removeCmd() *cobra.Command {
+	return &cobra.Command{
 		Use: "rm [POOL/]IMAGE", Aliases: []string{"remove"}, Short: "Delete an image", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			spec, err := parseImageSpec(args[0], -1)
-			if err != nil {
-				return err
-			}
-			s, err := openRBDPool(cmd, spec.Pool)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			return rbd.Remove(cmd.Context(), s.io, spec.Image)
+			return r.withSpec(cmd, args[0], snapForbidden, func(ctx context.Context, s *rbdSession, spec imageSpec) error {
+				return rbd.Remove(ctx, s.io, spec.Image)
+			})
 		},
 	}
-	rbdCmd.AddCommand(c)
 }
 
-func addRBDResize() {
+func (r *rbdCLI) resizeCmd() *cobra.Command {
 	var size string
 	var allowShrink bool
 	c := &cobra.Command{
@@ -520,7 +379,7 @@ func addRBDResize() {
 			if err != nil {
 				return err
 			}
-			return withImage(cmd, args[0], -1, nil, func(ctx context.Context, _ imageSpec, img *rbd.Image) error {
+			return r.withImage(cmd, args[0], snapForbidden, openWrite, func(ctx context.Context, _ *rbdSession, _ imageSpec, img *rbd.Image) error {
 				if n < img.Size() && !allowShrink {
 					return errors.New("shrinking an image is only allowed with the --allow-shrink flag")
 				}
@@ -530,12 +389,29 @@ func addRBDResize() {
 	}
 	c.Flags().StringVarP(&size, "size", "s", "", "new size (bare number: MiB)")
 	c.Flags().BoolVar(&allowShrink, "allow-shrink", false, "permit shrinking")
-	rbdCmd.AddCommand(c)
+	return c
 }
 
-// u64LE encodes a little-endian u64 class-call argument.
-func u64LE(v uint64) []byte {
-	e := encoding.NewEncoder(nil)
-	e.U64(v)
-	return e.B
+// renameCmd is `rbd rename|mv [POOL/]SRC [POOL/]DST`: rbd.Rename, within
+// one pool, as rbd allows.
+func (r *rbdCLI) renameCmd() *cobra.Command {
+	return &cobra.Command{
+		Use: "rename [POOL/]SRC [POOL/]DST", Aliases: []string{"mv"}, Short: "Rename an image", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			src, err := parseImageSpec(args[0], r.pool, snapForbidden)
+			if err != nil {
+				return err
+			}
+			dst, err := parseImageSpec(args[1], r.pool, snapForbidden)
+			if err != nil {
+				return err
+			}
+			if src.Pool != dst.Pool {
+				return errors.New("mv/rename across pools not supported")
+			}
+			return r.withPool(cmd, src.Pool, func(ctx context.Context, s *rbdSession) error {
+				return rbd.Rename(ctx, s.io, src.Image, dst.Image)
+			})
+		},
+	}
 }

@@ -30,80 +30,51 @@ type rbdBenchOpts struct {
 	readMix int
 }
 
-func init() {
+func (r *rbdCLI) benchCmd() *cobra.Command {
 	var o rbdBenchOpts
 	c := &cobra.Command{
 		Use: "bench [POOL/]IMAGE --io-type read|write|readwrite|rw", Short: "Simple I/O benchmark (like rbd bench)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			spec, err := parseImageSpec(args[0], -1)
+			if _, err := parseImageSpec(args[0], r.pool, snapForbidden); err != nil {
+				return err
+			}
+			reads, writes, err := o.kinds()
 			if err != nil {
 				return err
 			}
-			var reads, writes bool
-			switch o.ioType {
-			case "read":
-				reads = true
-			case "write":
-				writes = true
-			case "readwrite", "rw":
-				reads, writes = true, true
-			case "":
-				return fmt.Errorf("must specify --io-type")
-			default:
-				return fmt.Errorf("invalid --io-type %q", o.ioType)
-			}
-			ioSize, err := parseBytes(o.ioSize, 0)
-			if err != nil || ioSize == 0 {
-				return fmt.Errorf("invalid --io-size %q", o.ioSize)
-			}
-			total, err := parseBytes(o.total, 0)
-			if err != nil {
-				return fmt.Errorf("invalid --io-total %q", o.total)
-			}
-			if o.threads < 1 {
-				return fmt.Errorf("--io-threads must be ≥ 1")
-			}
-			if o.pattern != "seq" && o.pattern != "rand" {
-				return fmt.Errorf("invalid --io-pattern %q", o.pattern)
-			}
-			s, err := openRBDPool(cmd, spec.Pool)
+			ioSize, total, err := o.sizes()
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			ctx := cmd.Context()
-			img, err := rbd.Open(ctx, s.io, spec.Image, &rbd.OpenOptions{ReadOnly: !writes})
-			if err != nil {
-				return err
-			}
-			defer img.Close(ctx)
-			size := img.Size()
-			if size < ioSize {
-				return fmt.Errorf("image size %d is smaller than --io-size %d", size, ioSize)
-			}
-			typ := o.ioType
-			if reads && writes {
-				typ = fmt.Sprintf("readwrite read:write=%d:%d", o.readMix, 100-o.readMix)
-			}
-			pattern := "sequential"
-			if o.pattern == "rand" {
-				pattern = "random"
-			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "bench  type %s io_size %d io_threads %d bytes %d pattern %s\n", typ, ioSize, o.threads, total, pattern)
-			mix := -1 // all writes
+			mode, mix := openRead, 100
 			switch {
 			case reads && writes:
-				mix = o.readMix
-			case reads:
-				mix = 100
+				mode, mix = openWrite, o.readMix
+			case writes:
+				mode, mix = openWrite, -1 // all writes
 			}
-			stop, err := startBenchProfiles() // GORBD_BENCH_PROFILE (cmd_bench.go)
-			if err != nil {
-				return err
-			}
-			defer stop()
-			return runRBDBench(ctx, w, img, size, ioSize, total, o.threads, o.pattern == "rand", mix)
+			return r.withImage(cmd, args[0], snapForbidden, mode, func(ctx context.Context, _ *rbdSession, _ imageSpec, img *rbd.Image) error {
+				size := img.Size()
+				if size < ioSize {
+					return fmt.Errorf("image size %d is smaller than --io-size %d", size, ioSize)
+				}
+				typ := o.ioType
+				if reads && writes {
+					typ = fmt.Sprintf("readwrite read:write=%d:%d", o.readMix, 100-o.readMix)
+				}
+				pattern := "sequential"
+				if o.pattern == "rand" {
+					pattern = "random"
+				}
+				w := cmd.OutOrStdout()
+				fmt.Fprintf(w, "bench  type %s io_size %d io_threads %d bytes %d pattern %s\n", typ, ioSize, o.threads, total, pattern)
+				stop, err := startBenchProfiles() // GORBD_BENCH_PROFILE (cmd_bench.go)
+				if err != nil {
+					return err
+				}
+				defer stop()
+				return runRBDBench(ctx, w, img, size, ioSize, total, o.threads, o.pattern == "rand", mix)
+			})
 		},
 	}
 	f := c.Flags()
@@ -113,7 +84,41 @@ func init() {
 	f.StringVar(&o.total, "io-total", "1G", "total bytes to transfer")
 	f.StringVar(&o.pattern, "io-pattern", "seq", "seq or rand")
 	f.IntVar(&o.readMix, "rw-mix-read", 50, "percent of reads for readwrite")
-	rbdCmd.AddCommand(c)
+	return c
+}
+
+// kinds says whether --io-type asks for reads, writes or both.
+func (o *rbdBenchOpts) kinds() (reads, writes bool, err error) {
+	switch o.ioType {
+	case "read":
+		return true, false, nil
+	case "write":
+		return false, true, nil
+	case "readwrite", "rw":
+		return true, true, nil
+	case "":
+		return false, false, fmt.Errorf("must specify --io-type")
+	}
+	return false, false, fmt.Errorf("invalid --io-type %q", o.ioType)
+}
+
+// sizes checks the size, total, thread and pattern options.
+func (o *rbdBenchOpts) sizes() (ioSize, total uint64, err error) {
+	ioSize, err = parseBytes(o.ioSize, 0)
+	if err != nil || ioSize == 0 {
+		return 0, 0, fmt.Errorf("invalid --io-size %q", o.ioSize)
+	}
+	total, err = parseBytes(o.total, 0)
+	if err != nil {
+		return 0, 0, fmt.Errorf("invalid --io-total %q", o.total)
+	}
+	if o.threads < 1 {
+		return 0, 0, fmt.Errorf("--io-threads must be ≥ 1")
+	}
+	if o.pattern != "seq" && o.pattern != "rand" {
+		return 0, 0, fmt.Errorf("invalid --io-pattern %q", o.pattern)
+	}
+	return ioSize, total, nil
 }
 
 // rbdBenchCounters accumulates completed I/Os.

@@ -146,116 +146,127 @@ func allZero(b []byte) bool {
 	return true
 }
 
-func init() {
+func (r *rbdCLI) exportCmd() *cobra.Command {
 	var workers int
 	export := &cobra.Command{
 		Use: "export [POOL/]IMAGE[@SNAP] PATH|-", Short: "Export an image's data to a file or stdout", Args: cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			spec, err := parseImageSpec(args[0], 0)
-			if err != nil {
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := parseImageSpec(args[0], r.pool, snapOptional); err != nil {
 				return err
 			}
 			if workers < 1 {
 				return errors.New("--workers must be ≥ 1")
 			}
-			s, err := openRBDPool(cmd, spec.Pool)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			ctx := cmd.Context()
-			img, err := rbd.Open(ctx, s.io, spec.Image, &rbd.OpenOptions{ReadOnly: true, Snapshot: spec.Snap})
-			if err != nil {
-				return err
-			}
-			defer img.Close(ctx)
-			st := img.Stat()
-			var w io.Writer = cmd.OutOrStdout()
-			if args[1] != "-" {
-				f, err := os.OpenFile(args[1], os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-				if err != nil {
-					return err
-				}
-				defer func() {
-					if cerr := f.Close(); err == nil {
-						err = cerr
-					}
-					if err != nil {
-						os.Remove(args[1])
-					}
-				}()
-				w = f
-			}
-			return exportImage(ctx, img, st.Size, st.ObjectSize, workers, w)
+			return r.withImage(cmd, args[0], snapOptional, openAtSnap, func(ctx context.Context, _ *rbdSession, _ imageSpec, img *rbd.Image) error {
+				st := img.Stat()
+				return writeOutput(cmd.OutOrStdout(), args[1], func(w io.Writer) error {
+					return exportImage(ctx, img, st.Size, st.ObjectSize, workers, w)
+				})
+			})
 		},
 	}
 	export.Flags().IntVar(&workers, "workers", 10, "object-sized reads in flight (rbd_concurrent_management_ops)")
-	rbdCmd.AddCommand(export)
+	return export
+}
 
-	var iworkers int
+// writeOutput runs fn on stdout ("-") or on a new file at path, which is
+// removed again when fn (or closing it) fails.
+func writeOutput(stdout io.Writer, path string, fn func(io.Writer) error) (err error) {
+	if path == "-" {
+		return fn(stdout)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(path)
+		}
+	}()
+	return fn(f)
+}
+
+func (r *rbdCLI) importCmd() *cobra.Command {
+	var workers int
 	var cf createFlags
 	imp := &cobra.Command{
 		Use: "import PATH|- [[POOL/]IMAGE]", Short: "Create an image from a file or stdin", Args: cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			dest := filepath.Base(args[0])
 			if len(args) == 2 {
 				dest = args[1]
 			} else if args[0] == "-" {
 				return errors.New("destination image name was not specified")
 			}
-			spec, err := parseImageSpec(dest, -1)
+			spec, err := parseImageSpec(dest, r.pool, snapForbidden)
 			if err != nil {
 				return err
 			}
-			if iworkers < 1 {
+			if workers < 1 {
 				return errors.New("--workers must be ≥ 1")
 			}
-			var r io.Reader = cmd.InOrStdin()
-			var size uint64
-			if args[0] != "-" {
-				f, err := os.Open(args[0])
+			in, size, err := openInput(cmd.InOrStdin(), args[0])
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			return r.withPool(cmd, spec.Pool, func(ctx context.Context, s *rbdSession) error {
+				o, err := cf.options(ctx, s.conn, rbd.FeaturesDefault)
 				if err != nil {
 					return err
 				}
-				defer f.Close()
-				fi, err := f.Stat()
-				if err != nil {
-					return err
-				}
-				if fi.Mode().IsRegular() {
-					size = uint64(fi.Size())
-				}
-				r = f
-			}
-			s, err := openRBDPool(cmd, spec.Pool)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			ctx := cmd.Context()
-			o, err := cf.options(ctx, s.conn, rbd.FeaturesDefault)
-			if err != nil {
-				return err
-			}
-			if _, err := rbd.Create(ctx, s.io, spec.Image, size, o); err != nil {
-				return err
-			}
-			img, err := rbd.Open(ctx, s.io, spec.Image, nil)
-			if err == nil {
-				_, err = importImage(ctx, img, r, img.Stat().ObjectSize, iworkers)
-				if cerr := img.Close(ctx); err == nil {
-					err = cerr
-				}
-			}
-			if err != nil {
-				if rerr := rbd.Remove(context.WithoutCancel(ctx), s.io, spec.Image); rerr != nil {
-					return fmt.Errorf("%w (and removing the partial image: %v)", err, rerr)
-				}
-			}
-			return err
+				return importNew(ctx, s, spec.Image, size, o, in, workers)
+			})
 		},
 	}
-	imp.Flags().IntVar(&iworkers, "workers", 10, "object-sized writes in flight (rbd_concurrent_management_ops)")
+	imp.Flags().IntVar(&workers, "workers", 10, "object-sized writes in flight (rbd_concurrent_management_ops)")
 	cf.add(imp)
-	rbdCmd.AddCommand(imp)
+	return imp
+}
+
+// openInput opens stdin ("-") or the file at path; size is the file's
+// size when it is a regular file, else 0 (unknown).
+func openInput(stdin io.Reader, path string) (io.ReadCloser, uint64, error) {
+	if path == "-" {
+		return io.NopCloser(stdin), 0, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	var size uint64
+	if fi.Mode().IsRegular() {
+		size = uint64(fi.Size())
+	}
+	return f, size, nil
+}
+
+// importNew creates the image name and fills it from r; a failed import
+// removes the partial image.
+func importNew(ctx context.Context, s *rbdSession, name string, size uint64, o *rbd.CreateOptions, r io.Reader, workers int) error {
+	if _, err := rbd.Create(ctx, s.io, name, size, o); err != nil {
+		return err
+	}
+	img, err := rbd.Open(ctx, s.io, name, nil)
+	if err == nil {
+		_, err = importImage(ctx, img, r, img.Stat().ObjectSize, workers)
+		if cerr := img.Close(ctx); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		if rerr := rbd.Remove(context.WithoutCancel(ctx), s.io, name); rerr != nil {
+			return fmt.Errorf("%w (and removing the partial image: %v)", err, rerr)
+		}
+	}
+	return err
 }

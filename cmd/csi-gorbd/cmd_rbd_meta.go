@@ -13,15 +13,14 @@ import (
 // `csi-gorbd rbd image-meta list|get|set|remove`: the image's metadata
 // (rbd.Image.Metadata and friends), printed as rbd prints it.
 
-func init() {
+func (r *rbdCLI) imageMetaCmd() *cobra.Command {
 	meta := &cobra.Command{Use: "image-meta", Short: "Manage image metadata"}
-	rbdCmd.AddCommand(meta)
 
 	var format string
 	ls := &cobra.Command{
 		Use: "list [POOL/]IMAGE", Aliases: []string{"ls"}, Short: "List image metadata", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withImage(cmd, args[0], -1, &rbd.OpenOptions{ReadOnly: true}, func(ctx context.Context, _ imageSpec, img *rbd.Image) error {
+			return r.withImage(cmd, args[0], snapForbidden, openRead, func(ctx context.Context, _ *rbdSession, _ imageSpec, img *rbd.Image) error {
 				m, err := img.Metadata(ctx)
 				if err != nil {
 					return err
@@ -54,13 +53,13 @@ func init() {
 			})
 		},
 	}
-	ls.Flags().StringVar(&format, "format", "plain", "plain or json")
+	formatFlag(ls, &format)
 	meta.AddCommand(ls)
 
 	meta.AddCommand(&cobra.Command{
 		Use: "get [POOL/]IMAGE KEY", Short: "Print one metadata value", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withImage(cmd, args[0], -1, &rbd.OpenOptions{ReadOnly: true}, func(ctx context.Context, _ imageSpec, img *rbd.Image) error {
+			return r.withImage(cmd, args[0], snapForbidden, openRead, func(ctx context.Context, _ *rbdSession, _ imageSpec, img *rbd.Image) error {
 				v, err := img.GetMetadata(ctx, args[1])
 				if err != nil {
 					return fmt.Errorf("failed to get metadata %s of image : %w", args[1], err)
@@ -73,7 +72,7 @@ func init() {
 	meta.AddCommand(&cobra.Command{
 		Use: "set [POOL/]IMAGE KEY VALUE", Short: "Set one metadata value", Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withImage(cmd, args[0], -1, nil, func(ctx context.Context, _ imageSpec, img *rbd.Image) error {
+			return r.withImage(cmd, args[0], snapForbidden, openWrite, func(ctx context.Context, _ *rbdSession, _ imageSpec, img *rbd.Image) error {
 				return img.SetMetadata(ctx, args[1], []byte(args[2]))
 			})
 		},
@@ -81,9 +80,10 @@ func init() {
 	meta.AddCommand(&cobra.Command{
 		Use: "remove [POOL/]IMAGE KEY", Aliases: []string{"rm"}, Short: "Remove one metadata key", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withImage(cmd, args[0], -1, nil, func(ctx context.Context, _ imageSpec, img *rbd.Image) error {
+			return r.withImage(cmd, args[0], snapForbidden, openWrite, func(ctx context.Context, _ *rbdSession, _ imageSpec, img *rbd.Image) error {
 				return img.RemoveMetadata(ctx, args[1])
 			})
 		},
 	})
+	return meta
 }

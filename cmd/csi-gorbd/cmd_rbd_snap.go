@@ -34,118 +34,124 @@ type rbdSnapNSJSON struct {
 	OriginalName string `json:"original_name,omitempty"`
 }
 
-func init() {
+func (r *rbdCLI) snapCmd() *cobra.Command {
 	snap := &cobra.Command{Use: "snap", Short: "Manage image snapshots"}
-	rbdCmd.AddCommand(snap)
-
 	snap.AddCommand(&cobra.Command{
 		Use: "create [POOL/]IMAGE@SNAP", Aliases: []string{"add"}, Short: "Create a snapshot", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withImage(cmd, args[0], 1, nil, func(ctx context.Context, spec imageSpec, img *rbd.Image) error {
+			return r.withImage(cmd, args[0], snapRequired, openWrite, func(ctx context.Context, _ *rbdSession, spec imageSpec, img *rbd.Image) error {
 				_, err := img.CreateSnapshot(ctx, spec.Snap)
 				return err
 			})
 		},
-	})
-
-	snap.AddCommand(&cobra.Command{
-		Use: "rm [POOL/]IMAGE@SNAP", Aliases: []string{"remove"}, Short: "Delete a snapshot", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return withImage(cmd, args[0], 1, nil, func(ctx context.Context, spec imageSpec, img *rbd.Image) error {
-				return img.RemoveSnapshot(ctx, spec.Snap)
-			})
-		},
-	})
-
-	var format string
-	var all bool
-	ls := &cobra.Command{
-		Use: "ls [POOL/]IMAGE", Aliases: []string{"list"}, Short: "List snapshots", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return withImage(cmd, args[0], -1, &rbd.OpenOptions{ReadOnly: true}, func(ctx context.Context, _ imageSpec, img *rbd.Image) error {
-				out := []rbdSnapJSON{}
-				for _, sn := range img.Stat().Snapshots {
-					j := rbdSnapJSON{ID: sn.ID, Name: sn.Name, Size: sn.Size, Protected: "false",
-						Timestamp: sn.Timestamp.Local().Format(rbdTimestamp)}
-					if sn.Namespace.Type != rbd.SnapNamespaceUser && !all {
-						continue
-					}
-					if sn.Namespace.Type == rbd.SnapNamespaceUser {
-						if ps, err := img.ProtectionStatus(ctx, sn.Name); err == nil && ps == rbd.ProtectionProtected {
-							j.Protected = "true"
-						}
-					}
-					if all {
-						j.Namespace = &rbdSnapNSJSON{Type: sn.Namespace.Type.String()}
-						if sn.Namespace.Type == rbd.SnapNamespaceTrash {
-							j.Namespace.OriginalName = sn.Namespace.OriginalName
-						}
-					}
-					out = append(out, j)
-				}
-				sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-				if format == "json" {
-					return writeJSON(cmd.OutOrStdout(), out)
-				}
-				if len(out) == 0 {
-					return nil
-				}
-				head := []string{"SNAPID", "NAME", "SIZE", "PROTECTED", "TIMESTAMP"}
-				if all {
-					head = append(head, "NAMESPACE")
-				}
-				rows := [][]string{head}
-				for _, sn := range out {
-					prot := ""
-					if sn.Protected == "true" {
-						prot = "yes"
-					}
-					r := []string{strconv.FormatUint(sn.ID, 10), sn.Name, bytesIEC(sn.Size), prot, sn.Timestamp}
-					if ns := sn.Namespace; ns != nil {
-						if ns.Type == "trash" {
-							r = append(r, "trash ("+ns.OriginalName+")")
-						} else {
-							r = append(r, ns.Type)
-						}
-					}
-					rows = append(rows, r)
-				}
-				printTable(cmd.OutOrStdout(), rows, true)
-				return nil
-			})
-		},
-	}
-	ls.Flags().StringVar(&format, "format", "plain", "plain or json")
-	ls.Flags().BoolVarP(&all, "all", "a", false, "list snapshots from all namespaces")
-	snap.AddCommand(ls)
+	}, r.snapListCmd())
 
 	for _, c := range []struct {
 		name, short string
+		aliases     []string
 		fn          func(*rbd.Image, context.Context, string) error
 	}{
-		{"protect", "Prevent a snapshot from being deleted", (*rbd.Image).ProtectSnapshot},
-		{"unprotect", "Allow a snapshot to be deleted", (*rbd.Image).UnprotectSnapshot},
-		{"rollback", "Roll the image back to a snapshot", (*rbd.Image).RollbackSnapshot},
+		{"rm", "Delete a snapshot", []string{"remove"}, (*rbd.Image).RemoveSnapshot},
+		{"protect", "Prevent a snapshot from being deleted", nil, (*rbd.Image).ProtectSnapshot},
+		{"unprotect", "Allow a snapshot to be deleted", nil, (*rbd.Image).UnprotectSnapshot},
+		{"rollback", "Roll the image back to a snapshot", nil, (*rbd.Image).RollbackSnapshot},
 	} {
 		sub := &cobra.Command{
-			Use: c.name + " [POOL/]IMAGE@SNAP", Short: c.short, Args: cobra.ExactArgs(1),
+			Use: c.name + " [POOL/]IMAGE@SNAP", Aliases: c.aliases, Short: c.short, Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				return withImage(cmd, args[0], 1, nil, func(ctx context.Context, spec imageSpec, img *rbd.Image) error {
+				return r.withImage(cmd, args[0], snapRequired, openWrite, func(ctx context.Context, _ *rbdSession, spec imageSpec, img *rbd.Image) error {
 					return c.fn(img, ctx, spec.Snap)
 				})
 			},
 		}
-		sub.Flags().Bool("no-progress", false, "accepted for rbd compatibility (no progress is shown)")
+		if c.name != "rm" {
+			sub.Flags().Bool("no-progress", false, "accepted for rbd compatibility (no progress is shown)")
+		}
 		snap.AddCommand(sub)
 	}
 
 	for _, name := range []string{"purge", "rename"} {
-		name := name
 		snap.AddCommand(&cobra.Command{
 			Use: name + " [POOL/]IMAGE@SNAP", Short: "Not supported yet", Args: cobra.ArbitraryArgs,
 			RunE: func(*cobra.Command, []string) error { return errNotSupported("snap " + name) },
 		})
 	}
+	return snap
+}
+
+func (r *rbdCLI) snapListCmd() *cobra.Command {
+	var format string
+	var all bool
+	ls := &cobra.Command{
+		Use: "ls [POOL/]IMAGE", Aliases: []string{"list"}, Short: "List snapshots", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return r.withImage(cmd, args[0], snapForbidden, openRead, func(ctx context.Context, _ *rbdSession, _ imageSpec, img *rbd.Image) error {
+				out := listSnapshots(ctx, img, all)
+				if format == "json" {
+					return writeJSON(cmd.OutOrStdout(), out)
+				}
+				printSnapshots(cmd.OutOrStdout(), out, all)
+				return nil
+			})
+		},
+	}
+	formatFlag(ls, &format)
+	ls.Flags().BoolVarP(&all, "all", "a", false, "list snapshots from all namespaces")
+	return ls
+}
+
+// listSnapshots returns img's snapshots by id as `rbd snap ls` shows them:
+// the user namespace's, or with all every namespace's.
+func listSnapshots(ctx context.Context, img *rbd.Image, all bool) []rbdSnapJSON {
+	out := []rbdSnapJSON{}
+	for _, sn := range img.Stat().Snapshots {
+		j := rbdSnapJSON{ID: sn.ID, Name: sn.Name, Size: sn.Size, Protected: "false",
+			Timestamp: sn.Timestamp.Local().Format(rbdTimestamp)}
+		if sn.Namespace.Type != rbd.SnapNamespaceUser && !all {
+			continue
+		}
+		if sn.Namespace.Type == rbd.SnapNamespaceUser {
+			if ps, err := img.ProtectionStatus(ctx, sn.Name); err == nil && ps == rbd.ProtectionProtected {
+				j.Protected = "true"
+			}
+		}
+		if all {
+			j.Namespace = &rbdSnapNSJSON{Type: sn.Namespace.Type.String()}
+			if sn.Namespace.Type == rbd.SnapNamespaceTrash {
+				j.Namespace.OriginalName = sn.Namespace.OriginalName
+			}
+		}
+		out = append(out, j)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func printSnapshots(w io.Writer, out []rbdSnapJSON, all bool) {
+	if len(out) == 0 {
+		return
+	}
+	head := []string{"SNAPID", "NAME", "SIZE", "PROTECTED", "TIMESTAMP"}
+	if all {
+		head = append(head, "NAMESPACE")
+	}
+	rows := [][]string{head}
+	for _, sn := range out {
+		prot := ""
+		if sn.Protected == "true" {
+			prot = "yes"
+		}
+		r := []string{strconv.FormatUint(sn.ID, 10), sn.Name, bytesIEC(sn.Size), prot, sn.Timestamp}
+		if ns := sn.Namespace; ns != nil {
+			if ns.Type == "trash" {
+				r = append(r, "trash ("+ns.OriginalName+")")
+			} else {
+				r = append(r, ns.Type)
+			}
+		}
+		rows = append(rows, r)
+	}
+	printTable(w, rows, true)
 }
 
 // printTable prints rows like rbd's TextTable: two spaces between

@@ -23,7 +23,7 @@ func TestParseImageSpec(t *testing.T) {
 		"p/img@s":      {"p", "img", "s"},
 		"img@snap-1.x": {"rbd", "img", "snap-1.x"},
 	} {
-		got, err := parseImageSpec(in, 0)
+		got, err := parseImageSpec(in, "", 0)
 		if err != nil || got != want {
 			t.Errorf("parseImageSpec(%q) = %+v, %v; want %+v", in, got, err, want)
 		}
@@ -32,7 +32,7 @@ func TestParseImageSpec(t *testing.T) {
 		in   string
 		snap int
 	}{{"p/", 0}, {"img", 1}, {"img@s", -1}, {"@s", 0}} {
-		if got, err := parseImageSpec(c.in, c.snap); err == nil {
+		if got, err := parseImageSpec(c.in, "", c.snap); err == nil {
 			t.Errorf("parseImageSpec(%q, %d) = %+v, want an error", c.in, c.snap, got)
 		}
 	}
@@ -331,38 +331,7 @@ func TestRBDSnapCloneTrash(t *testing.T) {
 				t.Errorf("after snap rm, rbd snap ls: %+v", theirs)
 			}
 
-			// Trash: move the flattened child, list, remove.
-			type entry struct {
-				ID   string `json:"id"`
-				Name string `json:"name"`
-			}
-			var before map[string]any
-			jsonInto(t, e.theirs("info", "--format", "json", child), &before)
-			e.ours("trash", "mv", child)
-			var tt, ot []entry
-			jsonInto(t, e.theirs("trash", "ls", "--format", "json"), &tt)
-			jsonInto(t, e.ours("trash", "ls", "--format", "json"), &ot)
-			sort.Slice(tt, func(i, j int) bool { return tt[i].ID < tt[j].ID })
-			found := false
-			for _, x := range tt {
-				found = found || (x.Name == child && x.ID == before["id"])
-			}
-			if !found {
-				t.Errorf("rbd trash ls lacks %s (%v): %+v", child, before["id"], tt)
-			}
-			if fmt.Sprint(ot) != fmt.Sprint(tt) {
-				t.Errorf("trash ls: ours %+v, rbd %+v", ot, tt)
-			}
-			id := fmt.Sprint(before["id"])
-			e.t.Cleanup(func() { cephTool(t, e.cl, "rbd", "-p", e.pool, "trash", "rm", id) })
-			e.ours("trash", "rm", id)
-			tt = nil
-			jsonInto(t, e.theirs("trash", "ls", "--format", "json"), &tt)
-			for _, x := range tt {
-				if x.ID == id {
-					t.Errorf("trash entry %s still listed after our trash rm", id)
-				}
-			}
+			e.trashMoveRemove(t, child)
 			// protect / unprotect as rbd sees them.
 			e.ours("snap", "protect", parent+"@s1")
 			theirs = nil
@@ -384,6 +353,41 @@ func TestRBDSnapCloneTrash(t *testing.T) {
 				t.Errorf("rbd snap ls after our unprotect: %+v", prot)
 			}
 		})
+	}
+}
+
+// trashMoveRemove: our trash mv, ls and rm of the image name, as rbd sees them.
+func (e *rbdEnv) trashMoveRemove(t *testing.T, name string) {
+	type entry struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	}
+	var before map[string]any
+	jsonInto(t, e.theirs("info", "--format", "json", name), &before)
+	e.ours("trash", "mv", name)
+	var tt, ot []entry
+	jsonInto(t, e.theirs("trash", "ls", "--format", "json"), &tt)
+	jsonInto(t, e.ours("trash", "ls", "--format", "json"), &ot)
+	sort.Slice(tt, func(i, j int) bool { return tt[i].ID < tt[j].ID })
+	found := false
+	for _, x := range tt {
+		found = found || (x.Name == name && x.ID == before["id"])
+	}
+	if !found {
+		t.Errorf("rbd trash ls lacks %s (%v): %+v", name, before["id"], tt)
+	}
+	if fmt.Sprint(ot) != fmt.Sprint(tt) {
+		t.Errorf("trash ls: ours %+v, rbd %+v", ot, tt)
+	}
+	id := fmt.Sprint(before["id"])
+	e.t.Cleanup(func() { cephTool(t, e.cl, "rbd", "-p", e.pool, "trash", "rm", id) })
+	e.ours("trash", "rm", id)
+	tt = nil
+	jsonInto(t, e.theirs("trash", "ls", "--format", "json"), &tt)
+	for _, x := range tt {
+		if x.ID == id {
+			t.Errorf("trash entry %s still listed after our trash rm", id)
+		}
 	}
 }
 

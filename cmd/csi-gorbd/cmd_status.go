@@ -66,14 +66,14 @@ type mgrStat struct {
 	NumStandby int    `json:"num_standby"`
 }
 
-func init() {
+func newStatusCmd(g *cephFlags) *cobra.Command {
 	var format string
 	c := &cobra.Command{
 		Use:   "status",
 		Short: "Show cluster status (the essentials of ceph -s)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn, err := connectCeph(cmd)
+			conn, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
@@ -103,7 +103,7 @@ func init() {
 		},
 	}
 	c.Flags().StringVarP(&format, "format", "f", "plain", "output format: plain or json")
-	rootCmd.AddCommand(c)
+	return c
 }
 
 func printStatus(w io.Writer, st *clusterStatus, mgr *mgrStat, now time.Time) {

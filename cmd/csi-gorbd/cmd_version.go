@@ -7,8 +7,8 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() {
-	rootCmd.AddCommand(&cobra.Command{
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
@@ -19,5 +19,5 @@ func init() {
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "csi-gorbd", v)
 		},
-	})
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -10,8 +11,8 @@ import (
 )
 
 // cephFlags are the ceph-CLI-style global options every command that
-// talks to a cluster uses.
-var cephFlags struct {
+// talks to a cluster uses. One value belongs to one command tree.
+type cephFlags struct {
 	conf           string
 	keyring        string
 	id             string
@@ -22,43 +23,59 @@ var cephFlags struct {
 	connectTimeout time.Duration
 }
 
-func init() {
-	pf := rootCmd.PersistentFlags()
-	pf.StringVarP(&cephFlags.conf, "conf", "c", "", "ceph.conf path (default $CEPH_CONF or /etc/ceph/ceph.conf)")
-	pf.StringVarP(&cephFlags.keyring, "keyring", "k", "", "keyring path")
-	pf.StringVar(&cephFlags.id, "id", "", "client id (the part after client.), e.g. admin")
-	pf.StringVarP(&cephFlags.name, "name", "n", "", "entity name, e.g. client.admin")
-	pf.StringVarP(&cephFlags.monHost, "mon-host", "m", "", "monitor addresses (mon_host syntax)")
-	pf.StringVar(&cephFlags.key, "key", "", "base64 cephx key (instead of a keyring)")
-	pf.StringVar(&cephFlags.msMode, "ms-mode", "", "connection mode: crc, secure, prefer-crc or prefer-secure")
-	pf.DurationVar(&cephFlags.connectTimeout, "connect-timeout", 30*time.Second, "give up connecting after this long")
+// register adds the flags to root, for every command below it.
+func (f *cephFlags) register(root *cobra.Command) {
+	pf := root.PersistentFlags()
+	pf.StringVarP(&f.conf, "conf", "c", "", "ceph.conf path (default $CEPH_CONF or /etc/ceph/ceph.conf)")
+	pf.StringVarP(&f.keyring, "keyring", "k", "", "keyring path")
+	pf.StringVar(&f.id, "id", "", "client id (the part after client.), e.g. admin")
+	pf.StringVarP(&f.name, "name", "n", "", "entity name, e.g. client.admin")
+	pf.StringVarP(&f.monHost, "mon-host", "m", "", "monitor addresses (mon_host syntax)")
+	pf.StringVar(&f.key, "key", "", "base64 cephx key (instead of a keyring)")
+	pf.StringVar(&f.msMode, "ms-mode", "", "connection mode: crc, secure, prefer-crc or prefer-secure")
+	pf.DurationVar(&f.connectTimeout, "connect-timeout", 30*time.Second, "give up connecting after this long")
 }
 
-// cephConfig builds a rados.Config from the global flags.
-func cephConfig() rados.Config {
+// config builds a rados.Config from the flags.
+func (f *cephFlags) config() rados.Config {
 	cfg := rados.Config{
-		ConfFile:       cephFlags.conf,
-		Keyring:        cephFlags.keyring,
-		Key:            cephFlags.key,
-		MsMode:         cephFlags.msMode,
-		ConnectTimeout: cephFlags.connectTimeout,
+		ConfFile:       f.conf,
+		Keyring:        f.keyring,
+		Key:            f.key,
+		MsMode:         f.msMode,
+		ConnectTimeout: f.connectTimeout,
 	}
 	switch {
-	case cephFlags.name != "":
-		cfg.User = cephFlags.name
-	case cephFlags.id != "":
-		cfg.User = "client." + cephFlags.id
+	case f.name != "":
+		cfg.User = f.name
+	case f.id != "":
+		cfg.User = "client." + f.id
 	}
-	if cephFlags.monHost != "" {
-		cfg.Monitors = []string{cephFlags.monHost}
+	if f.monHost != "" {
+		cfg.Monitors = []string{f.monHost}
 	}
 	return cfg
 }
 
-// connectCeph connects with the global flags; the connect timeout bounds
-// only the connection, not the command that follows.
-func connectCeph(cmd *cobra.Command) (*rados.Conn, error) {
-	ctx, cancel := context.WithTimeout(cmd.Context(), cephFlags.connectTimeout)
+// connect connects with the flags; the connect timeout bounds only the
+// connection, not the command that follows.
+func (f *cephFlags) connect(cmd *cobra.Command) (*rados.Conn, error) {
+	ctx, cancel := context.WithTimeout(cmd.Context(), f.connectTimeout)
 	defer cancel()
-	return rados.Connect(ctx, cephConfig())
+	return rados.Connect(ctx, f.config())
+}
+
+// openPool connects and opens one pool's I/O context; closing the
+// returned connection releases both.
+func (f *cephFlags) openPool(cmd *cobra.Command, pool string) (*rados.Conn, *rados.IOContext, error) {
+	conn, err := f.connect(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	io, err := conn.OpenIOContext(cmd.Context(), pool)
+	if err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("pool %q: %w", pool, err)
+	}
+	return conn, io, nil
 }
