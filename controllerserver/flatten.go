@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
 	"github.com/csi-gorbd/csi-gorbd/rados"
 	"github.com/csi-gorbd/csi-gorbd/rbd"
 )
@@ -76,14 +77,14 @@ func (se *session) flattenLater(image string) {
 	}()
 }
 
-func (s *Server) flatten(ctx context.Context, cluster string, cred Credentials, pool int64, image string) error {
-	c, err := s.conns.get(ctx, cluster, cred)
+func (s *Server) flatten(ctx context.Context, cluster string, cred csiceph.Credentials, pool int64, image string) error {
+	c, err := s.conns.Get(ctx, cluster, cred)
 	if err != nil {
 		return err
 	}
 	io, err := c.OpenIOContextByID(ctx, pool)
 	if err != nil {
-		s.conns.failed(cluster, cred, err)
+		s.conns.Failed(c, err)
 		return err
 	}
 	se := &session{s: s, cluster: cluster, cred: cred, io: io}
@@ -97,7 +98,7 @@ func (s *Server) flatten(ctx context.Context, cluster string, cred Credentials, 
 		if notFound(err) {
 			return nil // deleted meanwhile
 		}
-		s.conns.failed(cluster, cred, err)
+		s.conns.Failed(c, err)
 		return err
 	}
 	p := img.Stat().Parent
@@ -108,7 +109,7 @@ func (s *Server) flatten(ctx context.Context, cluster string, cred Credentials, 
 	err = img.Flatten(ctx)
 	_ = img.Close(ctx)
 	if err != nil {
-		s.conns.failed(cluster, cred, err)
+		s.conns.Failed(c, err)
 		return err
 	}
 	return se.collect(ctx, *p, image)

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/csi-gorbd/csi-gorbd/internal/cephtest"
+	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
 	"github.com/csi-gorbd/csi-gorbd/rados"
 	"github.com/csi-gorbd/csi-gorbd/rbd"
 )
@@ -62,7 +63,7 @@ func newFixture(t *testing.T, o Options) *fixture {
 	f := &fixture{t: t, ctx: ctx, io: io, pool: pool, mon: mon,
 		cluster: "pacific-" + run, instance: "cstest-" + run, prefix: "cstest-" + run + "-",
 		secrets: map[string]string{"userID": "admin", "userKey": key}}
-	o.Clusters = map[string]ClusterInfo{f.cluster: {ClusterID: f.cluster, Monitors: []string{mon}}}
+	o.Clusters = map[string]csiceph.ClusterInfo{f.cluster: {ClusterID: f.cluster, Monitors: []string{mon}}}
 	o.Instance = f.instance
 	f.s = New(o)
 	t.Cleanup(func() {
@@ -226,7 +227,7 @@ func (f *fixture) purge() {
 
 func (f *fixture) openVolume(v *csi.Volume) *rbd.Image {
 	f.t.Helper()
-	id, err := ParseVolumeID(v.GetVolumeId())
+	id, err := csiceph.ParseVolumeID(v.GetVolumeId())
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -402,7 +403,7 @@ func TestLifecycle(t *testing.T) {
 	if n := len(tr); n != 1 {
 		t.Errorf("%d trash entries while the clone lives, want 1", n)
 	}
-	sid, _ := ParseSnapshotID(snap.GetSnapshotId())
+	sid, _ := csiceph.ParseSnapshotID(snap.GetSnapshotId())
 	for id := range tr {
 		img, err := rbd.OpenByID(f.ctx, f.io, id, &rbd.OpenOptions{ReadOnly: true})
 		if err != nil {
@@ -490,8 +491,8 @@ func TestBadInput(t *testing.T) {
 	f := newFixture(t, Options{ConnectTimeout: 10 * time.Second})
 	vol := f.createVolume("bad-base", 4<<20, nil)
 	defer f.deleteVolume(vol.GetVolumeId())
-	missingVol := VolumeID{ClusterID: f.cluster, PoolID: f.io.PoolID(), Image: f.prefix + "v-missing"}
-	missingSnap := SnapshotID{VolumeID: VolumeID{ClusterID: f.cluster, PoolID: f.io.PoolID(), Image: f.prefix + "v-missing"}, Snap: "s"}
+	missingVol := csiceph.VolumeID{ClusterID: f.cluster, PoolID: f.io.PoolID(), Image: f.prefix + "v-missing"}
+	missingSnap := csiceph.SnapshotID{VolumeID: csiceph.VolumeID{ClusterID: f.cluster, PoolID: f.io.PoolID(), Image: f.prefix + "v-missing"}, Snap: "s"}
 	create := func(p map[string]string, sec map[string]string, cr *csi.CapacityRange, src *csi.VolumeContentSource) error {
 		_, err := f.s.CreateVolume(f.ctx, &csi.CreateVolumeRequest{Name: "bad-" + hex.EncodeToString([]byte(fmt.Sprint(len(p), cr))),
 			VolumeCapabilities: mountCaps, Parameters: p, Secrets: sec, CapacityRange: cr, VolumeContentSource: src})
@@ -561,7 +562,7 @@ func TestReadyReportsReachability(t *testing.T) {
 		t.Error("not ready with a live session")
 	}
 	f.deleteVolume(v.GetVolumeId())
-	down := New(Options{Clusters: map[string]ClusterInfo{
+	down := New(Options{Clusters: map[string]csiceph.ClusterInfo{
 		f.cluster: {ClusterID: f.cluster, Monitors: []string{f.mon}},
 		"down":    {ClusterID: "down", Monitors: []string{"127.0.0.1:1"}},
 	}})

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
 	"github.com/csi-gorbd/csi-gorbd/rados"
 	"github.com/csi-gorbd/csi-gorbd/rbd"
 )
@@ -31,7 +32,7 @@ import (
 // found in the trash.
 func openImage(ctx context.Context, io *rados.IOContext, name string, opts *rbd.OpenOptions) (img *rbd.Image, trashID string, err error) {
 	img, err = rbd.Open(ctx, io, name, opts)
-	if err == nil || Code(err) != codes.NotFound {
+	if err == nil || csiceph.Code(err) != codes.NotFound {
 		return img, "", err
 	}
 	id, terr := trashedID(ctx, io, name)
@@ -80,8 +81,9 @@ func (se *session) poolIO(ctx context.Context, pool int64) (*rados.IOContext, er
 	return se.io.Conn().OpenIOContextByID(ctx, pool)
 }
 
-// maxCollectDepth bounds the walk up a parent chain.
-const maxCollectDepth = 64
+// maxCollectDepth bounds the walk up a parent chain (twice the deepest
+// chain a StorageClass may allow before flattening).
+const maxCollectDepth = 2 * csiceph.MaxCloneDepthLimit
 
 // collect frees what a vanished clone held on its parent p (see the
 // comment at the top of this file). child is the clone's image name.
@@ -101,14 +103,14 @@ func (se *session) collect(ctx context.Context, p rbd.ParentSpec, child string) 
 func (se *session) collectOne(ctx context.Context, p rbd.ParentSpec, child string) (*rbd.ParentSpec, string, error) {
 	pio, err := se.poolIO(ctx, p.PoolID)
 	if err != nil {
-		if Code(err) == codes.NotFound {
+		if csiceph.Code(err) == codes.NotFound {
 			return nil, "", nil
 		}
 		return nil, "", err
 	}
 	parent, err := rbd.OpenByID(ctx, pio, p.ImageID, nil)
 	if err != nil {
-		if Code(err) == codes.NotFound {
+		if csiceph.Code(err) == codes.NotFound {
 			return nil, "", nil
 		}
 		return nil, "", err
@@ -151,7 +153,7 @@ func (se *session) purgeIfEmpty(ctx context.Context, io *rados.IOContext, img *r
 	if err != nil || !trashed {
 		return nil, "", err
 	}
-	if err := rbd.TrashRemove(ctx, io, info.ID); err != nil && Code(err) != codes.NotFound {
+	if err := rbd.TrashRemove(ctx, io, info.ID); err != nil && csiceph.Code(err) != codes.NotFound {
 		return nil, "", fmt.Errorf("purging trashed image %s: %w", info.ID, err)
 	}
 	return info.Parent, name, nil

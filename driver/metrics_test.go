@@ -20,6 +20,7 @@ import (
 	"github.com/csi-gorbd/csi-gorbd/controllerserver"
 	"github.com/csi-gorbd/csi-gorbd/driver"
 	"github.com/csi-gorbd/csi-gorbd/internal/cephtest"
+	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
 )
 
 type attachedN int
@@ -132,7 +133,7 @@ func TestMetricsCephSession(t *testing.T) {
 	}
 	clusterID := "metrics-" + randHex()
 	cs := controllerserver.New(controllerserver.Options{Instance: clusterID,
-		Clusters: map[string]controllerserver.ClusterInfo{clusterID: {ClusterID: clusterID, Monitors: []string{mon}}}})
+		Clusters: map[string]csiceph.ClusterInfo{clusterID: {ClusterID: clusterID, Monitors: []string{mon}}}})
 	defer cs.Close()
 	m := driver.NewMetrics()
 	m.AddHealthSource(driver.HealthReporterFunc(func(ctx context.Context) []driver.SessionHealth {
@@ -147,7 +148,7 @@ func TestMetricsCephSession(t *testing.T) {
 	defer cancel()
 	// A snapshot of a volume that does not exist: it dials the cluster
 	// and fails with NotFound, leaving nothing behind.
-	missing := controllerserver.VolumeID{ClusterID: clusterID, PoolID: 1, Image: "metrics-missing-" + randHex()}
+	missing := csiceph.VolumeID{ClusterID: clusterID, PoolID: 1, Image: "metrics-missing-" + randHex()}
 	_, err := csi.NewControllerClient(conn).ValidateVolumeCapabilities(ctx, &csi.ValidateVolumeCapabilitiesRequest{
 		VolumeId: missing.String(), Secrets: map[string]string{"userID": "admin", "userKey": key},
 		VolumeCapabilities: []*csi.VolumeCapability{{AccessType: &csi.VolumeCapability_Block{Block: &csi.VolumeCapability_BlockVolume{}},

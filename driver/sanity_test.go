@@ -20,6 +20,7 @@ import (
 	"github.com/csi-gorbd/csi-gorbd/controllerserver"
 	"github.com/csi-gorbd/csi-gorbd/driver"
 	"github.com/csi-gorbd/csi-gorbd/internal/cephtest"
+	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
 	"github.com/csi-gorbd/csi-gorbd/rados"
 	"github.com/csi-gorbd/csi-gorbd/rbd"
 )
@@ -54,7 +55,7 @@ func randHex() string {
 }
 
 func (g idGen) GenerateUniqueValidVolumeID() string {
-	return controllerserver.VolumeID{ClusterID: g.cluster, PoolID: g.pool, Image: "csi-sanity-missing-" + randHex()}.String()
+	return csiceph.VolumeID{ClusterID: g.cluster, PoolID: g.pool, Image: "csi-sanity-missing-" + randHex()}.String()
 }
 func (g idGen) GenerateInvalidVolumeID() string   { return "not-a-gorbd-volume-id" }
 func (g idGen) GenerateUniqueValidNodeID() string { return "node-" + randHex() }
@@ -92,12 +93,12 @@ func TestSanityController(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	clusters, _ := json.Marshal([]controllerserver.ClusterInfo{{ClusterID: clusterID, Monitors: []string{mon}}})
+	clusters, _ := json.Marshal([]csiceph.ClusterInfo{{ClusterID: clusterID, Monitors: []string{mon}}})
 	cf := filepath.Join(dir, "clusters.json")
 	if err := os.WriteFile(cf, clusters, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cm, err := controllerserver.LoadClusters(cf)
+	cm, err := csiceph.LoadClusters(cf)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,9 @@
 //	                   1.13 replaced VolumeCondition with this call).
 //
 // Every call is idempotent, and one call per volume runs at a time (a
-// concurrent one gets Aborted). gRPC codes are chosen here only.
+// concurrent one gets Aborted). Errors become gRPC codes through the one
+// table both services use (package internal/csiceph), and cluster
+// connections come from its pool.
 //
 // # Access modes
 //

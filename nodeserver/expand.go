@@ -8,6 +8,8 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
 )
 
 // NodeExpandVolume makes the device as large as the image (grown by
@@ -22,7 +24,7 @@ func (s *Server) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolume
 		return nil, status.Error(codes.InvalidArgument, "volume_path is required")
 	}
 	rec, err := s.vols.load(volID)
-	if errors.Is(err, errNoVolume) {
+	if errors.Is(err, csiceph.ErrNotStaged) {
 		return nil, status.Errorf(codes.NotFound, "volume %q is not staged on this node", volID)
 	}
 	if err != nil {
@@ -44,7 +46,7 @@ func (s *Server) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolume
 		return nil, status.Errorf(codes.Unavailable, "volume %q: device not served by this plugin", volID)
 	}
 	if err := b.Image().Refresh(ctx); err != nil {
-		return nil, toStatus(err, "re-reading the image header of "+volID)
+		return nil, csiceph.Status(err, "re-reading the image header of "+volID)
 	}
 	size := b.Size()
 	if need := req.GetCapacityRange().GetRequiredBytes(); need > size {
@@ -55,7 +57,7 @@ func (s *Server) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolume
 		return nil, status.Errorf(codes.OutOfRange, "volume %q: the image has %d bytes, more than the limit %d", volID, size, lim)
 	}
 	if err := s.mgr.Resize(ctx, volID, size); err != nil {
-		return nil, toStatus(err, fmt.Sprintf("resizing %s to %d bytes", rec.Device, size))
+		return nil, csiceph.Status(err, fmt.Sprintf("resizing %s to %d bytes", rec.Device, size))
 	}
 	if !rec.Block {
 		mnt := rec.StagingPath

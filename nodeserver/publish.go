@@ -10,6 +10,8 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
 )
 
 // NodePublishVolume bind-mounts the staged filesystem (or the device, onto
@@ -35,7 +37,7 @@ func (s *Server) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 	}
 	defer release()
 	rec, err := s.vols.load(volID)
-	if errors.Is(err, errNoVolume) {
+	if errors.Is(err, csiceph.ErrNotStaged) {
 		return nil, status.Errorf(codes.FailedPrecondition, "volume %q is not staged on this node: call NodeStageVolume first", volID)
 	}
 	if err != nil {
@@ -96,7 +98,7 @@ func (s *Server) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 		}
 	}
 	if err := s.o.Mounter.Mount(source, target, "", opts); err != nil {
-		return nil, toStatus(err, fmt.Sprintf("bind-mounting %s on %s", source, target))
+		return nil, csiceph.Status(err, fmt.Sprintf("bind-mounting %s on %s", source, target))
 	}
 	return &csi.NodePublishVolumeResponse{}, nil
 }

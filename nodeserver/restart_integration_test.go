@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/csi-gorbd/csi-gorbd/controllerserver"
 	"github.com/csi-gorbd/csi-gorbd/internal/cephtest"
+	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
 	"github.com/csi-gorbd/csi-gorbd/internal/incarnation"
 	"github.com/csi-gorbd/csi-gorbd/rados"
 	"github.com/csi-gorbd/csi-gorbd/rbd"
@@ -48,8 +48,8 @@ func TestRestartTakesOverLocks(t *testing.T) {
 
 	dir := t.TempDir()
 	opts := Options{NodeID: "n1", StateDir: dir,
-		Clusters: map[string]controllerserver.ClusterInfo{"c": {ClusterID: "c", Monitors: []string{mon}}}}
-	vid := controllerserver.VolumeID{ClusterID: "c", PoolID: io.PoolID(), Image: image}.String()
+		Clusters: map[string]csiceph.ClusterInfo{"c": {ClusterID: "c", Monitors: []string{mon}}}}
+	vid := csiceph.VolumeID{ClusterID: "c", PoolID: io.PoolID(), Image: image}.String()
 	rec := &volumeRecord{Version: volumeRecordVersion, VolumeID: vid, ClusterID: "c", PoolID: io.PoolID(),
 		Image: image, UserID: "admin", UserKey: key, StagingPath: "/staging"}
 
@@ -77,10 +77,12 @@ func TestRestartTakesOverLocks(t *testing.T) {
 
 	// Die without letting go: drop the connections, keep the image open.
 	var dead []uint64
-	for _, pc := range s1.conns.all() {
-		dead = append(dead, pc.conn.GlobalID())
-		pc.conn.Close()
+	c1, err := s1.conns.Get(ctx, "c", rec.credentials()) // the pooled connection the image uses
+	if err != nil {
+		t.Fatal(err)
 	}
+	dead = append(dead, c1.GlobalID())
+	c1.Close()
 	s1.owner.Close()
 	ws, err := io.ListWatchers(ctx, rbd.HeaderObjectName(id))
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 	"k8s.io/mount-utils"
 	utilexec "k8s.io/utils/exec"
 
-	"github.com/csi-gorbd/csi-gorbd/controllerserver"
+	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
 	"github.com/csi-gorbd/csi-gorbd/internal/incarnation"
 	"github.com/csi-gorbd/csi-gorbd/nbd/attach"
 )
@@ -26,7 +26,7 @@ const ownerWait = time.Minute
 // Options configure a Server.
 type Options struct {
 	NodeID   string
-	Clusters map[string]controllerserver.ClusterInfo
+	Clusters csiceph.Clusters
 	// StateDir holds nbd/ and volumes/ (see the package documentation).
 	StateDir string
 	// MaxVolumes is reported by NodeGetInfo (0: no limit reported); it
@@ -56,7 +56,7 @@ type Server struct {
 
 	o       Options
 	vols    volumeStore
-	conns   *connPool
+	conns   *csiceph.Pool
 	mgr     *attach.Manager
 	mounter *mount.SafeFormatAndMount
 	resizer *mount.ResizeFs
@@ -109,10 +109,11 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, fmt.Errorf("nodeserver: another process is serving %s: %w", o.StateDir, err)
 	}
 	s := &Server{
-		o:        o,
-		owner:    owner,
-		vols:     volumeStore{dir: filepath.Join(o.StateDir, "volumes")},
-		conns:    &connPool{clusters: o.Clusters, timeout: o.ConnectTimeout, owner: owner},
+		o:     o,
+		owner: owner,
+		vols:  volumeStore{dir: filepath.Join(o.StateDir, "volumes")},
+		conns: csiceph.NewPool(csiceph.PoolOptions{Clusters: o.Clusters, ConnectTimeout: o.ConnectTimeout,
+			OnConnect: recordClient(owner)}),
 		mounter:  mount.NewSafeFormatAndMount(o.Mounter, o.Exec),
 		resizer:  mount.NewResizeFs(o.Exec),
 		backends: map[string]*rbdVolume{},
@@ -159,28 +160,17 @@ func (s *Server) Ready(ctx context.Context) bool {
 	return true
 }
 
-// SessionHealth checks every cached cluster connection (the sessions the
+// SessionHealth checks every pooled cluster connection (the sessions the
 // staged volumes use) concurrently and reports each one.
-func (s *Server) SessionHealth(ctx context.Context) []controllerserver.Session {
-	all := s.conns.all()
-	out := make([]controllerserver.Session, len(all))
-	var wg sync.WaitGroup
-	for i, c := range all {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out[i] = controllerserver.Session{Cluster: c.cluster, User: c.user, Up: pingCluster(ctx, c.conn)}
-		}()
-	}
-	wg.Wait()
-	return out
+func (s *Server) SessionHealth(ctx context.Context) []csiceph.Session {
+	return s.conns.Health(ctx)
 }
 
 // Close stops serving the devices (they stay connected; a new process
 // recovers them) and closes the cluster connections.
 func (s *Server) Close() error {
 	err := s.mgr.Close()
-	s.conns.closeAll()
+	s.conns.Close()
 	if e := s.owner.Close(); err == nil {
 		err = e
 	}

@@ -2,7 +2,6 @@ package nodeserver
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,10 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	"k8s.io/mount-utils"
 
-	"github.com/csi-gorbd/csi-gorbd/controllerserver"
-	"github.com/csi-gorbd/csi-gorbd/rados"
-	"github.com/csi-gorbd/csi-gorbd/rados/cephx"
-	"github.com/csi-gorbd/csi-gorbd/rbd"
+	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
 )
 
 // These tests cover what needs neither a kernel nbd device nor a cluster:
@@ -30,7 +26,7 @@ func newTestServer(t *testing.T) (*Server, *mount.FakeMounter) {
 	fm := mount.NewFakeMounter(nil)
 	s, err := New(context.Background(), Options{
 		NodeID:   "n1",
-		Clusters: map[string]controllerserver.ClusterInfo{testCluster: {ClusterID: testCluster, Monitors: []string{"127.0.0.1:1"}}},
+		Clusters: map[string]csiceph.ClusterInfo{testCluster: {ClusterID: testCluster, Monitors: []string{"127.0.0.1:1"}}},
 		StateDir: t.TempDir(),
 		Mounter:  fm,
 	})
@@ -42,7 +38,7 @@ func newTestServer(t *testing.T) (*Server, *mount.FakeMounter) {
 }
 
 func volID(image string) string {
-	return controllerserver.VolumeID{ClusterID: testCluster, PoolID: 2, Image: image}.String()
+	return csiceph.VolumeID{ClusterID: testCluster, PoolID: 2, Image: image}.String()
 }
 
 func mountCap(mode csi.VolumeCapability_AccessMode_Mode, fs string) *csi.VolumeCapability {
@@ -96,7 +92,7 @@ func TestStageArguments(t *testing.T) {
 		{"key without user", &csi.NodeStageVolumeRequest{VolumeId: volID("a"), StagingTargetPath: staging,
 			VolumeCapability: mountCap(snw, ""), Secrets: map[string]string{"userKey": "x"}}, codes.InvalidArgument},
 		{"unknown cluster", &csi.NodeStageVolumeRequest{
-			VolumeId:          controllerserver.VolumeID{ClusterID: "elsewhere", PoolID: 1, Image: "a"}.String(),
+			VolumeId:          csiceph.VolumeID{ClusterID: "elsewhere", PoolID: 1, Image: "a"}.String(),
 			StagingTargetPath: staging, VolumeCapability: mountCap(snw, ""), Secrets: goodSC}, codes.InvalidArgument},
 	} {
 		_, err := s.NodeStageVolume(ctx, tc.req)
@@ -254,7 +250,7 @@ func TestVolumeStore(t *testing.T) {
 	if got.hasTarget("/t1") || !got.hasTarget("/t2") {
 		t.Errorf("targets after drop: %v", got.Targets)
 	}
-	if _, err := st.load(volID("other")); status.Code(toStatus(err, "")) != codes.NotFound {
+	if _, err := st.load(volID("other")); status.Code(csiceph.Status(err, "")) != codes.NotFound {
 		t.Errorf("load of a missing record: %v", err)
 	}
 	if err := os.WriteFile(filepath.Join(st.dir, "junk.json"), []byte("{"), 0o600); err != nil {
@@ -288,23 +284,17 @@ func FuzzDecodeVolumeRecord(f *testing.F) {
 	})
 }
 
-func TestCodes(t *testing.T) {
-	for _, tc := range []struct {
-		err  error
-		want codes.Code
-	}{
-		{fmt.Errorf("open: %w", cephx.ErrBadKey), codes.InvalidArgument},
-		{fmt.Errorf("x: %w", errUnknownCluster), codes.InvalidArgument},
-		{fmt.Errorf("x: %w", errNoVolume), codes.NotFound},
-		{fmt.Errorf("x: %w", rados.ErrPermission), codes.PermissionDenied},
-		{fmt.Errorf("x: %w", rbd.ErrNotFound), codes.NotFound},
-		{fmt.Errorf("x: %w", rados.ErrNoMonitor), codes.Unavailable},
-		{mount.NewMountError(mount.UnformattedReadOnly, "blank"), codes.FailedPrecondition},
-		{mount.NewMountError(mount.FormatFailed, "mkfs"), codes.Internal},
-		{context.DeadlineExceeded, codes.DeadlineExceeded},
-	} {
-		if got := status.Code(toStatus(tc.err, "doing")); got != tc.want {
-			t.Errorf("%v: %v, want %v", tc.err, got, tc.want)
-		}
+// TestMalformedKey: a userKey that is no Ceph key is the request's fault
+// (InvalidArgument), as the controller service says too (controllerserver
+// TestMalformedKey): both use one table. Opening the image fails before
+// any device is touched, and no record stays.
+func TestMalformedKey(t *testing.T) {
+	s, _ := newTestServer(t)
+	_, err := s.NodeStageVolume(context.Background(), &csi.NodeStageVolumeRequest{VolumeId: volID("badkey"),
+		StagingTargetPath: t.TempDir(), VolumeCapability: mountCap(snw, "ext4"),
+		Secrets: map[string]string{"userID": "admin", "userKey": "not-a-key"}})
+	wantCode(t, "malformed userKey", err, codes.InvalidArgument)
+	if recs, err := s.vols.list(); err != nil || len(recs) != 0 {
+		t.Errorf("records after a refused stage: %v, %v", recs, err)
 	}
 }

@@ -14,14 +14,8 @@ import (
 	"google.golang.org/grpc/status"
 	"k8s.io/mount-utils"
 
-	"github.com/csi-gorbd/csi-gorbd/controllerserver"
+	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
 	"github.com/csi-gorbd/csi-gorbd/nbd/attach"
-)
-
-// Volume context and parameter keys the node reads (ceph-csi's names).
-const (
-	paramFSType      = "csi.storage.k8s.io/fstype"
-	paramMkfsOptions = "mkfsOptions"
 )
 
 // defaultMkfsOptions are used when the volume context has no mkfsOptions
@@ -32,18 +26,13 @@ var defaultMkfsOptions = map[string][]string{
 	"xfs":  {"-K"},
 }
 
-func readOnlyMode(m csi.VolumeCapability_AccessMode_Mode) bool {
-	return m == csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY ||
-		m == csi.VolumeCapability_AccessMode_MULTI_NODE_READER_ONLY
-}
-
 // checkCapability validates one capability and returns the filesystem
 // type (empty for block).
 func checkCapability(vc *csi.VolumeCapability, volCtx map[string]string) (string, error) {
 	if vc == nil {
 		return "", status.Error(codes.InvalidArgument, "volume_capability is required")
 	}
-	if err := controllerserver.CheckCapabilities([]*csi.VolumeCapability{vc}); err != nil {
+	if err := csiceph.CheckCapabilities([]*csi.VolumeCapability{vc}); err != nil {
 		return "", status.Error(codes.InvalidArgument, err.Error())
 	}
 	if vc.GetBlock() != nil {
@@ -51,7 +40,7 @@ func checkCapability(vc *csi.VolumeCapability, volCtx map[string]string) (string
 	}
 	fsType := vc.GetMount().GetFsType()
 	if fsType == "" {
-		fsType = volCtx[paramFSType]
+		fsType = volCtx[csiceph.ParamFSType]
 	}
 	if fsType == "" {
 		fsType = "ext4"
@@ -96,7 +85,7 @@ func (s *Server) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 	if err != nil {
 		return nil, err
 	}
-	id, err := controllerserver.ParseVolumeID(volID)
+	id, err := csiceph.ParseVolumeID(volID)
 	if err != nil {
 		return nil, status.Errorf(codes.NotFound, "volume %q is not a volume of this driver: %v", volID, err)
 	}
@@ -107,7 +96,7 @@ func (s *Server) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 	defer release()
 
 	block := vc.GetBlock() != nil
-	ro := readOnlyMode(vc.GetAccessMode().GetMode())
+	ro := csiceph.ReadOnlyMode(vc.GetAccessMode().GetMode())
 	rec, err := s.vols.load(volID)
 	if err == nil && rec.Device == "" {
 		// A crash between recording the volume and attaching it: start
@@ -115,7 +104,7 @@ func (s *Server) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 		if err := s.vols.remove(volID); err != nil {
 			return nil, status.Errorf(codes.Internal, "removing the stale state of volume %q: %v", volID, err)
 		}
-		rec, err = nil, fmt.Errorf("%w: %s", errNoVolume, volID)
+		rec, err = nil, fmt.Errorf("%w: %s", csiceph.ErrNotStaged, volID)
 	}
 	fresh := false
 	switch {
@@ -129,7 +118,7 @@ func (s *Server) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 		if err := s.ensureServed(ctx, rec); err != nil {
 			return nil, err
 		}
-	case errors.Is(err, errNoVolume):
+	case errors.Is(err, csiceph.ErrNotStaged):
 		if rec, err = s.attachNew(ctx, id, volID, req, block, ro, fsType); err != nil {
 			return nil, err
 		}
@@ -152,25 +141,25 @@ func (s *Server) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 		return &csi.NodeStageVolumeResponse{}, nil
 	}
 	mkfs := defaultMkfsOptions[fsType]
-	if o := strings.Fields(req.GetVolumeContext()[paramMkfsOptions]); len(o) > 0 {
+	if o := strings.Fields(req.GetVolumeContext()[csiceph.ParamMkfsOptions]); len(o) > 0 {
 		mkfs = o
 	}
 	err = s.mounter.FormatAndMountSensitiveWithFormatOptions(rec.Device, staging, fsType, mountOptions(vc, fsType, ro), nil, mkfs)
 	if err != nil {
-		return nil, s.undoStage(ctx, fresh, volID, toStatus(err, fmt.Sprintf("formatting or mounting %s (%s) on %s", rec.Device, volID, staging)))
+		return nil, s.undoStage(ctx, fresh, volID, csiceph.Status(err, fmt.Sprintf("formatting or mounting %s (%s) on %s", rec.Device, volID, staging)))
 	}
 	return &csi.NodeStageVolumeResponse{}, nil
 }
 
 // attachNew records the volume (with its secrets) and attaches it.
-func (s *Server) attachNew(ctx context.Context, id controllerserver.VolumeID, volID string, req *csi.NodeStageVolumeRequest,
+func (s *Server) attachNew(ctx context.Context, id csiceph.VolumeID, volID string, req *csi.NodeStageVolumeRequest,
 	block, ro bool, fsType string) (*volumeRecord, error) {
-	cr, err := controllerserver.CredentialsFrom(req.GetSecrets())
+	cr, err := csiceph.CredentialsFrom(req.GetSecrets())
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "node-stage secrets: %v", err)
 	}
-	if _, ok := s.o.Clusters[id.ClusterID]; !ok {
-		return nil, status.Errorf(codes.InvalidArgument, "volume %q: clusterID %q is not in the clusters file of this node plugin", volID, id.ClusterID)
+	if _, err := s.o.Clusters.Lookup(id.ClusterID); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "volume %q: %v (this node plugin's)", volID, err)
 	}
 	rec := &volumeRecord{
 		VolumeID: volID, ClusterID: id.ClusterID, PoolID: id.PoolID, Image: id.Image,
@@ -185,7 +174,7 @@ func (s *Server) attachNew(ctx context.Context, id controllerserver.VolumeID, vo
 	// volume record was lost) would make Attach fail: let it go first.
 	if err := s.mgr.Detach(ctx, volID); err != nil && !errors.Is(err, attach.ErrNoRecord) {
 		_ = s.vols.remove(volID)
-		return nil, toStatus(err, "detaching a stale device of volume "+volID)
+		return nil, csiceph.Status(err, "detaching a stale device of volume "+volID)
 	}
 	r, err := s.mgr.Attach(ctx, attach.Spec{
 		ID: volID, Image: volID, ReadOnly: ro,
@@ -193,7 +182,7 @@ func (s *Server) attachNew(ctx context.Context, id controllerserver.VolumeID, vo
 	})
 	if err != nil {
 		_ = s.vols.remove(volID)
-		return nil, toStatus(err, fmt.Sprintf("attaching image %s (pool id %d) of volume %q", id.Image, id.PoolID, volID))
+		return nil, csiceph.Status(err, fmt.Sprintf("attaching image %s (pool id %d) of volume %q", id.Image, id.PoolID, volID))
 	}
 	rec.Device = r.Device()
 	if err := s.vols.save(rec); err != nil {
@@ -264,7 +253,7 @@ func (s *Server) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolu
 	}
 	defer release()
 	rec, err := s.vols.load(volID)
-	if err != nil && !errors.Is(err, errNoVolume) {
+	if err != nil && !errors.Is(err, csiceph.ErrNotStaged) {
 		return nil, status.Errorf(codes.Internal, "reading the state of volume %q: %v", volID, err)
 	}
 	if rec != nil {
@@ -280,7 +269,7 @@ func (s *Server) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolu
 		}
 	}
 	if err := s.mgr.Detach(ctx, volID); err != nil && !errors.Is(err, attach.ErrNoRecord) {
-		return nil, toStatus(err, "detaching volume "+volID)
+		return nil, csiceph.Status(err, "detaching volume "+volID)
 	}
 	if err := s.vols.remove(volID); err != nil {
 		return nil, status.Errorf(codes.Internal, "removing the state of volume %q: %v", volID, err)

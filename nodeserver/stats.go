@@ -10,6 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
 )
 
 // NodeGetVolumeStats reports bytes and inodes of a published or staged
@@ -24,7 +26,7 @@ func (s *Server) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeS
 		return nil, status.Error(codes.InvalidArgument, "volume_path is required")
 	}
 	rec, err := s.vols.load(volID)
-	if errors.Is(err, errNoVolume) {
+	if errors.Is(err, csiceph.ErrNotStaged) {
 		return nil, status.Errorf(codes.NotFound, "volume %q is not staged on this node", volID)
 	}
 	if err != nil {
@@ -75,7 +77,7 @@ func (s *Server) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolume
 		return nil, status.Error(codes.InvalidArgument, "volume_id is required")
 	}
 	rec, err := s.vols.load(volID)
-	if errors.Is(err, errNoVolume) {
+	if errors.Is(err, csiceph.ErrNotStaged) {
 		return nil, status.Errorf(codes.NotFound, "volume %q is not staged on this node", volID)
 	}
 	if err != nil {
@@ -91,8 +93,8 @@ func (s *Server) health(ctx context.Context, rec *volumeRecord) []*csi.VolumeHea
 		return []*csi.VolumeHealth_VolumeHealthEntry{{Status: csi.VolumeHealthErrorType_INACCESSIBLE, Reason: "DeviceNotServed",
 			Message: fmt.Sprintf("device %s is not served by this node plugin: its I/O stalls, then fails", rec.Device)}}
 	}
-	c, err := s.conns.get(ctx, rec.ClusterID, rec.UserID, rec.UserKey)
-	if err != nil || !pingCluster(ctx, c) {
+	c, err := s.conns.Get(ctx, rec.ClusterID, rec.credentials())
+	if err != nil || !csiceph.Ping(ctx, c) {
 		return []*csi.VolumeHealth_VolumeHealthEntry{{Status: csi.VolumeHealthErrorType_INACCESSIBLE, Reason: "ClusterUnreachable",
 			Message: fmt.Sprintf("the monitors of cluster %q do not answer: I/O to %s waits for them", rec.ClusterID, rec.Device)}}
 	}

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
 )
 
 // volumeRecordVersion is bumped when volumeRecord changes incompatibly.
@@ -43,6 +45,11 @@ type volumeRecord struct {
 	Targets []string `json:"targets,omitempty"`
 }
 
+// credentials are the node-stage secrets the record keeps.
+func (r *volumeRecord) credentials() csiceph.Credentials {
+	return csiceph.Credentials{User: r.UserID, Key: r.UserKey}
+}
+
 func (r *volumeRecord) hasTarget(t string) bool { return slices.Contains(r.Targets, t) }
 
 func (r *volumeRecord) dropTarget(t string) {
@@ -54,9 +61,6 @@ type volumeStore struct {
 	dir string
 }
 
-// errNoVolume: no record for the volume id.
-var errNoVolume = errors.New("nodeserver: volume is not staged on this node")
-
 func (s volumeStore) path(volumeID string) string {
 	h := sha256.Sum256([]byte(volumeID))
 	return filepath.Join(s.dir, hex.EncodeToString(h[:12])+".json")
@@ -65,7 +69,7 @@ func (s volumeStore) path(volumeID string) string {
 func (s volumeStore) load(volumeID string) (*volumeRecord, error) {
 	b, err := readBounded(s.path(volumeID))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %s", errNoVolume, volumeID)
+		return nil, fmt.Errorf("%w: %s", csiceph.ErrNotStaged, volumeID)
 	}
 	if err != nil {
 		return nil, err

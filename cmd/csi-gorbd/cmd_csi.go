@@ -13,6 +13,7 @@ import (
 
 	"github.com/csi-gorbd/csi-gorbd/controllerserver"
 	"github.com/csi-gorbd/csi-gorbd/driver"
+	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
 )
 
 // csiFlags are the CSI plugin's options, shared by controller, node and all.
@@ -61,7 +62,7 @@ func runCSI(ctx context.Context, mode string, f csiFlags) error {
 		version = bi.Main.Version
 	}
 	opts := driver.Options{Name: f.driverName, Version: version, NodeID: f.nodeID, Mode: mode}
-	clusters, err := controllerserver.LoadClusters(f.clusters)
+	clusters, err := csiceph.LoadClusters(f.clusters)
 	if err != nil {
 		return err
 	}

@@ -7,8 +7,8 @@ import (
 
 	"k8s.io/klog/v2"
 
-	"github.com/csi-gorbd/csi-gorbd/controllerserver"
 	"github.com/csi-gorbd/csi-gorbd/driver"
+	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
 	"github.com/csi-gorbd/csi-gorbd/nbd/attach"
 	"github.com/csi-gorbd/csi-gorbd/nodeserver"
 )
@@ -20,7 +20,7 @@ import (
 // whose device nobody serves. A device that cannot be recovered is
 // logged; its volume reports an abnormal condition and NodeStageVolume
 // retries the recovery.
-func startNode(ctx context.Context, f csiFlags, clusters map[string]controllerserver.ClusterInfo) (*nodeserver.Server, error) {
+func startNode(ctx context.Context, f csiFlags, clusters csiceph.Clusters) (*nodeserver.Server, error) {
 	if f.nodeID == "" {
 		return nil, errors.New("--nodeid is required for the node service (the Kubernetes node name)")
 	}

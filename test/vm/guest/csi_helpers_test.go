@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/csi-gorbd/csi-gorbd/controllerserver"
+	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
 	"github.com/csi-gorbd/csi-gorbd/rados"
 	"github.com/csi-gorbd/csi-gorbd/rbd"
 )
@@ -56,7 +57,7 @@ func newCSISetup(t *testing.T, ctx context.Context, c *hostCeph) *csiSetup {
 		Instance:  "vmB-" + run,
 		Secrets:   map[string]string{"userID": strings.TrimPrefix(c.User, "client."), "userKey": c.Key},
 	}
-	b, _ := json.Marshal([]controllerserver.ClusterInfo{{ClusterID: s.ClusterID, Monitors: []string{c.MonHost}}})
+	b, _ := json.Marshal([]csiceph.ClusterInfo{{ClusterID: s.ClusterID, Monitors: []string{c.MonHost}}})
 	s.Clusters = filepath.Join(s.Dir, "clusters.json")
 	if err := os.WriteFile(s.Clusters, b, 0o600); err != nil {
 		t.Fatal(err)

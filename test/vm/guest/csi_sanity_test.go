@@ -13,6 +13,7 @@ import (
 
 	"github.com/csi-gorbd/csi-gorbd/controllerserver"
 	"github.com/csi-gorbd/csi-gorbd/driver"
+	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
 	"github.com/csi-gorbd/csi-gorbd/nodeserver"
 )
 
@@ -24,7 +25,7 @@ type csiIDGen struct {
 }
 
 func (g csiIDGen) GenerateUniqueValidVolumeID() string {
-	return controllerserver.VolumeID{ClusterID: g.cluster, PoolID: g.pool, Image: "vmB-missing-" + csiRandHex()}.String()
+	return csiceph.VolumeID{ClusterID: g.cluster, PoolID: g.pool, Image: "vmB-missing-" + csiRandHex()}.String()
 }
 func (g csiIDGen) GenerateInvalidVolumeID() string   { return "not-a-gorbd-volume-id" }
 func (g csiIDGen) GenerateUniqueValidNodeID() string { return "node-" + csiRandHex() }
@@ -65,7 +66,7 @@ func TestCSISanityNode(t *testing.T) {
 	clearDmesg(t)
 	s := newCSISetup(t, ctx, c)
 
-	clusters, err := controllerserver.LoadClusters(s.Clusters)
+	clusters, err := csiceph.LoadClusters(s.Clusters)
 	if err != nil {
 		t.Fatal(err)
 	}

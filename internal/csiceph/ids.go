@@ -1,15 +1,11 @@
-package controllerserver
+package csiceph
 
 import (
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 )
-
-// ErrBadID: a volume or snapshot id this driver did not make.
-var ErrBadID = errors.New("controllerserver: malformed id")
 
 const (
 	volumeIDVersion   = "v1"
@@ -41,11 +37,19 @@ func (v VolumeID) body() string {
 		strconv.FormatInt(v.PoolID, 16) + "." + v.Image
 }
 
-// String encodes the id as "s1.<base64url(cluster)>.<pool hex>.<image>@<snap>"
-// where the snapshot name is base64url too (so '@' can only be the separator).
+// String encodes the id as "s1.<base64url(snap)>.<base64url(cluster)>.<pool hex>.<image>"
+// (the snapshot name is base64url, so '.' can only be a separator).
 func (s SnapshotID) String() string {
 	return snapshotIDVersion + "." + base64.RawURLEncoding.EncodeToString([]byte(s.Snap)) + "." + s.body()
 }
+
+// volumeCodecs and snapshotCodecs decode the id formats this driver
+// accepts, by version prefix (the text before the first '.'). A handle
+// format of another driver would be one more entry.
+var (
+	volumeCodecs   = map[string]func(rest string) (VolumeID, error){volumeIDVersion: parseBody}
+	snapshotCodecs = map[string]func(rest string) (SnapshotID, error){snapshotIDVersion: parseSnapshotV1}
+)
 
 func parseBody(rest string) (VolumeID, error) {
 	parts := strings.SplitN(rest, ".", 3)
@@ -63,36 +67,39 @@ func parseBody(rest string) (VolumeID, error) {
 	return VolumeID{ClusterID: string(c), PoolID: pool, Image: parts[2]}, nil
 }
 
-// ParseVolumeID decodes a VolumeID.String.
-func ParseVolumeID(s string) (VolumeID, error) {
-	rest, ok := strings.CutPrefix(s, volumeIDVersion+".")
-	if !ok {
-		return VolumeID{}, fmt.Errorf("%w: %q", ErrBadID, s)
-	}
-	v, err := parseBody(rest)
-	if err != nil {
-		return VolumeID{}, fmt.Errorf("%w: %q", err, s)
-	}
-	return v, nil
-}
-
-// ParseSnapshotID decodes a SnapshotID.String.
-func ParseSnapshotID(s string) (SnapshotID, error) {
-	rest, ok := strings.CutPrefix(s, snapshotIDVersion+".")
-	if !ok {
-		return SnapshotID{}, fmt.Errorf("%w: %q", ErrBadID, s)
-	}
+func parseSnapshotV1(rest string) (SnapshotID, error) {
 	enc, rest, ok := strings.Cut(rest, ".")
 	if !ok {
-		return SnapshotID{}, fmt.Errorf("%w: %q", ErrBadID, s)
+		return SnapshotID{}, ErrBadID
 	}
 	snap, err := base64.RawURLEncoding.DecodeString(enc)
 	if err != nil || len(snap) == 0 {
-		return SnapshotID{}, fmt.Errorf("%w: %q", ErrBadID, s)
+		return SnapshotID{}, ErrBadID
 	}
 	v, err := parseBody(rest)
 	if err != nil {
-		return SnapshotID{}, fmt.Errorf("%w: %q", err, s)
+		return SnapshotID{}, err
 	}
 	return SnapshotID{VolumeID: v, Snap: string(snap)}, nil
 }
+
+// parseID splits off the version prefix and runs its codec.
+func parseID[T any](s string, codecs map[string]func(string) (T, error)) (T, error) {
+	var zero T
+	version, rest, ok := strings.Cut(s, ".")
+	parse := codecs[version]
+	if !ok || parse == nil {
+		return zero, fmt.Errorf("%w: %q", ErrBadID, s)
+	}
+	id, err := parse(rest)
+	if err != nil {
+		return zero, fmt.Errorf("%w: %q", err, s)
+	}
+	return id, nil
+}
+
+// ParseVolumeID decodes a VolumeID.String.
+func ParseVolumeID(s string) (VolumeID, error) { return parseID(s, volumeCodecs) }
+
+// ParseSnapshotID decodes a SnapshotID.String.
+func ParseSnapshotID(s string) (SnapshotID, error) { return parseID(s, snapshotCodecs) }

@@ -1,0 +1,245 @@
+package controllerserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
+	"github.com/csi-gorbd/csi-gorbd/rados"
+)
+
+// Options configure a Server.
+type Options struct {
+	Clusters csiceph.Clusters
+	// Instance separates the journals of drivers sharing a pool
+	// (ceph-csi's instance id); "" is "default".
+	Instance string
+	// ConnectTimeout bounds dialling a cluster (0: 30s).
+	ConnectTimeout time.Duration
+	// MaxCloneDepth: a new clone whose parent chain is deeper than this is
+	// flattened in the background (0: DefaultMaxCloneDepth). The
+	// StorageClass parameter maxCloneDepth overrides it per volume.
+	MaxCloneDepth int
+}
+
+// DefaultMaxCloneDepth is the clone chain depth past which new clones are
+// flattened in the background.
+const DefaultMaxCloneDepth = 8
+
+// Server is the CSI Controller service.
+type Server struct {
+	csi.UnimplementedControllerServer
+
+	instance string
+	conns    *csiceph.Pool
+	inflight sync.Map // name or id → struct{}
+	maxDepth int
+
+	lockMu sync.Mutex
+	locks  map[string]chan struct{} // image → held lock (see lockImage)
+
+	bg       sync.WaitGroup // background flattens
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bgMu     sync.Mutex
+	bgErrs   []error
+}
+
+// New returns a Controller service.
+func New(o Options) *Server {
+	if o.Instance == "" {
+		o.Instance = "default"
+	}
+	if o.MaxCloneDepth == 0 {
+		o.MaxCloneDepth = DefaultMaxCloneDepth
+	}
+	s := &Server{instance: o.Instance, conns: csiceph.NewPool(csiceph.PoolOptions{Clusters: o.Clusters, ConnectTimeout: o.ConnectTimeout}),
+		maxDepth: o.MaxCloneDepth, locks: map[string]chan struct{}{}}
+	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
+	return s
+}
+
+// lockImage serialises the operations that change an image's snapshot
+// set or existence (DeleteVolume, CreateSnapshot, cloning from it): they
+// wait for each other rather than fail, until ctx ends. The caller must
+// call the returned unlock.
+func (s *Server) lockImage(ctx context.Context, cluster string, pool int64, image string) (func(), error) {
+	key := fmt.Sprintf("%s/%d/%s", cluster, pool, image)
+	for {
+		s.lockMu.Lock()
+		held, busy := s.locks[key]
+		if !busy {
+			ch := make(chan struct{})
+			s.locks[key] = ch
+			s.lockMu.Unlock()
+			return func() {
+				s.lockMu.Lock()
+				delete(s.locks, key)
+				s.lockMu.Unlock()
+				close(ch)
+			}, nil
+		}
+		s.lockMu.Unlock()
+		select {
+		case <-held:
+		case <-ctx.Done():
+			return nil, status.Errorf(codes.Aborted, "waiting for another operation on image %s: %v", image, ctx.Err())
+		}
+	}
+}
+
+// Ready reports whether the controller can reach Ceph: every pooled
+// connection must answer a monitor command ("version") within 5 seconds
+// (only connection-level failures count: a refusal still proves the
+// cluster is up), and every configured cluster that has no connection yet
+// (they are dialled lazily, with the secrets requests carry) must have a
+// monitor that accepts a TCP connection.
+func (s *Server) Ready(ctx context.Context) bool {
+	dialled := map[string]bool{}
+	for _, h := range s.SessionHealth(ctx) {
+		if !h.Up {
+			return false
+		}
+		dialled[h.Cluster] = true
+	}
+	for id, ci := range s.conns.Clusters() {
+		if !dialled[id] && !csiceph.Reachable(ctx, ci) {
+			return false
+		}
+	}
+	return true
+}
+
+// SessionHealth checks every pooled cluster connection as Ready does
+// (concurrently) and reports each one.
+func (s *Server) SessionHealth(ctx context.Context) []csiceph.Session {
+	return s.conns.Health(ctx)
+}
+
+// Close stops background work and drops every cluster connection.
+func (s *Server) Close() {
+	s.bgCancel()
+	s.bg.Wait()
+	s.conns.Close()
+}
+
+// guard takes the in-flight lock on key; the caller must call the
+// returned release. A duplicate in flight gets Aborted.
+func (s *Server) guard(key string) (func(), error) {
+	if _, busy := s.inflight.LoadOrStore(key, struct{}{}); busy {
+		return nil, status.Errorf(codes.Aborted, "an operation on %q is already in progress", key)
+	}
+	return func() { s.inflight.Delete(key) }, nil
+}
+
+// session is one request's view of a pool.
+type session struct {
+	s       *Server
+	cluster string
+	cred    csiceph.Credentials
+	io      *rados.IOContext
+}
+
+// conn returns the pooled connection for cluster, with the error saying
+// what to fix when there is none.
+func (s *Server) conn(ctx context.Context, cluster string, cr csiceph.Credentials) (*rados.Conn, error) {
+	c, err := s.conns.Get(ctx, cluster, cr)
+	if err == nil {
+		return c, nil
+	}
+	switch csiceph.Code(err) {
+	case codes.InvalidArgument:
+		if errors.Is(err, csiceph.ErrUnknownCluster) {
+			err = fmt.Errorf("%w; fix the StorageClass parameter clusterID or the clusters file", err)
+		}
+	case codes.PermissionDenied:
+		err = fmt.Errorf("cluster %q refused Ceph user %q: check userID and userKey in the secret: %w", cluster, cr.User, err)
+	case codes.Unavailable, codes.DeadlineExceeded:
+		err = fmt.Errorf("cannot reach the monitors of cluster %q %v (clusters file): %w", cluster, s.conns.Clusters()[cluster].Monitors, err)
+	}
+	return nil, csiceph.Status(err, "")
+}
+
+// open starts a session on the pool named pool, or with id poolID when
+// pool is "".
+func (s *Server) open(ctx context.Context, cluster string, secrets map[string]string, pool string, poolID int64) (*session, error) {
+	cr, err := csiceph.CredentialsFrom(secrets)
+	if err != nil {
+		return nil, csiceph.Status(err, "")
+	}
+	c, err := s.conn(ctx, cluster, cr)
+	if err != nil {
+		return nil, err
+	}
+	var io *rados.IOContext
+	if pool != "" {
+		io, err = c.OpenIOContext(ctx, pool)
+	} else {
+		io, err = c.OpenIOContextByID(ctx, poolID)
+	}
+	if err != nil {
+		if csiceph.Code(err) == codes.NotFound {
+			if pool != "" {
+				err = fmt.Errorf("pool %q (StorageClass parameter pool) does not exist on cluster %q: %w", pool, cluster, err)
+			} else {
+				err = fmt.Errorf("pool id %d does not exist on cluster %q any more: %w", poolID, cluster, err)
+			}
+		}
+		return nil, s.fail(c, err)
+	}
+	return &session{s: s, cluster: cluster, cred: cr, io: io}, nil
+}
+
+// fail drops c from the pool when err shows it broken and returns err as
+// a status.
+func (s *Server) fail(c *rados.Conn, err error) error {
+	s.conns.Failed(c, err)
+	return csiceph.Status(err, "")
+}
+
+func (se *session) fail(err error) error { return se.s.fail(se.io.Conn(), err) }
+
+// volumeErr says which volume a failure is about; a missing image gets
+// NotFound with the image and pool named.
+func (se *session) volumeErr(id csiceph.VolumeID, err error) error {
+	if notFound(err) {
+		return status.Errorf(codes.NotFound, "volume %s: image %q does not exist in pool %s of cluster %q",
+			id, id.Image, se.io.PoolName(), id.ClusterID)
+	}
+	return se.fail(err)
+}
+
+func (se *session) volJournal() journal {
+	return journal{io: se.io, oid: VolumeJournalObject(se.s.instance)}
+}
+
+func (se *session) snapJournal() journal {
+	return journal{io: se.io, oid: SnapshotJournalObject(se.s.instance)}
+}
+
+func (se *session) volumeID(image string) string {
+	return csiceph.VolumeID{ClusterID: se.cluster, PoolID: se.io.PoolID(), Image: image}.String()
+}
+
+// ControllerGetCapabilities lists what this controller does.
+func (s *Server) ControllerGetCapabilities(context.Context, *csi.ControllerGetCapabilitiesRequest) (*csi.ControllerGetCapabilitiesResponse, error) {
+	var caps []*csi.ControllerServiceCapability
+	for _, c := range []csi.ControllerServiceCapability_RPC_Type{
+		csi.ControllerServiceCapability_RPC_CREATE_DELETE_VOLUME,
+		csi.ControllerServiceCapability_RPC_CREATE_DELETE_SNAPSHOT,
+		csi.ControllerServiceCapability_RPC_LIST_SNAPSHOTS,
+		csi.ControllerServiceCapability_RPC_CLONE_VOLUME,
+		csi.ControllerServiceCapability_RPC_EXPAND_VOLUME,
+	} {
+		caps = append(caps, &csi.ControllerServiceCapability{Type: &csi.ControllerServiceCapability_Rpc{
+			Rpc: &csi.ControllerServiceCapability_RPC{Type: c}}})
+	}
+	return &csi.ControllerGetCapabilitiesResponse{Capabilities: caps}, nil
+}

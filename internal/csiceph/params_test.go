@@ -1,0 +1,106 @@
+package csiceph
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/csi-gorbd/csi-gorbd/rbd"
+)
+
+func TestParseVolumeParams(t *testing.T) {
+	p, err := ParseVolumeParams(map[string]string{"clusterID": "c", "pool": "rbd", "csi.storage.k8s.io/fstype": "ext4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Features != rbd.FeatureLayering || p.NamePrefix != "csi-vol-" || p.SnapPrefix != "csi-snap-" {
+		t.Errorf("defaults: %+v", p)
+	}
+	p, err = ParseVolumeParams(map[string]string{"clusterID": "c", "pool": "rbd", "imageFeatures": "layering, exclusive-lock,object-map"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.MaxCloneDepth != 0 {
+		t.Errorf("maxCloneDepth without the parameter: %d", p.MaxCloneDepth)
+	}
+	if p, err := ParseVolumeParams(map[string]string{"clusterID": "c", "pool": "rbd", "maxCloneDepth": "3"}); err != nil || p.MaxCloneDepth != 3 {
+		t.Errorf("maxCloneDepth 3: %+v %v", p, err)
+	}
+	want, _ := rbd.ParseFeatures("layering", "exclusive-lock", "object-map")
+	if p.Features != want {
+		t.Errorf("features %#x, want %#x", p.Features, want)
+	}
+	for _, bad := range []map[string]string{
+		{"pool": "rbd"},
+		{"clusterID": "c"},
+		{"clusterID": "c", "pool": "rbd", "imageFeatures": "bogus"},
+		{"clusterID": "c", "pool": "rbd", "imageFeatures": "exclusive-lock"},
+		{"clusterID": "c", "pool": "rbd", "volumeNamePrefix": "a/b"},
+		{"clusterID": "c", "pool": "rbd", "maxCloneDepth": "0"},
+		{"clusterID": "c", "pool": "rbd", "maxCloneDepth": "x"},
+		{"clusterID": "c", "pool": "rbd", "maxCloneDepth": "1000"},
+	} {
+		if _, err := ParseVolumeParams(bad); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}
+
+func TestParseClusters(t *testing.T) {
+	m, err := ParseClusters([]byte(`[{"clusterID":"a","monitors":["10.0.0.1:6789","10.0.0.2"]},{"clusterID":"b","monitors":["h:3300"],"cephFS":{}}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m) != 2 || len(m["a"].Monitors) != 2 {
+		t.Errorf("got %+v", m)
+	}
+	for _, bad := range []string{`{}`, `[{"clusterID":"a"}]`, `[{"monitors":["x"]}]`,
+		`[{"clusterID":"a","monitors":["x"]},{"clusterID":"a","monitors":["y"]}]`} {
+		if _, err := ParseClusters([]byte(bad)); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}
+
+func TestCredentials(t *testing.T) {
+	if _, err := CredentialsFrom(map[string]string{"userID": "admin"}); err == nil {
+		t.Error("missing key accepted")
+	}
+	c, err := CredentialsFrom(map[string]string{"userID": "admin", "userKey": "AQ=="})
+	if err != nil || c.User != "admin" || c.Key != "AQ==" {
+		t.Errorf("%+v %v", c, err)
+	}
+}
+
+func FuzzParseClusters(f *testing.F) {
+	f.Add([]byte(`[{"clusterID":"a","monitors":["10.0.0.1:6789","v2:10.0.0.2:3300/0"]}]`))
+	f.Add([]byte(`[{"clusterID":"b","monitors":["h:3300"],"cephFS":{}},{"clusterID":"c","monitors":["[::1]:6789"]}]`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := ParseClusters(b)
+		if err != nil {
+			return
+		}
+		for id, c := range m {
+			if id == "" || id != c.ClusterID || len(c.Monitors) == 0 {
+				t.Fatalf("accepted a bad entry %q: %+v", id, c)
+			}
+		}
+	})
+}
+
+func FuzzParseVolumeParams(f *testing.F) {
+	f.Add("c", "rbd", "layering,exclusive-lock", "csi-vol-", "3")
+	f.Add("c", "rbd", "", "", "")
+	f.Add("", "rbd", "bogus", "a/b", "-1")
+	f.Fuzz(func(t *testing.T, cluster, pool, features, prefix, depth string) {
+		p, err := ParseVolumeParams(map[string]string{"clusterID": cluster, "pool": pool, "imageFeatures": features,
+			"volumeNamePrefix": prefix, "maxCloneDepth": depth})
+		if err != nil {
+			return
+		}
+		if p.ClusterID == "" || p.Pool == "" || p.Features&rbd.FeatureLayering == 0 || strings.ContainsAny(p.NamePrefix, "/@") ||
+			p.MaxCloneDepth < 0 || p.MaxCloneDepth > 2*MaxCloneDepthLimit {
+			t.Fatalf("accepted %+v", p)
+		}
+	})
+}
