@@ -117,7 +117,7 @@ func (c *csiClientCLI) secrets() (map[string]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		key = k.String()
+		key = k.Base64()
 	}
 	return map[string]string{"userID": c.user, "userKey": key}, nil
 }

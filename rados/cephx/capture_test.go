@@ -49,7 +49,7 @@ func ticketJSON(t *Ticket) *capturedTicket {
 	if t == nil {
 		return nil
 	}
-	return &capturedTicket{uint8(t.Service), t.SessionKey.String(), t.SecretID, hex.EncodeToString(t.Blob)}
+	return &capturedTicket{uint8(t.Service), t.SessionKey.Base64(), t.SecretID, hex.EncodeToString(t.Blob)}
 }
 
 // captureState is recorded before an exchange.
@@ -65,7 +65,7 @@ func (s captureState) write(t *testing.T, file string, c *cephtestInfo, cli *Cli
 		return
 	}
 	x := capturedExchange{
-		Cluster: c.name, Version: c.version, Entity: cli.Name().String(), Key: cli.key.String(),
+		Cluster: c.name, Version: c.version, Entity: cli.Name().String(), Key: cli.key.Base64(),
 		Kind: kind, GlobalID: s.gid, Prev: ticketJSON(s.prev), Nonce: s.nonce,
 		Request:     hex.EncodeToString(res.request),
 		DoneGID:     res.done.GlobalID,
@@ -190,7 +190,7 @@ func TestCapturedExchanges(t *testing.T) {
 				}
 				// A different entity key cannot open the reply.
 				bad := x.client(t)
-				other, _ := NewCryptoKey(cli.key.Type, bytes.Repeat([]byte{7}, len(cli.key.secret)), time.Time{})
+				other, _ := NewCryptoKey(cli.key.Type, bytes.Repeat([]byte{7}, len(cli.key.secret())), time.Time{})
 				bad.key = other
 				if x.Kind == "reclaim" {
 					bad.globalID = x.GlobalID

@@ -64,15 +64,31 @@ const (
 
 // CryptoKey is a Ceph secret: type, creation time and secret bytes. Use
 // ParseKey or DecodeCryptoKey to make one; the zero value is unusable.
+//
+// It never prints its secret: every fmt verb (%v, %+v, %#v, %s, %q, %x,
+// ...) gives a redacted form naming only the type (see Format), and the
+// secret bytes sit two pointers below the key, deeper than fmt follows
+// when it prints a key nested in another value whose methods it cannot
+// call (an unexported field). Base64 and Secret give the secret when it is
+// really wanted.
 type CryptoKey struct {
 	Type    KeyType
 	Created time.Time // utime_t; informational
-	secret  []byte
+	m       *keyMaterial
+}
 
-	mu   sync.Mutex
+// keyMaterial is the secret and the ciphers derived from it.
+type keyMaterial struct {
+	secret *[]byte
+
+	mu   sync.Mutex // guards aes and krb5
 	aes  cipher.Block
 	krb5 map[KeyUsage]*krb5Keys
 }
+
+// Redacted is what a CryptoKey (and any other value that holds a secret)
+// prints instead of the secret.
+const Redacted = "<redacted>"
 
 // NewCryptoKey builds a key from its type and secret bytes (copied).
 func NewCryptoKey(t KeyType, secret []byte, created time.Time) (*CryptoKey, error) {
@@ -91,16 +107,25 @@ func NewCryptoKey(t KeyType, secret []byte, created time.Time) (*CryptoKey, erro
 	if len(secret) > maxKeyLen {
 		return nil, fmt.Errorf("%w: secret of %d bytes is too long", ErrBadKey, len(secret))
 	}
-	return &CryptoKey{Type: t, Created: created, secret: append([]byte(nil), secret...)}, nil
+	b := append([]byte(nil), secret...)
+	return &CryptoKey{Type: t, Created: created, m: &keyMaterial{secret: &b}}, nil
+}
+
+// secret is the raw secret (nil for the zero value).
+func (k *CryptoKey) secret() []byte {
+	if k.m == nil {
+		return nil
+	}
+	return *k.m.secret
 }
 
 // Secret returns a copy of the raw secret bytes. For session keys these are
 // the bytes msgr2 keys its HMAC-SHA256 with.
-func (k *CryptoKey) Secret() []byte { return append([]byte(nil), k.secret...) }
+func (k *CryptoKey) Secret() []byte { return append([]byte(nil), k.secret()...) }
 
 // Equal reports whether two keys have the same type and secret.
 func (k *CryptoKey) Equal(o *CryptoKey) bool {
-	return k != nil && o != nil && k.Type == o.Type && hmac.Equal(k.secret, o.secret)
+	return k != nil && o != nil && k.Type == o.Type && hmac.Equal(k.secret(), o.secret())
 }
 
 // DecodeCryptoKey reads an encoded CryptoKey (u16 type, utime created,
@@ -131,8 +156,8 @@ func (k *CryptoKey) Encode(e *encoding.Encoder) {
 	} else {
 		e.Timespec(k.Created)
 	}
-	e.U16(uint16(len(k.secret)))
-	e.Raw(k.secret)
+	e.U16(uint16(len(k.secret())))
+	e.Raw(k.secret())
 }
 
 // ParseKey decodes a base64 keyring secret ("AQ..." for aes, "Ag..." for
@@ -154,11 +179,29 @@ func ParseKey(s string) (*CryptoKey, error) {
 	return k, nil
 }
 
-// String returns the base64 form used in keyrings.
-func (k *CryptoKey) String() string {
+// Base64 returns the key in the base64 form keyrings and ceph-csi's
+// userKey use (the secret itself: handle it as such).
+func (k *CryptoKey) Base64() string {
 	e := encoding.NewEncoder(nil)
 	k.Encode(e)
 	return base64.StdEncoding.EncodeToString(e.Bytes())
+}
+
+// String is the redacted form: the key type only.
+func (k CryptoKey) String() string { return k.Type.String() + " key " + Redacted }
+
+// GoString is the redacted form for %#v.
+func (k CryptoKey) GoString() string { return "cephx.CryptoKey{Type: " + k.Type.String() + ", " + Redacted + "}" }
+
+// Format prints the redacted form for every verb (%#v: GoString), so no
+// format string can print the secret. Its receiver is a value, so a key
+// printed by value is redacted too.
+func (k CryptoKey) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		fmt.Fprint(f, k.GoString())
+		return
+	}
+	fmt.Fprint(f, k.String())
 }
 
 // Encrypt encrypts plaintext with the given usage (ignored for aes). The
@@ -223,37 +266,45 @@ func (k *CryptoKey) Decrypt(usage KeyUsage, ciphertext []byte) ([]byte, error) {
 // HMACSHA256 is Ceph's CryptoKeyHandler::hmac_sha256: HMAC-SHA256 keyed
 // with the raw secret.
 func (k *CryptoKey) HMACSHA256(data []byte) []byte {
-	m := hmac.New(sha256.New, k.secret)
+	m := hmac.New(sha256.New, k.secret())
 	m.Write(data)
 	return m.Sum(nil)
 }
 
 func (k *CryptoKey) aesBlock() (cipher.Block, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.aes == nil {
-		b, err := aes.NewCipher(k.secret[:aesKeyLen])
+	if k.m == nil {
+		return nil, fmt.Errorf("%w: no secret", ErrBadKey)
+	}
+	m := k.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.aes == nil {
+		b, err := aes.NewCipher((*m.secret)[:aesKeyLen])
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
 		}
-		k.aes = b
+		m.aes = b
 	}
-	return k.aes, nil
+	return m.aes, nil
 }
 
 func (k *CryptoKey) krb5Keys(u KeyUsage) (*krb5Keys, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if kk := k.krb5[u]; kk != nil {
+	if k.m == nil {
+		return nil, fmt.Errorf("%w: no secret", ErrBadKey)
+	}
+	m := k.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if kk := m.krb5[u]; kk != nil {
 		return kk, nil
 	}
-	kk, err := newKRB5Keys(k.secret, uint32(u))
+	kk, err := newKRB5Keys(*m.secret, uint32(u))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
 	}
-	if k.krb5 == nil {
-		k.krb5 = map[KeyUsage]*krb5Keys{}
+	if m.krb5 == nil {
+		m.krb5 = map[KeyUsage]*krb5Keys{}
 	}
-	k.krb5[u] = kk
+	m.krb5[u] = kk
 	return kk, nil
 }

@@ -2,7 +2,11 @@ package cephx
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -78,7 +82,7 @@ func TestParseKey(t *testing.T) {
 	if k.Type != KeyAES || string(k.Secret()) != "1234567890123456" || k.Created.Unix() != 123 {
 		t.Fatalf("decoded %+v", k)
 	}
-	if got := k.String(); got != b64(raw) {
+	if got := k.Base64(); got != b64(raw) {
 		t.Fatalf("re-encoded %s", got)
 	}
 	for _, bad := range []string{"", "!!!", b64(raw[:20]), b64(append(raw, 0)),
@@ -102,5 +106,50 @@ func TestChallengeKeyAES256(t *testing.T) {
 	}
 	if got != 0xff603040e5eb4b04 {
 		t.Fatalf("challenge key %#x", got)
+	}
+}
+
+// TestCryptoKeyRedacted: no fmt verb prints a key's secret, whether the
+// key is printed alone, by value, or inside structs, slices and maps;
+// Base64 (and Secret) give it explicitly.
+func TestCryptoKeyRedacted(t *testing.T) {
+	for _, k := range testKeys(t) {
+		b := k.Base64()
+		if back, err := ParseKey(b); err != nil || !back.Equal(k) {
+			t.Fatalf("Base64 does not round-trip: %v", err)
+		}
+		secret := k.Secret()
+		leaks := []string{b, base64.StdEncoding.EncodeToString(secret), hex.EncodeToString(secret),
+			fmt.Sprint(secret), fmt.Sprintf("%x", secret), string(secret)}
+		type holder struct {
+			Key         *CryptoKey
+			hidden      *CryptoKey
+			hiddenValue CryptoKey
+			Keys        []*CryptoKey
+			Values      []CryptoKey
+			ByName      map[string]*CryptoKey
+		}
+		h := holder{Key: k, hidden: k, hiddenValue: *k, Keys: []*CryptoKey{k}, Values: []CryptoKey{*k},
+			ByName: map[string]*CryptoKey{"client.admin": k}}
+		kr := Keyring{"client.admin": k}
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d"} {
+			for what, v := range map[string]any{"key": k, "value": *k, "holder": h, "holder pointer": &h, "keyring": kr} {
+				out := fmt.Sprintf(verb, v)
+				for _, leak := range leaks {
+					if strings.Contains(out, leak) {
+						t.Errorf("%s of %s %s prints the secret: %s", verb, k.Type, what, out)
+					}
+				}
+			}
+		}
+		want := k.Type.String() + " key " + Redacted
+		for _, verb := range []string{"%v", "%s", "%+v"} {
+			if got := fmt.Sprintf(verb, k); got != want {
+				t.Errorf("%s: %q, want %q", verb, got, want)
+			}
+		}
+		if got := fmt.Sprintf("%#v", k); !strings.Contains(got, Redacted) || !strings.Contains(got, k.Type.String()) {
+			t.Errorf("%%#v: %q", got)
+		}
 	}
 }

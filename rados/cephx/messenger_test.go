@@ -103,8 +103,8 @@ func captureRenewal(t *testing.T, c *cephtest.Cluster, cli *cephx.Client, what s
 	kind := map[string]string{"auth renewal": "renew-auth", "service tickets": "renew-principal"}[what]
 	x := map[string]any{
 		"cluster": c.Name, "version": c.Get("CEPH_VERSION"), "entity": cli.Name().String(),
-		"key": cli.Key().String(), "kind": kind, "global_id": gid,
-		"prev": map[string]any{"service": uint8(entity.TypeAuth), "session_key": prev.SessionKey.String(),
+		"key": cli.Key().Base64(), "kind": kind, "global_id": gid,
+		"prev": map[string]any{"service": uint8(entity.TypeAuth), "session_key": prev.SessionKey.Base64(),
 			"secret_id": prev.SecretID, "blob": hex.EncodeToString(prev.Blob)},
 		"done_global_id": rep.GlobalID, "done_con_mode": mode, "done_payload": hex.EncodeToString(rep.Payload),
 	}
