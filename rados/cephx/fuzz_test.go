@@ -93,6 +93,7 @@ func FuzzParseKeyring(f *testing.F) {
 	f.Add([]byte("[client.admin]\n\tkey = AQBNdgJrgkv8KxAAZS+CRxjeVRbPj6uCo2bUmw==\n\tcaps mon = \"allow *\"\n"))
 	f.Add([]byte("# c\n[client.x]\nkey=AgBVdgJrwZFYICAAAveBg1LHYxnjqQbE2aQLeReViDNOCk4K/IrgdzbXDsU=\n"))
 	f.Add([]byte("[client.admin\nkey = x\n"))
+	f.Add([]byte("[mon.]\n\tkey = AQBNdgJrgkv8KxAAZS+CRxjeVRbPj6uCo2bUmw== ; c\n\tcaps mon = \"allow *\"\n[osd.0]\ncaps osd = \"allow *\"\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		kr, err := ParseKeyring(b)
 		if err != nil {

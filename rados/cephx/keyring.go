@@ -1,68 +1,40 @@
 package cephx
 
-// Ceph keyring files: INI-like sections named after entities, each with a
-// "key = <base64 CryptoKey>" line. Caps lines and unknown settings are ignored.
+// Ceph keyring files: config.ParseKeyring reads them as Ceph does (any
+// number of entity sections, caps lines, comments, quoted values); this
+// file decodes their keys.
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"sort"
 	"strings"
 
+	"github.com/csi-gorbd/csi-gorbd/rados/config"
 	"github.com/csi-gorbd/csi-gorbd/rados/entity"
 )
 
-// Keyring maps entity names ("client.admin") to their keys.
+// Keyring maps entity names ("client.admin", "mon.") to their keys.
+// Sections without a key line (caps only) have no entry.
 type Keyring map[string]*CryptoKey
 
-const maxKeyringSize = 1 << 20
-
-// ParseKeyring parses keyring file contents.
+// ParseKeyring parses keyring file contents. A section that cannot be
+// read, or a key that does not decode, is an error as it is for Ceph.
 func ParseKeyring(data []byte) (Keyring, error) {
-	if len(data) > maxKeyringSize {
-		return nil, fmt.Errorf("%w: file of %d bytes is too large", ErrKeyring, len(data))
+	entries, err := config.ParseKeyring(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrKeyring, err)
 	}
 	kr := Keyring{}
-	section := ""
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 4096), maxKeyringSize)
-	for lineNo := 1; sc.Scan(); lineNo++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' || line[0] == ';' {
+	for _, e := range entries {
+		if e.Key == "" {
 			continue
 		}
-		if line[0] == '[' {
-			end := strings.IndexByte(line, ']')
-			if end < 0 {
-				return nil, fmt.Errorf("%w: line %d: unterminated section", ErrKeyring, lineNo)
-			}
-			section = strings.TrimSpace(line[1:end])
-			if _, err := entity.ParseName(section); err != nil || !strings.Contains(section, ".") {
-				return nil, fmt.Errorf("%w: line %d: bad entity name %q", ErrKeyring, lineNo, section)
-			}
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			return nil, fmt.Errorf("%w: line %d: expected key = value", ErrKeyring, lineNo)
-		}
-		if strings.TrimSpace(k) != "key" {
-			continue // caps mon = "...", auid = ..., etc.
-		}
-		if section == "" {
-			return nil, fmt.Errorf("%w: line %d: key outside a section", ErrKeyring, lineNo)
-		}
-		v = strings.Trim(strings.TrimSpace(v), `"`)
-		key, err := ParseKey(v)
+		key, err := ParseKey(e.Key)
 		if err != nil {
-			return nil, fmt.Errorf("%w: line %d: [%s]: %v", ErrKeyring, lineNo, section, err)
+			return nil, fmt.Errorf("%w: [%s]: %v", ErrKeyring, e.Name, err)
 		}
-		kr[section] = key
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrKeyring, err)
+		kr[e.Name.String()] = key
 	}
 	return kr, nil
 }

@@ -64,3 +64,29 @@ func TestLoadKeyring(t *testing.T) {
 		t.Fatalf("missing file: %v", err)
 	}
 }
+
+// TestParseKeyringDaemonSections: [mon.] (an entity with an empty id, as
+// every mon keyring has) and caps-only sections are read, each entity
+// picked by name.
+func TestParseKeyringDaemonSections(t *testing.T) {
+	kr, err := ParseKeyring([]byte(`[mon.]
+	key = AQBNdgJrgkv8KxAAZS+CRxjeVRbPj6uCo2bUmw==
+	caps mon = "allow *"
+[client.admin]
+	key = AgBVdgJrwZFYICAAAveBg1LHYxnjqQbE2aQLeReViDNOCk4K/IrgdzbXDsU= # the admin
+[client.nokey]
+	caps mon = "allow r"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, err := kr.Get(entity.Name{Type: entity.TypeMon}); err != nil || k.Type != KeyAES {
+		t.Fatalf("mon.: %v %v", k, err)
+	}
+	if k, err := kr.Get(entity.Name{Type: entity.TypeClient, ID: "admin"}); err != nil || k.Type != KeyAES256KRB5 {
+		t.Fatalf("client.admin: %v %v", k, err)
+	}
+	if _, err := kr.Get(entity.Name{Type: entity.TypeClient, ID: "nokey"}); !errors.Is(err, ErrKeyring) {
+		t.Fatalf("a section without a key: %v", err)
+	}
+}

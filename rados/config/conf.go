@@ -62,8 +62,13 @@ func ParseFile(path string) (*File, error) {
 // Parse parses ceph.conf syntax: "[section]" headers, "key = value"
 // lines, comments from ';' or '#' to the end of the line (outside double
 // quotes), values optionally in double quotes, and lines continued with
-// a trailing backslash. Later assignments win.
-func Parse(r io.Reader) (*File, error) {
+// a trailing backslash. Later assignments win; keys before the first
+// header belong to [global].
+func Parse(r io.Reader) (*File, error) { return parse(r, false) }
+
+// parse is Parse; with sectionFirst a key before the first header is an
+// error (keyrings: every key belongs to an entity).
+func parse(r io.Reader, sectionFirst bool) (*File, error) {
 	f := &File{Sections: map[string]map[string]string{}}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 4096), maxLine)
@@ -115,6 +120,9 @@ func Parse(r io.Reader) (*File, error) {
 		key := NormalizeKey(k)
 		if key == "" {
 			return nil, fmt.Errorf("%w: line %d: empty key", ErrSyntax, lineNo)
+		}
+		if section == "" && sectionFirst {
+			return nil, fmt.Errorf("%w: line %d: %q outside a section", ErrSyntax, lineNo, key)
 		}
 		if section == "" {
 			section = "global" // keys before any header: treat as [global]
