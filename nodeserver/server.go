@@ -118,6 +118,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		resizer:  mount.NewResizeFs(o.Exec),
 		backends: map[string]*rbdVolume{},
 	}
+	// This process is the directory's only writer: any temporary record
+	// file is what a crashed predecessor left.
+	if _, err := s.vols.records().RemoveTemps(0); err != nil {
+		owner.Close()
+		return nil, fmt.Errorf("nodeserver: removing stale temporary records: %w", err)
+	}
 	m, err := attach.New(ctx, attach.Config{
 		StateDir: filepath.Join(o.StateDir, "nbd"),
 		Factory:  s.openVolume,

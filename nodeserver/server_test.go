@@ -298,3 +298,31 @@ func TestMalformedKey(t *testing.T) {
 		t.Errorf("records after a refused stage: %v, %v", recs, err)
 	}
 }
+
+// TestNewRemovesStaleTemps: a temporary volume record a crash left behind
+// is deleted when the server starts; the records stay.
+func TestNewRemovesStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	st := volumeStore{dir: filepath.Join(dir, "volumes")}
+	rec := &volumeRecord{VolumeID: volID("keep"), ClusterID: testCluster, PoolID: 2, Image: "keep", UserID: "admin", UserKey: "k",
+		StagingPath: "/s", Device: "/dev/nbd0"}
+	if err := st.save(rec); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(st.dir, ".tmp-123-"+filepath.Base(st.path(volID("torn"))))
+	if err := os.WriteFile(tmp, []byte(`{"version":1,"volumeID":`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(context.Background(), Options{NodeID: "n1", StateDir: dir, Mounter: mount.NewFakeMounter(nil),
+		Clusters: csiceph.Clusters{testCluster: {ClusterID: testCluster, Monitors: []string{"127.0.0.1:1"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Errorf("temporary record still there: %v", err)
+	}
+	if got, err := s.vols.load(rec.VolumeID); err != nil || got.Image != "keep" {
+		t.Errorf("record after start: %+v, %v", got, err)
+	}
+}

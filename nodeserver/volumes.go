@@ -7,12 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
+	"github.com/csi-gorbd/csi-gorbd/internal/records"
 )
 
 // volumeRecordVersion is bumped when volumeRecord changes incompatibly.
@@ -56,18 +56,24 @@ func (r *volumeRecord) dropTarget(t string) {
 	r.Targets = slices.DeleteFunc(r.Targets, func(s string) bool { return s == t })
 }
 
-// volumeStore is the volumes/ directory.
+// volumeStore is the volumes/ directory: one record file per volume,
+// named by a hash of the volume id, kept crash-safe by package
+// internal/records.
 type volumeStore struct {
 	dir string
 }
 
-func (s volumeStore) path(volumeID string) string {
+func (s volumeStore) records() records.Dir { return records.Dir{Path: s.dir, MaxSize: maxRecordSize} }
+
+func recordFile(volumeID string) string {
 	h := sha256.Sum256([]byte(volumeID))
-	return filepath.Join(s.dir, hex.EncodeToString(h[:12])+".json")
+	return hex.EncodeToString(h[:12]) + ".json"
 }
 
+func (s volumeStore) path(volumeID string) string { return filepath.Join(s.dir, recordFile(volumeID)) }
+
 func (s volumeStore) load(volumeID string) (*volumeRecord, error) {
-	b, err := readBounded(s.path(volumeID))
+	b, err := s.records().Read(recordFile(volumeID))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", csiceph.ErrNotStaged, volumeID)
 	}
@@ -82,26 +88,6 @@ func (s volumeStore) load(volumeID string) (*volumeRecord, error) {
 		return nil, fmt.Errorf("nodeserver: record %s holds volume %q", s.path(volumeID), r.VolumeID)
 	}
 	return r, nil
-}
-
-func readBounded(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if st.Size() > maxRecordSize {
-		return nil, fmt.Errorf("nodeserver: %s: %d bytes is too large for a record", path, st.Size())
-	}
-	b := make([]byte, st.Size())
-	if _, err := f.ReadAt(b, 0); err != nil && len(b) > 0 {
-		return nil, err
-	}
-	return b, nil
 }
 
 func decodeVolumeRecord(b []byte) (*volumeRecord, error) {
@@ -121,92 +107,18 @@ func decodeVolumeRecord(b []byte) (*volumeRecord, error) {
 // save writes r atomically (temporary file, fsync, rename, fsync of the
 // directory), mode 0600 in a 0700 directory.
 func (s volumeStore) save(r *volumeRecord) error {
-	if err := os.MkdirAll(s.dir, 0o700); err != nil {
-		return err
-	}
-	if err := os.Chmod(s.dir, 0o700); err != nil {
-		return err
-	}
 	r.Version = volumeRecordVersion
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(s.dir, ".tmp-*.json")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
+	if err := s.records().WriteJSON(recordFile(r.VolumeID), r); err != nil {
 		return fmt.Errorf("nodeserver: saving volume record: %w", err)
 	}
-	if err := f.Chmod(0o600); err != nil {
-		return fail(err)
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("nodeserver: saving volume record: %w", err)
-	}
-	if err := os.Rename(tmp, s.path(r.VolumeID)); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("nodeserver: saving volume record: %w", err)
-	}
-	return syncDir(s.dir)
+	return nil
 }
 
-func (s volumeStore) remove(volumeID string) error {
-	err := os.Remove(s.path(volumeID))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return syncDir(s.dir)
-}
+func (s volumeStore) remove(volumeID string) error { return s.records().Remove(recordFile(volumeID)) }
 
 // list returns every readable record; unreadable ones are reported in the
 // error without hiding the others.
 func (s volumeStore) list() ([]*volumeRecord, error) {
-	ents, err := os.ReadDir(s.dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var out []*volumeRecord
-	var errs []error
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), ".") || !strings.HasSuffix(e.Name(), ".json") {
-			continue
-		}
-		b, err := readBounded(filepath.Join(s.dir, e.Name()))
-		if err == nil {
-			var r *volumeRecord
-			if r, err = decodeVolumeRecord(b); err == nil {
-				out = append(out, r)
-				continue
-			}
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", e.Name(), err))
-	}
-	return out, errors.Join(errs...)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	isRecord := func(n string) bool { return strings.HasSuffix(n, ".json") }
+	return records.List(s.records(), isRecord, func(_ string, b []byte) (*volumeRecord, error) { return decodeVolumeRecord(b) })
 }

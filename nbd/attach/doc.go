@@ -28,7 +28,9 @@
 //
 // One JSON file per device, nbdN.json, mode 0600 in a 0700 directory,
 // written atomically (temporary file, fsync, rename, fsync of the
-// directory). A record holds what Recover needs to find the device and
+// directory: package internal/records). New deletes temporary files a
+// crash left, once they are old enough not to be another process's write
+// in flight. A record holds what Recover needs to find the device and
 // reopen its backend: device index, backend identifier (the volume id),
 // the image spec string, size and options. It never holds secrets: the
 // image spec names the image only, and the backend factory gets the

@@ -142,6 +142,10 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		k = netlinkKernel{}
 	}
 	m := &Manager{cfg: cfg, store: Store{Dir: cfg.StateDir}, kernel: k, atts: map[int]*attachment{}}
+	// A crash while saving a record leaves its temporary file behind.
+	if _, err := m.store.dir().RemoveTemps(staleTempAge); err != nil {
+		return nil, fmt.Errorf("attach: removing stale temporary records: %w", err)
+	}
 	m.ctx, m.cancel = context.WithCancel(ctx)
 	return m, nil
 }

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/csi-gorbd/csi-gorbd/internal/records"
 )
 
 // recordVersion is bumped when Record changes incompatibly.
@@ -41,7 +41,8 @@ type Record struct {
 // Device is the device node path, /dev/nbdN.
 func (r *Record) Device() string { return "/dev/nbd" + strconv.Itoa(r.Index) }
 
-// Store is the state directory.
+// Store is the state directory: one record file per device, nbdN.json,
+// kept crash-safe by package internal/records.
 type Store struct {
 	Dir string
 }
@@ -49,85 +50,33 @@ type Store struct {
 // ErrNoRecord is returned when no record matches a device or id.
 var ErrNoRecord = errors.New("attach: no such attachment record")
 
-func (s Store) path(index int) string {
-	return filepath.Join(s.Dir, fmt.Sprintf("nbd%d.json", index))
-}
+// staleTempAge is how old a temporary record file must be before New
+// deletes it: several processes (nbd map) may share a state directory, and
+// a write in flight must keep its file.
+const staleTempAge = 10 * time.Minute
 
-func (s Store) ensureDir() error {
-	if s.Dir == "" {
-		return errors.New("attach: no state directory")
-	}
-	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
-		return err
-	}
-	return os.Chmod(s.Dir, 0o700)
-}
+func (s Store) dir() records.Dir { return records.Dir{Path: s.Dir} }
+
+func recordName(index int) string { return fmt.Sprintf("nbd%d.json", index) }
 
 // Save writes r atomically: temporary file, fsync, rename, fsync dir.
 func (s Store) Save(r *Record) error {
-	if err := s.ensureDir(); err != nil {
-		return err
+	if s.Dir == "" {
+		return errors.New("attach: no state directory")
 	}
 	r.Version = recordVersion
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	b = append(b, '\n')
-	f, err := os.CreateTemp(s.Dir, ".tmp-nbd*.json")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
+	if err := s.dir().WriteJSON(recordName(r.Index), r); err != nil {
 		return fmt.Errorf("attach: save record nbd%d: %w", r.Index, err)
-	}
-	if err := f.Chmod(0o600); err != nil {
-		return fail(err)
-	}
-	if _, err := f.Write(b); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("attach: save record nbd%d: %w", r.Index, err)
-	}
-	if err := os.Rename(tmp, s.path(r.Index)); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("attach: save record nbd%d: %w", r.Index, err)
-	}
-	return syncDir(s.Dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// Remove deletes the record of device index; a missing record is no error.
-func (s Store) Remove(index int) error {
-	err := os.Remove(s.path(index))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if err == nil {
-		return syncDir(s.Dir)
 	}
 	return nil
 }
 
+// Remove deletes the record of device index; a missing record is no error.
+func (s Store) Remove(index int) error { return s.dir().Remove(recordName(index)) }
+
 // Load reads the record of device index.
 func (s Store) Load(index int) (*Record, error) {
-	b, err := os.ReadFile(s.path(index))
+	b, err := s.dir().Read(recordName(index))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: nbd%d", ErrNoRecord, index)
 	}
@@ -154,38 +103,16 @@ func decodeRecord(b []byte) (*Record, error) {
 // List returns all records, ordered by device index. Unreadable files are
 // reported in the error but do not hide the others.
 func (s Store) List() ([]*Record, error) {
-	ents, err := os.ReadDir(s.Dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var recs []*Record
-	var errs []error
-	for _, e := range ents {
-		n := e.Name()
-		if !strings.HasPrefix(n, "nbd") || !strings.HasSuffix(n, ".json") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(s.Dir, n))
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
+	isRecord := func(n string) bool { return strings.HasPrefix(n, "nbd") && strings.HasSuffix(n, ".json") }
+	recs, err := records.List(s.dir(), isRecord, func(n string, b []byte) (*Record, error) {
 		r, err := decodeRecord(b)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", n, err))
-			continue
+		if err == nil && n != recordName(r.Index) {
+			return nil, fmt.Errorf("record says nbd%d", r.Index)
 		}
-		if n != fmt.Sprintf("nbd%d.json", r.Index) {
-			errs = append(errs, fmt.Errorf("%s: record says nbd%d", n, r.Index))
-			continue
-		}
-		recs = append(recs, r)
-	}
+		return r, err
+	})
 	sort.Slice(recs, func(i, j int) bool { return recs[i].Index < recs[j].Index })
-	return recs, errors.Join(errs...)
+	return recs, err
 }
 
 // Find returns the record matching a device ("/dev/nbdN", "nbdN") or a

@@ -1,11 +1,14 @@
 package attach
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/csi-gorbd/csi-gorbd/nbd"
 )
 
 func TestStore(t *testing.T) {
@@ -91,5 +94,35 @@ func TestParseDevice(t *testing.T) {
 		if _, err := parseDevice(in); err == nil {
 			t.Errorf("parseDevice(%q): no error", in)
 		}
+	}
+}
+
+// TestNewRemovesStaleTemps: a temporary record file a crash left behind
+// is deleted when a Manager starts on the directory, unless it is recent
+// enough to be another process's write in flight.
+func TestNewRemovesStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	stale, fresh := filepath.Join(dir, ".tmp-1-nbd3.json"), filepath.Join(dir, ".tmp-2-nbd4.json")
+	for _, p := range []string{stale, fresh} {
+		if err := os.WriteFile(p, []byte(`{"version":1,`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * staleTempAge)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(context.Background(), Config{StateDir: dir, Factory: func(context.Context, string, bool) (nbd.Backend, error) {
+		return nil, errors.New("unused")
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale temporary record still there: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a recent temporary record was removed: %v", err)
 	}
 }
