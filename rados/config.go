@@ -35,7 +35,12 @@ type Config struct {
 	// User is the client id ("admin") or full name ("client.admin").
 	User string
 	// Key is the base64 cephx secret (AES "AQ..." or aes256k "Ag...").
+	// It prints redacted (see Format).
 	Key string
+	// KeyFile is a file holding the base64 secret, as the ceph CLI's
+	// --keyfile; Key wins over it, it wins over the configuration file
+	// and keyrings.
+	KeyFile string
 	// Keyring is a keyring path (or comma-separated list).
 	Keyring string
 	// MsMode: crc, secure, prefer-crc (default) or prefer-secure.
@@ -49,6 +54,16 @@ type Config struct {
 	FSID string
 }
 
+// Format prints the configuration with Key redacted, for every verb.
+func (cfg Config) Format(f fmt.State, verb rune) {
+	type plain Config
+	p := plain(cfg)
+	if p.Key != "" {
+		p.Key = config.Redacted
+	}
+	fmt.Fprintf(f, fmt.FormatString(f, verb), p)
+}
+
 // resolved is everything Connect needs.
 type resolved struct {
 	name  entity.Name
@@ -58,7 +73,7 @@ type resolved struct {
 }
 
 func (cfg Config) resolve(ctx context.Context) (*resolved, error) {
-	opts := config.Options{ConfPath: cfg.ConfFile, Name: cfg.User, Keyring: cfg.Keyring, Key: cfg.Key, MsMode: cfg.MsMode}
+	opts := config.Options{ConfPath: cfg.ConfFile, Name: cfg.User, Keyring: cfg.Keyring, Key: cfg.Key, KeyFile: cfg.KeyFile, MsMode: cfg.MsMode}
 	for i, m := range cfg.Monitors {
 		if i > 0 {
 			opts.MonHost += ","

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/csi-gorbd/csi-gorbd/rados/config"
 	"github.com/csi-gorbd/csi-gorbd/rados/encoding"
 )
 
@@ -88,7 +89,7 @@ type keyMaterial struct {
 
 // Redacted is what a CryptoKey (and any other value that holds a secret)
 // prints instead of the secret.
-const Redacted = "<redacted>"
+const Redacted = config.Redacted
 
 // NewCryptoKey builds a key from its type and secret bytes (copied).
 func NewCryptoKey(t KeyType, secret []byte, created time.Time) (*CryptoKey, error) {
@@ -191,7 +192,9 @@ func (k *CryptoKey) Base64() string {
 func (k CryptoKey) String() string { return k.Type.String() + " key " + Redacted }
 
 // GoString is the redacted form for %#v.
-func (k CryptoKey) GoString() string { return "cephx.CryptoKey{Type: " + k.Type.String() + ", " + Redacted + "}" }
+func (k CryptoKey) GoString() string {
+	return "cephx.CryptoKey{Type: " + k.Type.String() + ", " + Redacted + "}"
+}
 
 // Format prints the redacted form for every verb (%#v: GoString), so no
 // format string can print the secret. Its receiver is a value, so a key

@@ -192,3 +192,53 @@ func FuzzParseMonHost(f *testing.F) {
 		}
 	})
 }
+
+// TestResolveKeyFile: Options.KeyFile (ceph's --keyfile) is read, after
+// an explicit Key and before the file's key and keyfile.
+func TestResolveKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "ceph.conf")
+	kf := filepath.Join(dir, "client.key")
+	os.WriteFile(kf, []byte("  AQBfromfile==\n"), 0o600)
+	os.WriteFile(conf, []byte("[global]\nmon host = 10.0.0.1\n[client.admin]\nkey = AQBfromconf==\n"), 0o644)
+	for _, c := range []struct {
+		opts Options
+		want string
+	}{
+		{Options{ConfPath: conf}, "AQBfromconf=="},
+		{Options{ConfPath: conf, KeyFile: kf}, "AQBfromfile=="},
+		{Options{ConfPath: conf, KeyFile: kf, Key: "AQBexplicit=="}, "AQBexplicit=="},
+	} {
+		cl, err := Resolve(context.Background(), c.opts)
+		if err != nil || cl.Key != c.want {
+			t.Errorf("%+v: key %q, %v; want %q", c.opts, cl.Key, err, c.want)
+		}
+	}
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, []byte("\n"), 0o600)
+	for _, bad := range []string{filepath.Join(dir, "missing"), empty} {
+		if _, err := Resolve(context.Background(), Options{ConfPath: conf, KeyFile: bad}); err == nil {
+			t.Errorf("keyfile %s accepted", bad)
+		}
+	}
+}
+
+// TestSecretsRedacted: Options and Client never print their key.
+func TestSecretsRedacted(t *testing.T) {
+	const key = "AQBNdgJrgkv8KxAAZS+CRxjeVRbPj6uCo2bUmw=="
+	o := Options{Name: "client.admin", Key: key, MonHost: "10.0.0.1"}
+	c := Client{Key: key, Keyrings: []string{"/etc/ceph/keyring"}}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {
+		for _, v := range []any{o, &o, c, &c, []Options{o}, struct{ C *Client }{&c}} {
+			if out := fmt.Sprintf(verb, v); strings.Contains(out, key) || strings.Contains(out, fmt.Sprintf("%x", key)) {
+				t.Errorf("%s prints the key: %s", verb, out)
+			}
+		}
+	}
+	if out := fmt.Sprintf("%+v", o); !strings.Contains(out, Redacted) || !strings.Contains(out, "client.admin") {
+		t.Errorf("%%+v: %s", out)
+	}
+	if out := fmt.Sprintf("%+v", Options{Name: "x"}); strings.Contains(out, Redacted) {
+		t.Errorf("an empty key prints as redacted: %s", out)
+	}
+}

@@ -35,8 +35,17 @@ type Options struct {
 	Name     string // "client.admin", or a bare id ("admin")
 	MonHost  string // mon_host syntax; ceph-csi "host:port" lists joined by commas work
 	Keyring  string // keyring path(s), comma separated
-	Key      string // base64 secret; wins over keyrings
+	Key      string // base64 secret; wins over everything else
+	KeyFile  string // file holding the base64 secret (ceph's --keyfile); after Key, before the file's key, keyfile and keyrings
 	MsMode   string // crc | secure | prefer-crc | prefer-secure
+}
+
+// Format prints the options with Key redacted, for every verb.
+func (o Options) Format(f fmt.State, verb rune) {
+	type plain Options
+	p := plain(o)
+	p.Key = redact(p.Key)
+	fmt.Fprintf(f, fmt.FormatString(f, verb), p)
 }
 
 // Client is the resolved configuration of one client.
@@ -49,6 +58,39 @@ type Client struct {
 	AuthNone bool // auth_client_required = none
 	Conf     *File
 	ConfPath string // the file read ("" if none)
+}
+
+// Format prints the client configuration with Key redacted, for every verb.
+func (c Client) Format(f fmt.State, verb rune) {
+	type plain Client
+	p := plain(c)
+	p.Key = redact(p.Key)
+	fmt.Fprintf(f, fmt.FormatString(f, verb), p)
+}
+
+// Redacted is what a secret prints as.
+const Redacted = "<redacted>"
+
+// redact hides a non-empty secret.
+func redact(s string) string {
+	if s == "" {
+		return ""
+	}
+	return Redacted
+}
+
+// ReadKeyFile reads a key file as Ceph's keyfile option does: the base64
+// secret, surrounding white space ignored.
+func ReadKeyFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("config: keyfile: %w", err)
+	}
+	k := strings.TrimSpace(string(b))
+	if k == "" {
+		return "", fmt.Errorf("config: keyfile %s is empty", path)
+	}
+	return k, nil
 }
 
 // Resolve combines opts with the configuration file and resolves the
@@ -96,16 +138,19 @@ func Resolve(ctx context.Context, opts Options) (*Client, error) {
 	}
 
 	c.Key = opts.Key
+	if c.Key == "" && opts.KeyFile != "" {
+		if c.Key, err = ReadKeyFile(opts.KeyFile); err != nil {
+			return nil, err
+		}
+	}
 	if c.Key == "" {
 		c.Key, _ = c.Conf.Get(n, "key")
 	}
 	if c.Key == "" {
 		if kf, ok := c.Conf.Get(n, "keyfile"); ok && kf != "" {
-			b, err := os.ReadFile(expandMeta(kf, n))
-			if err != nil {
-				return nil, fmt.Errorf("config: keyfile: %w", err)
+			if c.Key, err = ReadKeyFile(expandMeta(kf, n)); err != nil {
+				return nil, err
 			}
-			c.Key = strings.TrimSpace(string(b))
 		}
 	}
 	kr := opts.Keyring
