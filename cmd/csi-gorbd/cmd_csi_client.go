@@ -11,9 +11,6 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-
-	"github.com/csi-gorbd/csi-gorbd/rados/cephx"
-	"github.com/csi-gorbd/csi-gorbd/rados/entity"
 )
 
 // csiClientCLI holds the options of `csi-gorbd csi ...`, a small CSI
@@ -33,8 +30,8 @@ func newCSIClientCmd(g *cephFlags) *cobra.Command {
 		Use:   "csi",
 		Short: "Call a running CSI plugin (controller and identity RPCs)",
 		Long: "Call a running CSI plugin over its endpoint. Secrets are userID (--user) and userKey, read from\n" +
-			"--key or from the keyring (-k) entry of client.<user>. Parameters are StorageClass parameters\n" +
-			"given as --param key=value (repeatable).",
+			"--keyfile, from the keyring (-k) entry of client.<user>, or from --key. Parameters are StorageClass\n" +
+			"parameters given as --param key=value (repeatable).",
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&c.endpoint, "endpoint", "unix:///csi/csi.sock", "CSI endpoint of the plugin (unix:///path or host:port)")
@@ -97,27 +94,12 @@ func call[T any](s *csiSession, fn func(ctx context.Context) (T, error)) (T, err
 	return fn(ctx)
 }
 
-// secrets builds userID/userKey from --user and --key or the keyring.
+// secrets builds userID/userKey from --user and the key the global flags
+// name (--key, --keyfile or the keyring's entry of client.<user>).
 func (c *csiClientCLI) secrets() (map[string]string, error) {
-	key := c.ceph.key
-	if key == "" {
-		path := c.ceph.keyring
-		if path == "" {
-			return nil, fmt.Errorf("give the user's key with --key or a keyring with -k")
-		}
-		kr, err := cephx.LoadKeyring(path)
-		if err != nil {
-			return nil, err
-		}
-		name, err := entity.ParseName("client." + c.user)
-		if err != nil {
-			return nil, err
-		}
-		k, err := kr.Get(name)
-		if err != nil {
-			return nil, err
-		}
-		key = k.Base64()
+	key, err := c.ceph.userKey(c.user)
+	if err != nil {
+		return nil, err
 	}
 	return map[string]string{"userID": c.user, "userKey": key}, nil
 }
