@@ -18,13 +18,18 @@
 #   nginx              bookworm-slim + Debian's nginx, upstream's default site
 #   glibc-dns-testing  bookworm-slim + dnsutils, as upstream's Dockerfile
 #
-# Environment: GORBD_E2E_BINS (required: holds agnhost), GORBD_BIN (a static
+# Environment: GORBD_IMAGES (the names to build, default all six: e.g.
+# "csi-gorbd" alone when only the plugin changed), GORBD_E2E_BINS (required
+# for agnhost), GORBD_BIN (a static
 # csi-gorbd; default: built here as the Dockerfile builds it),
 # CSI_GORBD_IMAGES (space-separated refs for the plugin image; default
 # ghcr.io/csi-gorbd/csi-gorbd:<chart appVersion>), GORBD_IMAGE_CACHE (Debian
 # root filesystems, default /var/tmp/gorbd/images), MIRROR (Debian mirror,
 # default the host's). Debian root filesystems are cached by package list;
-# the archives are rebuilt every run (seconds).
+# the archives are rebuilt every run (seconds). An image with a root
+# filesystem and added files has two layers (the filesystem, then the
+# files): a new csi-gorbd binary on the same base changes only the second,
+# so a containerd that has the first unpacks only the binary.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../../.." && pwd)
@@ -32,8 +37,16 @@ REPO=$(cd "$HERE/../../.." && pwd)
 OUT=$(mkdir -p "$1" && cd "$1" && pwd)
 export PATH=/usr/local/go/bin:$PATH
 CACHE=${GORBD_IMAGE_CACHE:-/var/tmp/gorbd/images}
-BINS=${GORBD_E2E_BINS:?GORBD_E2E_BINS must name build-bins.sh output (agnhost comes from there)}
-[ -x "$BINS/agnhost" ] || { echo "build.sh: $BINS/agnhost missing: build-bins.sh builds it" >&2; exit 1; }
+ALL="csi-gorbd pause busybox agnhost glibc-dns-testing nginx"
+read -ra WANT <<<"${GORBD_IMAGES:-$ALL}"
+for w in "${WANT[@]}"; do
+  [[ " $ALL " == *" $w "* ]] || { echo "build.sh: unknown image $w (known: $ALL)" >&2; exit 2; }
+done
+want() { [[ " ${WANT[*]} " == *" $1 "* ]]; }
+if want agnhost; then
+    BINS=${GORBD_E2E_BINS:?GORBD_E2E_BINS must name build-bins.sh output (agnhost comes from there)}
+    [ -x "$BINS/agnhost" ] || { echo "build.sh: $BINS/agnhost missing: build-bins.sh builds it" >&2; exit 1; }
+fi
 SUITE=bookworm   # the Dockerfile's DEBIAN_RELEASE (checked below)
 T0=$(date +%s)
 log() { echo "[images $(( $(date +%s) - T0 ))s] $*" >&2; }
@@ -171,18 +184,22 @@ debian_rootfs() {
 }
 
 # ---- csi-gorbd
-BIN=${GORBD_BIN:-}
-if [ -z "$BIN" ]; then
-  BIN=$TMP/csi-gorbd
-  (cd "$REPO" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "-s -w" -o "$BIN" ./cmd/csi-gorbd)
+if want csi-gorbd; then
+  BIN=${GORBD_BIN:-}
+  if [ -z "$BIN" ]; then
+    BIN=$TMP/csi-gorbd
+    (cd "$REPO" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "-s -w" -o "$BIN" ./cmd/csi-gorbd)
+  fi
+  if ldd "$BIN" >/dev/null 2>&1; then echo "build.sh: $BIN is not a static binary" >&2; exit 1; fi
+  R=$(debian_rootfs csi-gorbd "${CSI_PKGS[@]}")
+  mkimage csi-gorbd "${CSI_REFS[@]}" -- -root "$R" -add "$BIN:$CSI_DST:0755" -entrypoint "$CSI_ENTRY" "${CSI_LABELS[@]}" \
+    -created-by "Dockerfile runtime stage: debian:$SUITE-slim + ${CSI_PKGS[*]} + $CSI_DST"
 fi
-if ldd "$BIN" >/dev/null 2>&1; then echo "build.sh: $BIN is not a static binary" >&2; exit 1; fi
-R=$(debian_rootfs csi-gorbd "${CSI_PKGS[@]}")
-mkimage csi-gorbd "${CSI_REFS[@]}" -- -root "$R" -add "$BIN:$CSI_DST:0755" -entrypoint "$CSI_ENTRY" "${CSI_LABELS[@]}" \
-  -created-by "Dockerfile runtime stage: debian:$SUITE-slim + ${CSI_PKGS[*]} + $CSI_DST"
 
 # ---- pause: upstream's image is /pause as 65535:65535
-mkimage pause "$PAUSE" -- -add "$TMP/pause:/pause:0755" -entrypoint '["/pause"]' -user 65535:65535
+if want pause; then
+  mkimage pause "$PAUSE" -- -add "$TMP/pause:/pause:0755" -entrypoint '["/pause"]' -user 65535:65535
+fi
 
 # ---- busybox userland (busybox and agnhost)
 BB=$(dpkg -L busybox-static 2>/dev/null | grep -m1 '/bin/busybox$' || true)
@@ -226,33 +243,40 @@ nogroup:x:65534:
 EOF
   echo "127.0.0.1 localhost" > "$r/etc/hosts"
 }
-busybox_root "$TMP/busybox"
-mkimage busybox "$BUSYBOX" -- -root "$TMP/busybox" -cmd '["sh"]'
+if want busybox; then
+  busybox_root "$TMP/busybox"
+  mkimage busybox "$BUSYBOX" -- -root "$TMP/busybox" -cmd '["sh"]'
+fi
 
 # ---- agnhost: upstream's layout (/agnhost, /agnhost-2, the porter
 # certificates, /uploads, the user and group the tests look for).
-busybox_root "$TMP/agnhost"
-cp "$BINS/agnhost" "$TMP/agnhost/agnhost"; chmod 755 "$TMP/agnhost/agnhost"
-ln -s agnhost "$TMP/agnhost/agnhost-2"
-mkdir -p "$TMP/agnhost/uploads"
-KDIR=$(cd "$REPO/test/e2e/tools/k8s" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)
-cp "$KDIR/test/images/agnhost/porter/localhost.crt" "$KDIR/test/images/agnhost/porter/localhost.key" "$TMP/agnhost/"
-chmod 644 "$TMP/agnhost/localhost.crt" "$TMP/agnhost/localhost.key"
-echo "user-defined-in-image:x:1000:1000::/home/user-defined-in-image:/bin/sh" >> "$TMP/agnhost/etc/passwd"
-echo "user-defined-in-image:x:1000:" >> "$TMP/agnhost/etc/group"
-echo "group-defined-in-image:x:50000:user-defined-in-image" >> "$TMP/agnhost/etc/group"
-mkdir -p "$TMP/agnhost/home/user-defined-in-image" && chown 1000:1000 "$TMP/agnhost/home/user-defined-in-image"
-mkimage agnhost "$AGNHOST" -- -root "$TMP/agnhost" -entrypoint '["/agnhost"]' -cmd '["pause"]' \
-  -expose 80 -expose 8080 -expose 8081 -expose 9376 -expose 5000
+if want agnhost; then
+  busybox_root "$TMP/agnhost"
+  cp "$BINS/agnhost" "$TMP/agnhost/agnhost"; chmod 755 "$TMP/agnhost/agnhost"
+  ln -s agnhost "$TMP/agnhost/agnhost-2"
+  mkdir -p "$TMP/agnhost/uploads"
+  KDIR=$(cd "$REPO/test/e2e/tools/k8s" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)
+  cp "$KDIR/test/images/agnhost/porter/localhost.crt" "$KDIR/test/images/agnhost/porter/localhost.key" "$TMP/agnhost/"
+  chmod 644 "$TMP/agnhost/localhost.crt" "$TMP/agnhost/localhost.key"
+  echo "user-defined-in-image:x:1000:1000::/home/user-defined-in-image:/bin/sh" >> "$TMP/agnhost/etc/passwd"
+  echo "user-defined-in-image:x:1000:" >> "$TMP/agnhost/etc/group"
+  echo "group-defined-in-image:x:50000:user-defined-in-image" >> "$TMP/agnhost/etc/group"
+  mkdir -p "$TMP/agnhost/home/user-defined-in-image" && chown 1000:1000 "$TMP/agnhost/home/user-defined-in-image"
+  mkimage agnhost "$AGNHOST" -- -root "$TMP/agnhost" -entrypoint '["/agnhost"]' -cmd '["pause"]' \
+    -expose 80 -expose 8080 -expose 8081 -expose 9376 -expose 5000
+fi
 
 # ---- glibc-dns-testing: upstream is debian:bookworm-slim + dnsutils
-R=$(debian_rootfs glibc-dns-testing dnsutils)
-mkimage glibc-dns-testing "$GLIBC" -- -root "$R" -cmd '["bash"]'
+if want glibc-dns-testing; then
+  R=$(debian_rootfs glibc-dns-testing dnsutils)
+  mkimage glibc-dns-testing "$GLIBC" -- -root "$R" -cmd '["bash"]'
+fi
 
 # ---- nginx: Debian's nginx serving upstream's default site on port 80,
 # logs to the container's stdout/stderr, stopped with SIGQUIT.
-R=$(debian_rootfs nginx nginx)
-cat > "$TMP/nginx-site" <<'EOF'
+if want nginx; then
+  R=$(debian_rootfs nginx nginx)
+  cat > "$TMP/nginx-site" <<'EOF'
 server {
     listen 80 default_server;
     listen [::]:80 default_server;
@@ -262,11 +286,12 @@ server {
     location / { try_files $uri $uri/ =404; }
 }
 EOF
-ln -s /dev/stdout "$TMP/nginx-access.log"; ln -s /dev/stderr "$TMP/nginx-error.log"
-[ -f "$R/usr/share/nginx/html/index.html" ] || { echo "build.sh: Debian's nginx has no /usr/share/nginx/html/index.html" >&2; exit 1; }
-mkimage nginx "$NGINX" -- -root "$R" -add "$TMP/nginx-site:/etc/nginx/sites-enabled/default:0644" \
-  -add "$TMP/nginx-access.log:/var/log/nginx/access.log" -add "$TMP/nginx-error.log:/var/log/nginx/error.log" \
-  -cmd '["nginx", "-g", "daemon off;"]' -expose 80 -stop-signal SIGQUIT
+  ln -s /dev/stdout "$TMP/nginx-access.log"; ln -s /dev/stderr "$TMP/nginx-error.log"
+  [ -f "$R/usr/share/nginx/html/index.html" ] || { echo "build.sh: Debian's nginx has no /usr/share/nginx/html/index.html" >&2; exit 1; }
+  mkimage nginx "$NGINX" -- -root "$R" -add "$TMP/nginx-site:/etc/nginx/sites-enabled/default:0644" \
+    -add "$TMP/nginx-access.log:/var/log/nginx/access.log" -add "$TMP/nginx-error.log:/var/log/nginx/error.log" \
+    -cmd '["nginx", "-g", "daemon off;"]' -expose 80 -stop-signal SIGQUIT
+fi
 
 mv "$TMP/images.txt" "$OUT/images.txt"
 log "done: $(wc -l < "$OUT/images.txt") images in $OUT"

@@ -63,31 +63,74 @@ type image struct {
 	createdBy string
 }
 
-// writeArchive writes img as a one-layer `docker save` archive: the layer
-// as <diffid>/layer.tar, the configuration as <sha256>.json and
-// manifest.json naming both and the tags. `ctr images import` and
-// `docker load` read this format. tmpDir holds the layer while its digest
-// is computed. It returns the image's config digest (its ID) and the
-// files it left out of the layer.
-func writeArchive(out io.Writer, img image, tmpDir string) (string, []string, error) {
-	lf, err := os.CreateTemp(tmpDir, "layer-*.tar")
+// layerFile is one layer written to a temporary file, with its digest.
+type layerFile struct {
+	f    *os.File
+	hex  string // sha256 of the uncompressed tar: the diff_id and the blob name
+	size int64
+}
+
+// writeLayerFile writes one layer with write into a temporary file in
+// tmpDir and digests it.
+func writeLayerFile(tmpDir string, write func(io.Writer) ([]string, error)) (layerFile, []string, error) {
+	f, err := os.CreateTemp(tmpDir, "layer-*.tar")
 	if err != nil {
-		return "", nil, err
+		return layerFile{}, nil, err
 	}
-	defer os.Remove(lf.Name())
-	defer lf.Close()
+	_ = os.Remove(f.Name()) // unlinked: gone with the descriptor
 	h := sha256.New()
-	skipped, err := writeLayer(io.MultiWriter(lf, h), img.root, img.adds, img.created)
-	if err != nil {
-		return "", nil, fmt.Errorf("layer: %w", err)
+	skipped, err := write(io.MultiWriter(f, h))
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
 	}
-	layerHex := hex.EncodeToString(h.Sum(nil))
-	size, err := lf.Seek(0, io.SeekCurrent)
 	if err != nil {
-		return "", nil, err
+		_ = f.Close()
+		return layerFile{}, nil, fmt.Errorf("layer: %w", err)
 	}
-	if _, err := lf.Seek(0, io.SeekStart); err != nil {
-		return "", nil, err
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return layerFile{}, nil, err
+	}
+	return layerFile{f: f, hex: hex.EncodeToString(h.Sum(nil)), size: fi.Size()}, skipped, nil
+}
+
+// writeArchive writes img as a `docker save` archive: each layer as
+// <diffid>/layer.tar, the configuration as <sha256>.json and manifest.json
+// naming them and the tags. `ctr images import` and `docker load` read
+// this format. The root directory is the first layer and the added files
+// the second, so images that differ only in added files (a new binary on
+// the same base) share the first: a runtime that has it unpacks only the
+// second. tmpDir holds the layers while they are digested. It returns the
+// image's config digest (its ID) and the files it left out.
+func writeArchive(out io.Writer, img image, tmpDir string) (string, []string, error) {
+	var layers []layerFile
+	var skipped []string
+	defer func() {
+		for _, l := range layers {
+			_ = l.f.Close()
+		}
+	}()
+	if img.root != "" {
+		l, sk, err := writeLayerFile(tmpDir, func(w io.Writer) ([]string, error) { return writeRootLayer(w, img.root, img.created) })
+		if err != nil {
+			return "", nil, err
+		}
+		layers, skipped = append(layers, l), append(skipped, sk...)
+	}
+	if len(img.adds) > 0 {
+		l, sk, err := writeLayerFile(tmpDir, func(w io.Writer) ([]string, error) {
+			return writeAddLayer(w, img.root, img.adds, img.created)
+		})
+		if err != nil {
+			return "", nil, err
+		}
+		layers, skipped = append(layers, l), append(skipped, sk...)
+	}
+	var diffIDs, layerNames []string
+	for _, l := range layers {
+		diffIDs = append(diffIDs, "sha256:"+l.hex)
+		layerNames = append(layerNames, l.hex+"/layer.tar")
 	}
 
 	cfg := configFile{
@@ -95,8 +138,10 @@ func writeArchive(out io.Writer, img image, tmpDir string) (string, []string, er
 		OS:           "linux",
 		Created:      img.created,
 		Config:       img.config,
-		RootFS:       rootFS{Type: "layers", DiffIDs: []string{"sha256:" + layerHex}},
-		History:      []history{{Created: img.created, CreatedBy: img.createdBy}},
+		RootFS:       rootFS{Type: "layers", DiffIDs: diffIDs},
+	}
+	for range layers {
+		cfg.History = append(cfg.History, history{Created: img.created, CreatedBy: img.createdBy})
 	}
 	cfgJSON, err := json.Marshal(cfg)
 	if err != nil {
@@ -107,7 +152,7 @@ func writeArchive(out io.Writer, img image, tmpDir string) (string, []string, er
 	man, err := json.Marshal([]manifestEntry{{
 		Config:   cfgHex + ".json",
 		RepoTags: img.tags,
-		Layers:   []string{layerHex + "/layer.tar"},
+		Layers:   layerNames,
 	}})
 	if err != nil {
 		return "", nil, err
@@ -125,12 +170,14 @@ func writeArchive(out io.Writer, img image, tmpDir string) (string, []string, er
 		}
 		return err
 	}
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: layerHex + "/", Mode: 0o755,
-		ModTime: img.created, Format: tar.FormatPAX}); err != nil {
-		return "", nil, err
-	}
-	if err := file(layerHex+"/layer.tar", size, lf); err != nil {
-		return "", nil, err
+	for _, l := range layers {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: l.hex + "/", Mode: 0o755,
+			ModTime: img.created, Format: tar.FormatPAX}); err != nil {
+			return "", nil, err
+		}
+		if err := file(l.hex+"/layer.tar", l.size, l.f); err != nil {
+			return "", nil, err
+		}
 	}
 	if err := file(cfgHex+".json", int64(len(cfgJSON)), bytesReader(cfgJSON)); err != nil {
 		return "", nil, err

@@ -38,54 +38,63 @@ func parseAdd(s string) (addFile, error) {
 	return a, nil
 }
 
-// layerWriter writes one image layer: a tar of a root directory plus
-// added files, in lexical order, with owners and modes as on disk,
-// hard links kept, a fixed modification time, and the contents (not the
-// directories) of dev, proc and sys left out.
+// layerWriter writes one image layer as a tar: entries in lexical order,
+// owners and modes as on disk, hard links kept, one fixed modification
+// time.
 type layerWriter struct {
 	tw      *tar.Writer
 	mtime   time.Time
 	links   map[[2]uint64]string // (dev, inode) of multiply linked files -> first name
+	written map[string]bool      // directories already in the layer
 	skipped []string             // sockets and other files a tar cannot hold
+}
+
+func newLayerWriter(w io.Writer, mtime time.Time) *layerWriter {
+	return &layerWriter{tw: tar.NewWriter(w), mtime: mtime, links: map[[2]uint64]string{}, written: map[string]bool{}}
 }
 
 // emptyDirs are kept as directories without their contents: a container
 // runtime mounts its own there.
 var emptyDirs = map[string]bool{"dev": true, "proc": true, "sys": true}
 
-func writeLayer(w io.Writer, root string, adds []addFile, mtime time.Time) ([]string, error) {
-	lw := &layerWriter{tw: tar.NewWriter(w), mtime: mtime, links: map[[2]uint64]string{}}
-	added := map[string]addFile{}
-	for _, a := range adds {
-		added[strings.TrimPrefix(a.dst, "/")] = a
-	}
-	if root != "" {
-		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			rel, err := filepath.Rel(root, p)
-			if err != nil || rel == "." {
-				return err
-			}
-			rel = filepath.ToSlash(rel)
-			if _, ok := added[rel]; ok {
-				return nil // replaced by -add
-			}
-			if err := lw.add(p, rel, 0); err != nil {
-				return err
-			}
-			if d.IsDir() && emptyDirs[rel] {
-				return filepath.SkipDir
-			}
-			return nil
-		})
+// writeRootLayer writes the tree under root, leaving out the contents (not
+// the directories) of dev, proc and sys.
+func writeRootLayer(w io.Writer, root string, mtime time.Time) ([]string, error) {
+	lw := newLayerWriter(w, mtime)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return nil, err
+			return err
 		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if err := lw.add(p, rel, 0); err != nil {
+			return err
+		}
+		if d.IsDir() && emptyDirs[rel] {
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	names := make([]string, 0, len(added))
-	for n := range added {
+	return lw.skipped, lw.tw.Close()
+}
+
+// writeAddLayer writes the added files, each with the directories above
+// it: as root has them (owner and mode) when root has them, else 0755 root.
+// As an upper layer it replaces what a lower layer has at the same paths.
+func writeAddLayer(w io.Writer, root string, adds []addFile, mtime time.Time) ([]string, error) {
+	lw := newLayerWriter(w, mtime)
+	byName := map[string]addFile{}
+	for _, a := range adds {
+		byName[strings.TrimPrefix(a.dst, "/")] = a
+	}
+	names := make([]string, 0, len(byName))
+	for n := range byName {
 		names = append(names, n)
 	}
 	sort.Strings(names)
@@ -93,27 +102,31 @@ func writeLayer(w io.Writer, root string, adds []addFile, mtime time.Time) ([]st
 		if err := lw.parents(root, n); err != nil {
 			return nil, err
 		}
-		if err := lw.add(added[n].src, n, added[n].mode); err != nil {
+		if err := lw.add(byName[n].src, n, byName[n].mode); err != nil {
 			return nil, err
 		}
 	}
 	return lw.skipped, lw.tw.Close()
 }
 
-// parents writes the directories above an added file that the root
-// directory does not have.
+// parents writes the directories above name that are not in the layer yet.
 func (lw *layerWriter) parents(root, name string) error {
 	var dirs []string
-	for d := path.Dir(name); d != "."; d = path.Dir(d) {
-		if root != "" {
-			if fi, err := os.Stat(filepath.Join(root, d)); err == nil && fi.IsDir() {
-				break
-			}
-		}
+	for d := path.Dir(name); d != "." && !lw.written[d]; d = path.Dir(d) {
 		dirs = append(dirs, d)
 	}
 	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := lw.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dirs[i] + "/", Mode: 0o755,
+		d := dirs[i]
+		lw.written[d] = true
+		if root != "" {
+			if fi, err := os.Lstat(filepath.Join(root, d)); err == nil && fi.IsDir() {
+				if err := lw.add(filepath.Join(root, d), d, 0); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if err := lw.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755,
 			ModTime: lw.mtime, Format: tar.FormatPAX}); err != nil {
 			return err
 		}

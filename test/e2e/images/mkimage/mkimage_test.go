@@ -135,7 +135,7 @@ func TestArchive(t *testing.T) {
 	if !reflect.DeepEqual(man[0].RepoTags, []string{"registry.example.org/x/y:1.0", "registry.example.org/x/y:extra"}) {
 		t.Errorf("tags %v", man[0].RepoTags)
 	}
-	cfgB, layerB := files[man[0].Config], files[man[0].Layers[0]]
+	cfgB := files[man[0].Config]
 	if man[0].Config != sha(cfgB)+".json" {
 		t.Errorf("config name %s is not its digest %s", man[0].Config, sha(cfgB))
 	}
@@ -143,8 +143,15 @@ func TestArchive(t *testing.T) {
 	if err := json.Unmarshal(cfgB, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"sha256:" + sha(layerB)}; !reflect.DeepEqual(cfg.RootFS.DiffIDs, want) || man[0].Layers[0] != sha(layerB)+"/layer.tar" {
-		t.Errorf("diff_ids %v, layer %s, want %v", cfg.RootFS.DiffIDs, man[0].Layers[0], want)
+	if len(man[0].Layers) != 2 || len(cfg.RootFS.DiffIDs) != 2 || len(cfg.History) != 2 {
+		t.Fatalf("want two layers (root, added files): manifest %v, config %+v", man[0].Layers, cfg.RootFS)
+	}
+	var layerBs [2][]byte
+	for i, l := range man[0].Layers {
+		layerBs[i] = files[l]
+		if d := sha(layerBs[i]); cfg.RootFS.DiffIDs[i] != "sha256:"+d || l != d+"/layer.tar" {
+			t.Errorf("layer %d: name %s, diff_id %s, digest %s", i, l, cfg.RootFS.DiffIDs[i], d)
+		}
 	}
 	c := cfg.Config
 	if cfg.OS != "linux" || !reflect.DeepEqual(c.Entrypoint, []string{"/usr/local/bin/agent"}) || !reflect.DeepEqual(c.Cmd, []string{"serve"}) ||
@@ -153,38 +160,49 @@ func TestArchive(t *testing.T) {
 		t.Errorf("config %+v", cfg)
 	}
 
-	layer, order := readLayer(t, layerB)
-	want := map[string]entry{
-		"bin/":                {typ: tar.TypeDir, mode: 0o755},
-		"bin/busybox":         {typ: tar.TypeReg, mode: 0o755, body: "BB"},
-		"bin/ls":              {typ: tar.TypeSymlink, mode: 0o777, linkname: "busybox"},
-		"bin/sh":              {typ: tar.TypeLink, mode: 0o755, linkname: "bin/busybox"},
-		"dev/":                {typ: tar.TypeDir, mode: 0o755},
+	gotRoot, order := readLayer(t, layerBs[0])
+	wantRoot := map[string]entry{
+		"bin/":         {typ: tar.TypeDir, mode: 0o755},
+		"bin/busybox":  {typ: tar.TypeReg, mode: 0o755, body: "BB"},
+		"bin/ls":       {typ: tar.TypeSymlink, mode: 0o777, linkname: "busybox"},
+		"bin/sh":       {typ: tar.TypeLink, mode: 0o755, linkname: "bin/busybox"},
+		"dev/":         {typ: tar.TypeDir, mode: 0o755},
+		"etc/":         {typ: tar.TypeDir, mode: 0o755},
+		"etc/passwd":   {typ: tar.TypeReg, mode: 0o644, body: "root:x:0:0::/root:/bin/sh\n"},
+		"etc/replaced": {typ: tar.TypeReg, mode: 0o644, body: "old"},
+		"proc/":        {typ: tar.TypeDir, mode: 0o755},
+		"tmp/":         {typ: tar.TypeDir, mode: 0o1777},
+	}
+	for k, e := range gotRoot {
+		e.uid = 0
+		gotRoot[k] = e
+	}
+	if !reflect.DeepEqual(gotRoot, wantRoot) {
+		t.Errorf("root layer:\n got %v\nwant %v", gotRoot, wantRoot)
+	}
+	for i := 1; i < len(order); i++ {
+		if order[i-1] >= order[i] {
+			t.Errorf("layer not in lexical order: %q before %q", order[i-1], order[i])
+		}
+	}
+	if _, g := layerGid(t, layerBs[0], "etc/passwd"); g != 42 {
+		t.Errorf("etc/passwd gid %d, want 42 (owners kept)", g)
+	}
+	added, _ := readLayer(t, layerBs[1])
+	wantAdded := map[string]entry{
 		"etc/":                {typ: tar.TypeDir, mode: 0o755},
-		"etc/passwd":          {typ: tar.TypeReg, mode: 0o644, body: "root:x:0:0::/root:/bin/sh\n"},
 		"etc/replaced":        {typ: tar.TypeReg, mode: 0o644, body: "new"},
-		"proc/":               {typ: tar.TypeDir, mode: 0o755},
-		"tmp/":                {typ: tar.TypeDir, mode: 0o1777},
 		"usr/":                {typ: tar.TypeDir, mode: 0o755},
 		"usr/local/":          {typ: tar.TypeDir, mode: 0o755},
 		"usr/local/bin/":      {typ: tar.TypeDir, mode: 0o755},
 		"usr/local/bin/agent": {typ: tar.TypeReg, mode: 0o755, body: "AGENT"},
 	}
-	for k, e := range layer {
+	for k, e := range added {
 		e.uid = 0
-		layer[k] = e
+		added[k] = e
 	}
-	if !reflect.DeepEqual(layer, want) {
-		t.Errorf("layer:\n got %v\nwant %v", layer, want)
-	}
-	for i := 1; i < len(order); i++ {
-		added := strings.HasPrefix(order[i], "usr/") || order[i] == "etc/replaced" // -add: after the walk
-		if order[i-1] >= order[i] && !added {
-			t.Errorf("layer not in lexical order: %q before %q", order[i-1], order[i])
-		}
-	}
-	if _, g := layerGid(t, layerB, "etc/passwd"); g != 42 {
-		t.Errorf("etc/passwd gid %d, want 42 (owners kept)", g)
+	if !reflect.DeepEqual(added, wantAdded) {
+		t.Errorf("added layer:\n got %v\nwant %v", added, wantAdded)
 	}
 
 	// Same input, same image.
