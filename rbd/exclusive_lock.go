@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,35 +28,71 @@ const (
 	lockRetryMax = time.Second
 )
 
-func (img *Image) ownsLock() bool {
-	img.ownMu.Lock()
-	defer img.ownMu.Unlock()
-	return img.cookie != ""
+// lockState is where this client stands with the header's exclusive lock,
+// written down as krbd does (RBD_LOCK_STATE_*), with librbd's
+// post-acquire step (PostAcquireRequest) as a state of its own:
+//
+//	UNLOCKED ──lock taken──▶ ACQUIRING ──header refreshed, object map loaded──▶ LOCKED
+//	    ▲                        │ failure                                      │ release: ours,
+//	    │                        ▼                                              │ a peer's REQUEST_LOCK,
+//	    └──── locks dropped ── RELEASING ◀─────────────────────────────────────┘ or Close
+//
+// Writers pass the gate only in LOCKED. Another client's REQUEST_LOCK is
+// answered as the owner in LOCKED and RELEASING.
+type lockState uint32
+
+const (
+	lockUnlocked  lockState = iota // we hold no header lock
+	lockAcquiring                  // the header lock is ours; refreshing the header, locking and loading the object map
+	lockLocked                     // ours and ready: writes run
+	lockReleasing                  // draining writes, then dropping the object map and header locks
+)
+
+// exclusiveLock is an image's exclusive lock: its state, the gate writers
+// pass, and the protocol (request, hand-over, break of a dead owner).
+type exclusiveLock struct {
+	img         *Image // the image it guards (set by newImage)
+	exclusive   bool   // OpenOptions.Exclusive: never hand the lock over
+	deadClients func(entity.NumName) bool
+
+	mu     sync.Mutex    // serialises transitions; held across the wire
+	cookie string        // under mu: the cookie we hold the header lock with, "" when none
+	state  atomic.Uint32 // lockState; changed under mu, and out of LOCKED only with gate held exclusively
+	gate   sync.RWMutex  // writes hold it shared; a release takes it exclusively to drain them
+
+	peerMu sync.Mutex
+	peerCh chan struct{} // closed on the next ACQUIRED/RELEASED notify
+
+	acquired atomic.Uint64 // times we took the lock
+	released atomic.Uint64 // times we handed it over on request
 }
 
-func (img *Image) lockCookie() string {
-	img.ownMu.Lock()
-	defer img.ownMu.Unlock()
-	return img.cookie
+func (l *exclusiveLock) current() lockState { return lockState(l.state.Load()) }
+
+// owner reports whether we hold the lock as far as other clients are
+// concerned (answering their requests).
+func (l *exclusiveLock) owner() bool {
+	s := l.current()
+	return s == lockLocked || s == lockReleasing
 }
 
-func (img *Image) needsLock() bool {
-	img.mu.RLock()
-	defer img.mu.RUnlock()
-	return !img.readOnly && img.features&FeatureExclusiveLock != 0 // under mu
+// needed reports whether writes need the lock: a writable image with the
+// EXCLUSIVE_LOCK feature.
+func (l *exclusiveLock) needed() bool {
+	return !l.img.readOnly && l.img.feat()&FeatureExclusiveLock != 0
 }
 
-// openLock takes the lock at Open when it is free (or its owner dead).
-// With Exclusive a live owner fails the open with ErrBusy; otherwise the
-// lock is requested at the first write.
-func (img *Image) openLock(ctx context.Context) error {
-	img.lockMu.Lock()
-	defer img.lockMu.Unlock()
-	lc, err := img.tryLock(ctx)
+// open takes the lock at Open when it is free (or its owner dead). With
+// Exclusive a live owner fails the open with ErrBusy; otherwise the lock
+// is requested at the first write.
+func (l *exclusiveLock) open(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lc, err := l.tryLock(ctx)
 	if err == nil {
-		return img.lockAcquired(ctx, lc)
+		return l.postAcquire(ctx, lc)
 	}
-	if errors.Is(err, ErrBusy) && !img.exclusive {
+	if errors.Is(err, ErrBusy) && !l.exclusive {
 		return nil
 	}
 	return err
@@ -67,13 +105,14 @@ func (img *Image) startWrite(ctx context.Context) (done func(), err error) {
 	if img.readOnly {
 		return nil, ErrReadOnly
 	}
+	l := &img.lock
 	for {
-		img.ioGate.RLock()
-		if !img.needsLock() || img.ownsLock() {
-			return img.ioGate.RUnlock, nil
+		l.gate.RLock()
+		if l.current() == lockLocked || !l.needed() {
+			return l.gate.RUnlock, nil
 		}
-		img.ioGate.RUnlock()
-		if err := img.acquire(ctx); err != nil {
+		l.gate.RUnlock()
+		if err := l.acquire(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -85,48 +124,50 @@ func (img *Image) AcquireLock(ctx context.Context) error {
 	if img.readOnly {
 		return ErrReadOnly
 	}
-	if !img.needsLock() {
+	if !img.lock.needed() {
 		return nil
 	}
-	return img.acquire(ctx)
+	return img.lock.acquire(ctx)
 }
 
 // OwnsLock reports whether this client currently owns the exclusive lock.
-func (img *Image) OwnsLock() bool { return img.ownsLock() }
+func (img *Image) OwnsLock() bool { return img.lock.owner() }
 
 // LockStats counts how often this image took the exclusive lock and how
 // often it handed it over to another client's request.
 func (img *Image) LockStats() (acquired, handedOver uint64) {
-	return img.acquired.Load(), img.released.Load()
+	return img.lock.acquired.Load(), img.lock.released.Load()
 }
+
+// ReleaseLock gives the exclusive lock up now (librbd's rbd_lock_release);
+// the next write takes it again.
+func (img *Image) ReleaseLock(ctx context.Context) error { return img.lock.release(ctx) }
 
 // acquire takes the lock, asking its owner for it: REQUEST_LOCK, then wait
 // for a lock announcement or the backoff, and try again, until ctx ends.
 // An owner that refuses (EROFS) fails it with ErrBusy at once.
-func (img *Image) acquire(ctx context.Context) error {
-	img.lockMu.Lock()
-	defer img.lockMu.Unlock()
-	if img.ownsLock() {
+func (l *exclusiveLock) acquire(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.current() == lockLocked {
 		return nil
 	}
-	if img.unwatch == nil {
+	img := l.img
+	if img.watch.cookie == 0 {
 		return fmt.Errorf("%w: image %q has no header watch", ErrInvalid, img.name)
 	}
 	backoff := lockRetryMin
 	for {
-		wake := img.peerWaiter()
-		lc, err := img.tryLock(ctx)
+		wake := l.peerWaiter()
+		lc, err := l.tryLock(ctx)
 		if err == nil {
-			return img.lockAcquired(ctx, lc)
+			return l.postAcquire(ctx, lc)
 		}
-		if !errors.Is(err, ErrBusy) || img.exclusive {
+		if !errors.Is(err, ErrBusy) || l.exclusive {
 			return err
 		}
-		replies, _ := img.s.notify(ctx, img.hdr(), notifyPayload(notifyRequestLock, img.s.clientID(), img.watchCookie))
-		for _, r := range replies {
-			if res, ok := decodeAck(r); ok && res == -int32(syscall.EROFS) {
-				return fmt.Errorf("%w: the owner of image %q's lock will not release it", ErrBusy, img.name)
-			}
+		if l.requestRefused(ctx) {
+			return fmt.Errorf("%w: the owner of image %q's lock will not release it", ErrBusy, img.name)
 		}
 		t := time.NewTimer(backoff)
 		select {
@@ -141,16 +182,30 @@ func (img *Image) acquire(ctx context.Context) error {
 	}
 }
 
+// requestRefused sends REQUEST_LOCK and reports whether the owner refused
+// (EROFS: it holds the lock exclusively).
+func (l *exclusiveLock) requestRefused(ctx context.Context) bool {
+	img := l.img
+	replies, _ := img.s.notify(ctx, img.hdr(), notifyPayload(notifyRequestLock, img.s.clientID(), img.watch.cookie))
+	for _, r := range replies {
+		if res, ok := decodeAck(r); ok && res == -int32(syscall.EROFS) {
+			return true
+		}
+	}
+	return false
+}
+
 // tryLock takes the header lock once, breaking it first if its owner is
 // dead, and returns the cookie it locked with. A live owner gives an
 // error matching ErrBusy.
-func (img *Image) tryLock(ctx context.Context) (string, error) {
-	lc := rbdLockCookie(img.watchCookie)
+func (l *exclusiveLock) tryLock(ctx context.Context) (string, error) {
+	img := l.img
+	lc := rbdLockCookie(img.watch.cookie)
 	lock := opCall(clsLock, "lock", lockArgs(rbdLockName, LockExclusive, lc, rbdLockTag, "", 0, 0))
 	err := img.s.write(ctx, img.hdr(), lock)
 	if errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EEXIST) {
 		var broke bool
-		if broke, err = img.breakDeadOwner(ctx); err == nil {
+		if broke, err = l.breakDeadOwner(ctx); err == nil {
 			err = syscall.EBUSY
 			if broke {
 				err = img.s.write(ctx, img.hdr(), lock)
@@ -166,98 +221,97 @@ func (img *Image) tryLock(ctx context.Context) (string, error) {
 	return lc, nil
 }
 
-// lockAcquired runs after the header lock is ours (librbd's
-// PostAcquireRequest): re-read the header, which another owner may have
-// changed, take the object map's lock and load the map, then announce it.
-// Writers see the lock as ours only after that; on failure the lock is
-// given back.
-func (img *Image) lockAcquired(ctx context.Context, lc string) error {
+// postAcquire runs once the header lock is ours (librbd's
+// PostAcquireRequest), in ACQUIRING: re-read the header, which another
+// owner may have changed, take the object map's lock and load the map,
+// then announce it. Writers see the lock as ours (LOCKED) only after
+// that; on failure the lock is given back. mu must be held.
+func (l *exclusiveLock) postAcquire(ctx context.Context, lc string) error {
+	img := l.img
+	l.cookie = lc
+	l.state.Store(uint32(lockAcquiring))
 	err := img.refresh(ctx)
 	if err == nil && img.feat()&FeatureObjectMap != 0 {
-		if err = img.lockObjectMap(ctx); err == nil {
-			err = img.reloadObjectMap(ctx)
+		if err = img.om.lock(ctx); err == nil {
+			err = img.om.load(ctx)
 		}
 	}
-	img.ownMu.Lock()
-	img.cookie = lc
-	img.ownMu.Unlock()
 	if err != nil {
-		_ = img.releaseLocked(context.WithoutCancel(ctx))
+		_ = l.releaseLocked(context.WithoutCancel(ctx))
 		return err
 	}
-	img.acquired.Add(1)
-	img.notifyLock(ctx, notifyAcquiredLock)
+	l.state.Store(uint32(lockLocked))
+	l.acquired.Add(1)
+	l.announce(ctx, notifyAcquiredLock)
 	return nil
 }
 
-func (img *Image) notifyLock(ctx context.Context, op uint32) {
-	_, _ = img.s.notify(ctx, img.hdr(), notifyPayload(op, img.s.clientID(), img.watchCookie))
+// announce tells the other watchers we took or released the lock.
+func (l *exclusiveLock) announce(ctx context.Context, op uint32) {
+	img := l.img
+	_, _ = img.s.notify(ctx, img.hdr(), notifyPayload(op, img.s.clientID(), img.watch.cookie))
+}
+
+// handleRequest answers another client's REQUEST_LOCK: nothing unless we
+// own the lock; EROFS when we keep it (Exclusive); otherwise 0, and the
+// lock is handed over in the background.
+func (l *exclusiveLock) handleRequest() []byte {
+	if !l.owner() {
+		return nil
+	}
+	if l.exclusive {
+		return ackPayload(-int32(syscall.EROFS))
+	}
+	l.img.background(l.releaseForPeer)
+	return ackPayload(0)
 }
 
 // releaseForPeer hands the lock over after a REQUEST_LOCK.
-func (img *Image) releaseForPeer() {
-	ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+func (l *exclusiveLock) releaseForPeer(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
 	defer cancel()
-	img.lockMu.Lock()
-	defer img.lockMu.Unlock()
-	if !img.ownsLock() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.current() != lockLocked {
 		return
 	}
-	if img.releaseLocked(ctx) == nil {
-		img.released.Add(1)
-		img.notifyLock(ctx, notifyReleasedLock)
+	if l.releaseLocked(ctx) == nil {
+		l.released.Add(1)
+		l.announce(ctx, notifyReleasedLock)
 	}
 }
 
-// releaseLocked waits for the writes in flight, then drops the object map
-// lock and the header lock. lockMu must be held.
-func (img *Image) releaseLocked(ctx context.Context) error {
-	img.ioGate.Lock()
-	defer img.ioGate.Unlock()
-	var err error
-	img.omMu.Lock()
-	if img.omLocked {
-		err = img.s.write(ctx, ObjectMapName(img.id, NoSnap), opCall(clsLock, "unlock", unlockArgs(rbdLockName, "")))
-		img.omLocked = false
+// release gives the lock up (ReleaseLock, Close) and announces it.
+func (l *exclusiveLock) release(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.current() != lockLocked {
+		return nil
 	}
-	img.omap = nil
-	img.omMu.Unlock()
-	img.ownMu.Lock()
-	cookie := img.cookie
-	img.cookie = ""
-	img.ownMu.Unlock()
+	err := l.releaseLocked(ctx)
+	if err == nil {
+		l.announce(ctx, notifyReleasedLock)
+	}
+	return err
+}
+
+// releaseLocked goes through RELEASING to UNLOCKED: it waits for the
+// writes in flight, then drops the object map lock and the header lock.
+// mu must be held.
+func (l *exclusiveLock) releaseLocked(ctx context.Context) error {
+	img := l.img
+	l.state.Store(uint32(lockReleasing))
+	l.gate.Lock()
+	defer l.gate.Unlock()
+	err := img.om.unlock(ctx)
+	cookie := l.cookie
+	l.cookie = ""
+	l.state.Store(uint32(lockUnlocked))
 	if cookie != "" {
 		e := img.s.write(ctx, img.hdr(), opCall(clsLock, "unlock", unlockArgs(rbdLockName, cookie)))
 		if e != nil && !errors.Is(e, syscall.ENOENT) && err == nil {
 			err = fmt.Errorf("rbd: %s: unlock: %w", img.name, e)
 		}
-	}
-	return err
-}
-
-// ReleaseLock gives the exclusive lock up now (librbd's rbd_lock_release);
-// the next write takes it again.
-func (img *Image) ReleaseLock(ctx context.Context) error {
-	img.lockMu.Lock()
-	defer img.lockMu.Unlock()
-	if !img.ownsLock() {
-		return nil
-	}
-	err := img.releaseLocked(ctx)
-	if err == nil {
-		img.notifyLock(ctx, notifyReleasedLock)
-	}
-	return err
-}
-
-// Close releases the exclusive lock and the header watch, if held.
-func (img *Image) Close(ctx context.Context) error {
-	err := img.ReleaseLock(ctx)
-	if img.unwatch != nil {
-		if e := img.unwatch(ctx); err == nil {
-			err = e
-		}
-		img.unwatch = nil
 	}
 	return err
 }
@@ -269,14 +323,11 @@ func (img *Image) Close(ctx context.Context) error {
 // (librbd's BreakRequest, krbd's rbd_try_lock). It reports whether the
 // lock is gone. An owner OpenOptions.DeadClients names is dead whatever
 // its watch says.
-func (img *Image) breakDeadOwner(ctx context.Context) (bool, error) {
-	out, err := img.s.call(ctx, img.hdr(), clsLock, "get_info", getLockInfoArgs(rbdLockName))
+func (l *exclusiveLock) breakDeadOwner(ctx context.Context) (bool, error) {
+	img := l.img
+	li, err := lockInfo(ctx, img.s, img.hdr())
 	if err != nil {
 		return false, fmt.Errorf("rbd: %s: lock info: %w", img.name, err)
-	}
-	li, err := decodeLockInfo(out)
-	if err != nil {
-		return false, err
 	}
 	if len(li.Lockers) == 0 {
 		return true, nil // released meanwhile: just retry
@@ -285,62 +336,46 @@ func (img *Image) breakDeadOwner(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("rbd: %s: listing watchers: %w", img.name, err)
 	}
-	for _, l := range li.Lockers {
-		if img.deadClients != nil && img.deadClients(l.Entity) {
+	for _, lk := range li.Lockers {
+		if l.deadClients != nil && l.deadClients(lk.Entity) {
 			continue // the caller vouches for it: no need to wait for its watch
 		}
 		var handle uint64
-		fmt.Sscanf(l.Cookie, "auto %d", &handle)
+		fmt.Sscanf(lk.Cookie, "auto %d", &handle)
 		for _, w := range ws {
-			if w.Addr.IP == l.Addr.IP && w.Addr.Nonce == l.Addr.Nonce && (handle == 0 || w.Cookie == handle) {
+			if w.Addr.IP == lk.Addr.IP && w.Addr.Nonce == lk.Addr.Nonce && (handle == 0 || w.Cookie == handle) {
 				return false, nil // alive
 			}
 		}
 	}
-	for _, l := range li.Lockers {
-		if err := blocklist(ctx, img.s, l.Addr); err != nil {
-			return false, fmt.Errorf("rbd: %s: blocklisting dead lock owner %v (%v): %w", img.name, l.Entity, l.Addr, err)
+	for _, lk := range li.Lockers {
+		if err := blocklist(ctx, img.s, lk.Addr); err != nil {
+			return false, fmt.Errorf("rbd: %s: blocklisting dead lock owner %v (%v): %w", img.name, lk.Entity, lk.Addr, err)
 		}
-		err := img.s.write(ctx, img.hdr(), opCall(clsLock, "break_lock", breakLockArgs(rbdLockName, l.Entity, l.Cookie)))
-		if err != nil && !errors.Is(err, syscall.ENOENT) {
-			return false, fmt.Errorf("rbd: %s: breaking the lock of %v: %w", img.name, l.Entity, err)
+		if err := breakLock(ctx, img.s, img.hdr(), lk); err != nil {
+			return false, fmt.Errorf("rbd: %s: breaking the lock of %v: %w", img.name, lk.Entity, err)
 		}
 	}
 	return true, nil
 }
 
-// lockObjectMap takes the object map object's own exclusive cls lock
-// (name rbd_lock, empty cookie and tag), breaking a stale holder's lock —
-// the previous lock owner's, which we just superseded on the header — as
-// librbd's object_map::LockRequest and krbd's rbd_object_map_lock do.
-func (img *Image) lockObjectMap(ctx context.Context) error {
-	oid := ObjectMapName(img.id, NoSnap)
-	lock := opCall(clsLock, "lock", lockArgs(rbdLockName, LockExclusive, "", "", "", 0, 0))
-	err := img.s.write(ctx, oid, lock)
-	if errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EEXIST) {
-		out, gerr := img.s.call(ctx, oid, clsLock, "get_info", getLockInfoArgs(rbdLockName))
-		if gerr != nil {
-			return fmt.Errorf("rbd: %s: object map lock info: %w", img.name, gerr)
-		}
-		li, derr := decodeLockInfo(out)
-		if derr != nil {
-			return derr
-		}
-		for _, l := range li.Lockers {
-			berr := img.s.write(ctx, oid, opCall(clsLock, "break_lock", breakLockArgs(rbdLockName, l.Entity, l.Cookie)))
-			if berr != nil && !errors.Is(berr, syscall.ENOENT) {
-				return fmt.Errorf("rbd: %s: breaking object map lock of %v: %w", img.name, l.Entity, berr)
-			}
-		}
-		err = img.s.write(ctx, oid, lock)
-	}
+// lockInfo reads the rbd_lock lock of object oid (cls_lock get_info).
+func lockInfo(ctx context.Context, s store, oid string) (LockInfo, error) {
+	out, err := s.call(ctx, oid, clsLock, "get_info", getLockInfoArgs(rbdLockName))
 	if err != nil {
-		return fmt.Errorf("rbd: %s: locking the object map: %w", img.name, err)
+		return LockInfo{}, err
 	}
-	img.omMu.Lock()
-	img.omLocked = true
-	img.omMu.Unlock()
-	return nil
+	return decodeLockInfo(out)
+}
+
+// breakLock breaks one holder's rbd_lock lock of object oid; one gone
+// already is not an error.
+func breakLock(ctx context.Context, s store, oid string, lk Locker) error {
+	err := s.write(ctx, oid, opCall(clsLock, "break_lock", breakLockArgs(rbdLockName, lk.Entity, lk.Cookie)))
+	if errors.Is(err, syscall.ENOENT) {
+		return nil
+	}
+	return err
 }
 
 // blocklist fences a client address cluster-wide (`osd blocklist add`),
@@ -354,4 +389,25 @@ func blocklist(ctx context.Context, s store, a entity.Addr) error {
 		_, err = s.monCommand(ctx, map[string]string{"prefix": "osd blacklist", "blacklistop": "add", "addr": addr})
 	}
 	return err
+}
+
+// peerWaiter returns a channel closed at the next lock announcement.
+func (l *exclusiveLock) peerWaiter() <-chan struct{} {
+	l.peerMu.Lock()
+	defer l.peerMu.Unlock()
+	if l.peerCh == nil {
+		l.peerCh = make(chan struct{})
+	}
+	return l.peerCh
+}
+
+// wakePeerWaiters wakes the writers waiting for another client's
+// ACQUIRED_LOCK or RELEASED_LOCK.
+func (l *exclusiveLock) wakePeerWaiters() {
+	l.peerMu.Lock()
+	defer l.peerMu.Unlock()
+	if l.peerCh != nil {
+		close(l.peerCh)
+		l.peerCh = nil
+	}
 }

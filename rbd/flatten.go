@@ -20,7 +20,7 @@ func (img *Image) Flatten(ctx context.Context) error {
 	}
 	defer done()
 	st := img.state()
-	if st.parent == nil {
+	if st.parentImg == nil {
 		return fmt.Errorf("%w: image %q has no parent", ErrInvalid, img.name)
 	}
 	n := st.layout.ObjectCount(min(st.overlap, st.size))
@@ -43,7 +43,7 @@ func (img *Image) Flatten(ctx context.Context) error {
 		if len(data) == 0 || allZero(data) {
 			return nil // nothing to keep; the object stays absent
 		}
-		if err := img.markObject(ctx, e.ObjectNo, ObjectExists); err != nil {
+		if err := img.markObject(ctx, st, e.ObjectNo, ObjectExists); err != nil {
 			return err
 		}
 		// copyup (io.go) sends it with an empty snap context when the
@@ -55,15 +55,13 @@ func (img *Image) Flatten(ctx context.Context) error {
 		return err
 	}
 	// The spec is taken before the detach: a background refresh may
-	// clear img.parent as soon as the header has lost it.
-	img.mu.RLock()
-	p := img.parent
+	// clear the parent as soon as the header has lost it.
+	p := st.parent
 	// Without DEEP_FLATTEN the clone's snapshots keep reading through the
 	// parent: parent_detach keeps the spec for them (and CLONE_CHILD), and
 	// the child link stays until the last such snapshot is removed
 	// (librbd's FlattenRequest::detach_child; removeSnapshot detaches).
-	keepLink := img.features&FeatureDeepFlatten == 0 && len(img.snaps) > 0
-	img.mu.RUnlock()
+	keepLink := st.features&FeatureDeepFlatten == 0 && len(st.snaps) > 0
 	if err := img.s.write(ctx, img.hdr(), opCall(clsRBD, "parent_detach", nil)); err != nil {
 		if !errors.Is(err, syscall.EOPNOTSUPP) {
 			return fmt.Errorf("rbd: %s: parent_detach: %w", img.name, err)

@@ -153,57 +153,48 @@ type OpenOptions struct {
 	internal bool
 }
 
-// Image is an open image. Methods are safe for concurrent use.
+// Image is an open image. Methods are safe for concurrent use; Close once,
+// after the other calls have returned.
+//
+// What an Image holds, and who changes it:
+//
+//   - s, name, id, readOnly, snapID: set by Open, then fixed.
+//   - st: what the last header refresh read (size, features, layout, snap
+//     context, snapshots, parent, the data store), an immutable
+//     *imageState (refresh.go). It is replaced whole, never changed in
+//     place: the I/O path loads it once per call without a lock. A refresh
+//     publishes a new one; a resize publishes one with its new size, by
+//     compare-and-swap, so a refresh whose reads began before the resize
+//     landed reads again instead of storing a stale view.
+//   - lock: the exclusive lock (exclusive_lock.go), a state machine with
+//     the gate writers pass and the protocol of requests, hand-overs and
+//     dead owners.
+//   - om: the live object map (objectmap_state.go), locked and loaded
+//     while we own the exclusive lock.
+//   - watch: the header watch (watch_notify.go) and the background work
+//     its notifies start (refreshes, hand-overs); Close stops and waits
+//     for all of it.
+//
+// Lock order: a lock is taken only while holding none below it.
+//
+//	lock.mu     exclusive lock transitions (acquire, release, hand-over); held across the wire
+//	lock.gate   RW: every write holds it shared from start to end; a release exclusively, to drain writes
+//	om.busy     RW: an object map update holds it shared on the wire; whole-map changes exclusively
+//	refreshMu   one header refresh at a time; held across the wire (a clone's parent is another
+//	            Image, refreshed under the child's refreshMu)
+//	leaves      om.mu, lock.peerMu, watch.mu: short, never across the wire, nothing taken under them
 type Image struct {
 	s        store // metadata pool
 	name, id string
 	readOnly bool
 	snapID   uint64 // NoSnap for the head
 
-	mu        sync.RWMutex
-	size      uint64
-	order     uint8
-	features  uint64
-	flags     uint64
-	prefix    string
-	layout    Layout
-	dataPool  int64
-	snapc     SnapContext
-	snaps     []SnapshotInfo
-	parent    ParentSpec
-	overlap   uint64
-	data      store // data objects: write snapc or read snap set
-	parentImg *Image
+	st        atomic.Pointer[imageState]
+	refreshMu sync.Mutex
 
-	// header watch (exclusive_lock.go, watch_notify.go)
-	unwatch     func(context.Context) error
-	watchCookie uint64
-	exclusive   bool
-	deadClients func(entity.NumName) bool
-	lockMu      sync.Mutex   // serialises lock acquisition and release
-	ioGate      sync.RWMutex // writes hold it shared; a release drains them
-	ownMu       sync.Mutex   // guards cookie
-	cookie      string       // our lock cookie while we own the lock
-	peerMu      sync.Mutex
-	peerCh      chan struct{} // closed on the next ACQUIRED/RELEASED notify
-	refreshing  sync.Mutex
-	// hdrGen counts in-memory header changes (refresh results, a local
-	// resize): a refresh whose reads started before a change landed
-	// reads again instead of storing its stale view.
-	hdrGen   atomic.Uint64
-	acquired atomic.Uint64 // times we took the lock
-	released atomic.Uint64 // times we handed it over on request
-
-	// object map (writers of images with that feature, while they own the lock)
-	omap     *ObjectMap
-	omLocked bool
-	omMu     sync.Mutex
-	// omBusy: markObject (io.go) holds it shared while its update is on
-	// the wire, without omMu; whoever swaps or snapshots the whole map
-	// takes it exclusively first. omPending has a channel per object whose
-	// update is in flight, closed when it lands.
-	omBusy    sync.RWMutex
-	omPending map[uint64]chan struct{}
+	lock  exclusiveLock
+	om    objectMap
+	watch headerWatch
 }
 
 // Open opens the image called name.
@@ -215,6 +206,14 @@ func Open(ctx context.Context, io *rados.IOContext, name string, opts *OpenOptio
 // an image in the trash has none).
 func OpenByID(ctx context.Context, io *rados.IOContext, id string, opts *OpenOptions) (*Image, error) {
 	return open(ctx, newRadosStore(io), "", id, opts)
+}
+
+// newImage returns an image not yet refreshed.
+func newImage(s store, name, id string, readOnly bool) *Image {
+	img := &Image{s: s, name: name, id: id, readOnly: readOnly, snapID: NoSnap}
+	img.lock.img = img
+	img.om.init(s, id, name)
+	return img
 }
 
 func open(ctx context.Context, s store, name, id string, opts *OpenOptions) (*Image, error) {
@@ -238,24 +237,19 @@ func open(ctx context.Context, s store, name, id string, opts *OpenOptions) (*Im
 			name, _ = decodeString("dir_get_name", out)
 		}
 	}
-	img := &Image{s: s, name: name, id: id, readOnly: o.ReadOnly || o.Snapshot != "", snapID: NoSnap, exclusive: o.Exclusive, deadClients: o.DeadClients}
+	img := newImage(s, name, id, o.ReadOnly || o.Snapshot != "")
+	img.lock.exclusive, img.lock.deadClients = o.Exclusive, o.DeadClients
 	if err := img.refresh(ctx); err != nil {
 		return nil, err
 	}
 	if o.Snapshot != "" {
-		found := false
-		for _, si := range img.snaps {
-			if si.Name == o.Snapshot && si.Namespace.Type == SnapNamespaceUser {
-				img.snapID, img.size, found = si.ID, si.Size, true
-			}
-		}
-		if !found {
+		si, ok := img.state().userSnapshot(o.Snapshot)
+		if !ok {
 			return nil, fmt.Errorf("%w: snapshot %q of image %q", ErrNotFound, o.Snapshot, name)
 		}
-		if err := img.refreshParent(ctx); err != nil {
+		if err := img.viewSnapshot(ctx, si); err != nil {
 			return nil, err
 		}
-		img.data = img.data.withReadSnap(img.snapID)
 	}
 	if o.internal || img.snapID != NoSnap {
 		return img, nil
@@ -263,8 +257,8 @@ func open(ctx context.Context, s store, name, id string, opts *OpenOptions) (*Im
 	if err := img.watchHeader(ctx); err != nil {
 		return nil, err
 	}
-	if !img.readOnly && img.feat()&FeatureExclusiveLock != 0 {
-		if err := img.openLock(ctx); err != nil {
+	if img.lock.needed() {
+		if err := img.lock.open(ctx); err != nil {
 			_ = img.Close(context.WithoutCancel(ctx))
 			return nil, err
 		}
@@ -273,232 +267,6 @@ func open(ctx context.Context, s store, name, id string, opts *OpenOptions) (*Im
 }
 
 func (img *Image) hdr() string { return HeaderObjectName(img.id) }
-
-// refresh re-reads the header (librbd's RefreshRequest, krbd's
-// rbd_dev_header_info): size, features, prefix, layout, data pool, snap
-// context and snapshots, parent.
-func (img *Image) refresh(ctx context.Context) error {
-	// One refresh at a time, so a slow one that read the header earlier
-	// cannot overwrite what a later one read (a newer snap context).
-	img.refreshing.Lock()
-	defer img.refreshing.Unlock()
-	for {
-		gen := img.hdrGen.Load()
-		stale, err := img.refreshOnce(ctx, gen)
-		if err != nil || !stale {
-			return err
-		}
-	}
-}
-
-// refreshOnce reads the header and stores it unless the in-memory header
-// changed since gen (then it reports stale and stores nothing).
-func (img *Image) refreshOnce(ctx context.Context, gen uint64) (stale bool, err error) {
-	ctx, s, hdr := ctx, img.s, img.hdr()
-	out, err := s.call(ctx, hdr, clsRBD, "get_size", snapIDArg(NoSnap))
-	if err != nil {
-		if errors.Is(err, syscall.ENOENT) {
-			return false, fmt.Errorf("%w: header of image %q (%s): %w", ErrNotFound, img.name, img.id, err)
-		}
-		return false, fmt.Errorf("rbd: %s: get_size: %w", img.name, err)
-	}
-	order, size, err := decodeGetSize(out)
-	if err != nil {
-		return false, err
-	}
-	if out, err = s.call(ctx, hdr, clsRBD, "get_features", getFeaturesArgs(NoSnap, img.readOnly)); err != nil {
-		return false, fmt.Errorf("rbd: %s: get_features: %w", img.name, err)
-	}
-	features, incompat, err := decodeGetFeatures(out)
-	if err != nil {
-		return false, err
-	}
-	if err := checkFeatures(img.name, features, incompat, !img.readOnly); err != nil {
-		return false, err
-	}
-	if out, err = s.call(ctx, hdr, clsRBD, "get_object_prefix", nil); err != nil {
-		return false, fmt.Errorf("rbd: %s: get_object_prefix: %w", img.name, err)
-	}
-	prefix, err := decodeString("get_object_prefix", out)
-	if err != nil {
-		return false, err
-	}
-	var flags uint64
-	if out, err = s.call(ctx, hdr, clsRBD, "get_flags", snapIDArg(NoSnap)); err == nil {
-		flags, _ = decodeU64("get_flags", out)
-	}
-	l := Layout{Order: order}
-	if features&FeatureStripingV2 != 0 {
-		if out, err = s.call(ctx, hdr, clsRBD, "get_stripe_unit_count", nil); err != nil {
-			return false, fmt.Errorf("rbd: %s: get_stripe_unit_count: %w", img.name, err)
-		}
-		if l.StripeUnit, l.StripeCount, err = decodeStripeUnitCount(out); err != nil {
-			return false, err
-		}
-	}
-	if err := l.Validate(); err != nil {
-		return false, fmt.Errorf("rbd: %s: %w", img.name, err)
-	}
-	dataPool := int64(-1)
-	if features&FeatureDataPool != 0 {
-		if out, err = s.call(ctx, hdr, clsRBD, "get_data_pool", nil); err != nil {
-			return false, fmt.Errorf("rbd: %s: get_data_pool: %w", img.name, err)
-		}
-		if dataPool, err = decodeGetDataPool(out); err != nil {
-			return false, err
-		}
-	}
-	if out, err = s.call(ctx, hdr, clsRBD, "get_snapcontext", nil); err != nil {
-		return false, fmt.Errorf("rbd: %s: get_snapcontext: %w", img.name, err)
-	}
-	snapc, err := decodeSnapContext(out)
-	if err != nil {
-		return false, err
-	}
-	if !snapc.valid() {
-		return false, fmt.Errorf("%w: invalid snap context %+v", ErrMalformed, snapc)
-	}
-	snaps := make([]SnapshotInfo, 0, len(snapc.Snaps))
-	for _, sid := range snapc.Snaps {
-		out, err := s.call(ctx, hdr, clsRBD, "snapshot_get", snapIDArg(sid))
-		if errors.Is(err, syscall.ENOENT) {
-			continue // removed meanwhile
-		}
-		if err != nil {
-			return false, fmt.Errorf("rbd: %s: snapshot_get %d: %w", img.name, sid, err)
-		}
-		si, err := decodeSnapshotInfo(out)
-		if err != nil {
-			return false, err
-		}
-		snaps = append(snaps, si)
-	}
-	ds := s
-	if dataPool >= 0 {
-		if ds, err = s.withPool(ctx, dataPool, s.namespace()); err != nil {
-			return false, fmt.Errorf("rbd: %s: data pool %d: %w", img.name, dataPool, err)
-		}
-	}
-
-	img.mu.Lock()
-	if img.hdrGen.Load() != gen {
-		img.mu.Unlock()
-		return true, nil
-	}
-	gen = img.hdrGen.Add(1)
-	if img.snapID == NoSnap {
-		img.size = size
-	}
-	img.order, img.features, img.flags, img.prefix, img.layout = order, features, flags, prefix, l
-	img.dataPool, img.snapc, img.snaps = dataPool, snapc, snaps
-	if img.snapID == NoSnap {
-		img.data = ds.withSnapContext(snapc)
-	} else {
-		img.data = ds.withReadSnap(img.snapID)
-	}
-	img.mu.Unlock()
-	if img.snapID == NoSnap {
-		return img.refreshParentGen(ctx, gen)
-	}
-	return false, nil
-}
-
-// refreshParent reads the parent spec and overlap for the open snapshot
-// (parent_get / parent_overlap_get, or the legacy get_parent).
-func (img *Image) refreshParent(ctx context.Context) error {
-	_, err := img.refreshParentGen(ctx, 0)
-	return err
-}
-
-// refreshParentGen is refreshParent that, with gen > 0, stores nothing
-// and reports stale when the in-memory header changed since gen.
-func (img *Image) refreshParentGen(ctx context.Context, gen uint64) (stale bool, err error) {
-	if img.feat()&FeatureLayering == 0 {
-		return false, nil
-	}
-	var p ParentSpec
-	var overlap uint64
-	out, err := img.s.call(ctx, img.hdr(), clsRBD, "parent_get", nil)
-	switch {
-	case err == nil:
-		if p, err = decodeParentGet(out); err != nil {
-			return false, err
-		}
-		if p.PoolID >= 0 {
-			out, err := img.s.call(ctx, img.hdr(), clsRBD, "parent_overlap_get", snapIDArg(img.snapID))
-			if err != nil {
-				return false, fmt.Errorf("rbd: %s: parent_overlap_get: %w", img.name, err)
-			}
-			var ok bool
-			if overlap, ok, err = decodeParentOverlapGet(out); err != nil {
-				return false, err
-			} else if !ok {
-				p = ParentSpec{PoolID: -1}
-			}
-		}
-	case errors.Is(err, syscall.EOPNOTSUPP):
-		out, err := img.s.call(ctx, img.hdr(), clsRBD, "get_parent", snapIDArg(img.snapID))
-		if err != nil {
-			return false, fmt.Errorf("rbd: %s: get_parent: %w", img.name, err)
-		}
-		if p, overlap, err = decodeLegacyGetParent(out); err != nil {
-			return false, err
-		}
-	case errors.Is(err, syscall.ENOENT):
-		p = ParentSpec{PoolID: -1}
-	default:
-		return false, fmt.Errorf("rbd: %s: parent_get: %w", img.name, err)
-	}
-	img.mu.Lock()
-	defer img.mu.Unlock()
-	if gen > 0 && img.hdrGen.Load() != gen {
-		return true, nil
-	}
-	if !p.Exists() {
-		img.parent, img.overlap, img.parentImg = ParentSpec{PoolID: -1}, 0, nil
-		return false, nil
-	}
-	if img.parentImg != nil && img.parent == p {
-		img.overlap = overlap
-		return false, nil
-	}
-	ps, err := img.s.withPool(ctx, p.PoolID, p.Namespace)
-	if err != nil {
-		return false, fmt.Errorf("rbd: %s: parent pool %d: %w", img.name, p.PoolID, err)
-	}
-	img.mu.Unlock()
-	pi, err := openParent(ctx, ps, p)
-	img.mu.Lock()
-	if err == nil && gen > 0 && img.hdrGen.Load() != gen {
-		return true, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("rbd: %s: opening parent %s@%d: %w", img.name, p.ImageID, p.SnapID, err)
-	}
-	img.parent, img.overlap, img.parentImg = p, overlap, pi
-	return false, nil
-}
-
-// openParent opens a clone's parent, read-only at its snapshot.
-func openParent(ctx context.Context, s store, p ParentSpec) (*Image, error) {
-	img := &Image{s: s, id: p.ImageID, readOnly: true, snapID: NoSnap}
-	if err := img.refresh(ctx); err != nil {
-		return nil, err
-	}
-	for _, si := range img.snaps {
-		if si.ID == p.SnapID {
-			img.snapID, img.size = si.ID, si.Size
-		}
-	}
-	if img.snapID == NoSnap {
-		return nil, fmt.Errorf("%w: parent snapshot %d", ErrNotFound, p.SnapID)
-	}
-	if err := img.refreshParent(ctx); err != nil {
-		return nil, err
-	}
-	img.data = img.data.withReadSnap(p.SnapID)
-	return img, nil
-}
 
 // Info describes an open image.
 type Info struct {
@@ -519,32 +287,44 @@ type Info struct {
 
 // Stat returns the image's current description.
 func (img *Image) Stat() Info {
-	img.mu.RLock()
-	defer img.mu.RUnlock()
-	i := Info{Name: img.name, ID: img.id, Size: img.size, Order: img.order, ObjectSize: img.layout.ObjectSize(),
-		ObjectCount: img.layout.ObjectCount(img.size), ObjectPrefix: img.prefix, Features: img.features,
-		Flags: img.flags, Layout: img.layout, DataPool: img.dataPool, Snapshots: append([]SnapshotInfo(nil), img.snaps...),
-		Overlap: img.overlap}
-	if img.parent.Exists() {
-		p := img.parent
+	st := img.state()
+	i := Info{Name: img.name, ID: img.id, Size: st.size, Order: st.order, ObjectSize: st.layout.ObjectSize(),
+		ObjectCount: st.layout.ObjectCount(st.size), ObjectPrefix: st.prefix, Features: st.features,
+		Flags: st.flags, Layout: st.layout, DataPool: st.dataPool, Snapshots: append([]SnapshotInfo(nil), st.snaps...),
+		Overlap: st.overlap}
+	if st.parent.Exists() {
+		p := st.parent
 		i.Parent = &p
 	}
 	return i
 }
 
 // feat returns the feature bits (a refresh may change them).
-func (img *Image) feat() uint64 {
-	img.mu.RLock()
-	defer img.mu.RUnlock()
-	return img.features
-}
+func (img *Image) feat() uint64 { return img.state().features }
 
 // Size returns the image size (of the open snapshot, if any).
-func (img *Image) Size() uint64 {
-	img.mu.RLock()
-	defer img.mu.RUnlock()
-	return img.size
-}
+func (img *Image) Size() uint64 { return img.state().size }
 
 // Refresh re-reads the header, as after a HEADER_UPDATE notify.
 func (img *Image) Refresh(ctx context.Context) error { return img.refresh(ctx) }
+
+// Close releases the exclusive lock and the header watch, if held, and
+// stops and waits for the background work the watch started.
+func (img *Image) Close(ctx context.Context) error {
+	w := &img.watch
+	w.mu.Lock()
+	w.closed = true // no new background work from here on
+	w.mu.Unlock()
+	err := img.lock.release(ctx)
+	if w.unwatch != nil {
+		if e := w.unwatch(ctx); err == nil {
+			err = e
+		}
+		w.unwatch = nil
+	}
+	if w.cancel != nil {
+		w.cancel()
+	}
+	w.wg.Wait()
+	return err
+}

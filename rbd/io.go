@@ -44,23 +44,6 @@ func forExtents(ext []ObjectExtent, fn func(ObjectExtent) error) error {
 	return first
 }
 
-// snapshotState is what one I/O call works with.
-type snapshotState struct {
-	size    uint64
-	layout  Layout
-	prefix  string
-	data    store
-	parent  *Image
-	overlap uint64
-	snapc   SnapContext // the image's snapshots, newest first
-}
-
-func (img *Image) state() snapshotState {
-	img.mu.RLock()
-	defer img.mu.RUnlock()
-	return snapshotState{img.size, img.layout, img.prefix, img.data, img.parentImg, img.overlap, img.snapc}
-}
-
 // ReadAt reads len(p) bytes at off. Objects that do not exist read as
 // zeros, or, in a clone and within the parent overlap, as the parent's
 // data. Reads past the end return io.EOF semantics as ErrOutOfRange.
@@ -105,8 +88,8 @@ func (img *Image) ReadAt(ctx context.Context, p []byte, off uint64) (int, error)
 				pos += b.Len
 			}
 		}
-		if missing && st.parent != nil {
-			return img.readParent(ctx, st, p, off, e)
+		if missing && st.parentImg != nil {
+			return img.readFromParent(ctx, st, p, off, e)
 		}
 		return nil
 	})
@@ -119,23 +102,23 @@ func (img *Image) ReadAt(ctx context.Context, p []byte, off uint64) (int, error)
 	return int(n), nil
 }
 
-// readParent fills the buffer pieces of a missing child object from the
-// parent, clipped to the overlap.
-func (img *Image) readParent(ctx context.Context, st snapshotState, p []byte, off uint64, e ObjectExtent) error {
+// readFromParent fills the buffer pieces of a missing child object from
+// the parent, clipped to the overlap.
+func (img *Image) readFromParent(ctx context.Context, st *imageState, p []byte, off uint64, e ObjectExtent) error {
 	for _, b := range e.Buffer {
 		start := off + b.Off
 		if start >= st.overlap {
 			continue
 		}
 		l := min(b.Len, st.overlap-start)
-		if _, err := st.parent.ReadAt(ctx, p[b.Off:b.Off+l], start); err != nil && !errors.Is(err, ErrOutOfRange) {
+		if _, err := st.parentImg.ReadAt(ctx, p[b.Off:b.Off+l], start); err != nil && !errors.Is(err, ErrOutOfRange) {
 			return fmt.Errorf("rbd: %s: reading parent: %w", img.name, err)
 		}
 	}
 	return nil
 }
 
-func (img *Image) checkWritable(off, n uint64, st snapshotState) error {
+func (img *Image) checkWritable(off, n uint64, st *imageState) error {
 	if img.readOnly {
 		return ErrReadOnly
 	}
@@ -188,12 +171,12 @@ func (img *Image) WriteAt(ctx context.Context, p []byte, off uint64) (int, error
 // of the parent's data so the rest of the object keeps showing the parent
 // (krbd's copyup state machine). The caller adds its ops and sends it with
 // sendObjectWrite.
-func (img *Image) startObjectWrite(ctx context.Context, st snapshotState, objno uint64, state uint8) (*rados.WriteOp, error) {
-	if err := img.markObject(ctx, objno, state); err != nil {
+func (img *Image) startObjectWrite(ctx context.Context, st *imageState, objno uint64, state uint8) (*rados.WriteOp, error) {
+	if err := img.markObject(ctx, st, objno, state); err != nil {
 		return nil, err
 	}
 	w := rados.NewWriteOp()
-	if st.parent != nil && img.objectInOverlap(st, objno) {
+	if st.parentImg != nil && img.objectInOverlap(st, objno) {
 		ok, err := st.data.exists(ctx, DataObjectName(st.prefix, objno))
 		if err != nil {
 			return nil, fmt.Errorf("rbd: %s: stat object %d: %w", img.name, objno, err)
@@ -216,7 +199,7 @@ func (img *Image) startObjectWrite(ctx context.Context, st snapshotState, objno 
 }
 
 // sendObjectWrite sends a write startObjectWrite began.
-func (img *Image) sendObjectWrite(ctx context.Context, st snapshotState, objno uint64, w *rados.WriteOp) error {
+func (img *Image) sendObjectWrite(ctx context.Context, st *imageState, objno uint64, w *rados.WriteOp) error {
 	if err := st.data.write(ctx, DataObjectName(st.prefix, objno), w); err != nil {
 		return fmt.Errorf("rbd: %s: writing object %d: %w", img.name, objno, err)
 	}
@@ -239,24 +222,15 @@ func (img *Image) sendObjectWrite(ctx context.Context, st snapshotState, objno u
 // fast-diff), as librbd's C_UpdateObjectMap does. Flatten passes
 // standalone: the copyup is sent even without snapshots and lead is
 // false.
-func (img *Image) copyup(ctx context.Context, st snapshotState, objno uint64, data []byte, standalone bool) (lead bool, err error) {
+func (img *Image) copyup(ctx context.Context, st *imageState, objno uint64, data []byte, standalone bool) (lead bool, err error) {
 	deep := len(st.snapc.Snaps) > 0 && !allZero(data)
 	if !deep && !standalone {
 		return true, nil
 	}
 	oid := DataObjectName(st.prefix, objno)
-	if deep && img.omap != nil {
-		for i := len(st.snapc.Snaps) - 1; i >= 0; i-- {
-			state := ObjectExists
-			if i < len(st.snapc.Snaps)-1 && img.features&FeatureFastDiff != 0 {
-				state = ObjectExistsClean
-			}
-			snap := st.snapc.Snaps[i]
-			err := img.s.write(ctx, ObjectMapName(img.id, snap),
-				opCall(clsRBD, "object_map_update", objectMapUpdateArgs(objno, objno+1, state, nil)))
-			if err != nil && !errors.Is(err, syscall.ENOENT) {
-				return false, fmt.Errorf("rbd: %s: object map of snapshot %d, object %d: %w", img.name, snap, objno, err)
-			}
+	if deep && img.om.loaded() {
+		if err := img.om.markSnapshots(ctx, st.snapc, objno, st.features&FeatureFastDiff != 0); err != nil {
+			return false, err
 		}
 	}
 	data0 := st.data
@@ -284,7 +258,7 @@ func objectImageExtents(l Layout, objno uint64) [][2]uint64 {
 	return out
 }
 
-func (img *Image) objectInOverlap(st snapshotState, objno uint64) bool {
+func (img *Image) objectInOverlap(st *imageState, objno uint64) bool {
 	for _, r := range objectImageExtents(st.layout, objno) {
 		if r[0] < st.overlap {
 			return true
@@ -295,14 +269,14 @@ func (img *Image) objectInOverlap(st snapshotState, objno uint64) bool {
 
 // parentObjectData reads what the parent shows for the whole child object
 // objno, trimmed of trailing zeros beyond the overlap.
-func (img *Image) parentObjectData(ctx context.Context, st snapshotState, objno uint64) ([]byte, error) {
+func (img *Image) parentObjectData(ctx context.Context, st *imageState, objno uint64) ([]byte, error) {
 	buf := make([]byte, st.layout.ObjectSize())
 	used := uint64(0)
 	pos := uint64(0)
 	for _, r := range objectImageExtents(st.layout, objno) {
 		if r[0] < st.overlap {
 			l := min(r[1], st.overlap-r[0])
-			if _, err := st.parent.ReadAt(ctx, buf[pos:pos+l], r[0]); err != nil && !errors.Is(err, ErrOutOfRange) {
+			if _, err := st.parentImg.ReadAt(ctx, buf[pos:pos+l], r[0]); err != nil && !errors.Is(err, ErrOutOfRange) {
 				return nil, fmt.Errorf("rbd: %s: copyup read: %w", img.name, err)
 			}
 			used = pos + l
@@ -312,64 +286,27 @@ func (img *Image) parentObjectData(ctx context.Context, st snapshotState, objno 
 	return buf[:used], nil
 }
 
-// markObject records state for objno in the object map before the data
-// changes (EXISTS before a write, PENDING before a delete); each update is
-// guarded by lock.assert_locked on the object map object, whose own lock
-// lockObjectMap took, as krbd and librbd do.
-//
-// Updates of different objects go out concurrently (omMu is not held on
-// the wire; a global lock there serialised every writer behind each
-// update, a third of librbd's sequential write speed); updates of one
-// object are ordered: a second one waits for the first to land and
-// re-checks.
-func (img *Image) markObject(ctx context.Context, objno uint64, state uint8) error {
-	if img.omap == nil {
+// markObject records state for objno in the live object map, if loaded,
+// before the data changes (objectmap_state.go).
+func (img *Image) markObject(ctx context.Context, st *imageState, objno uint64, state uint8) error {
+	return img.om.mark(ctx, objno, state, st.features&FeatureFastDiff != 0)
+}
+
+// removeObject deletes data object objno with the object map kept in
+// step: PENDING before, NONEXISTENT after; an object the map knows is
+// missing is left alone.
+func (img *Image) removeObject(ctx context.Context, st *imageState, objno uint64) error {
+	if img.om.knownMissing(objno) {
 		return nil
 	}
-	img.omBusy.RLock()
-	defer img.omBusy.RUnlock()
-	for {
-		img.omMu.Lock()
-		if img.omap == nil {
-			img.omMu.Unlock()
-			return nil
-		}
-		cur := img.omap.Get(objno)
-		if cur == state || (state == ObjectExists && cur == ObjectExistsClean && img.features&FeatureFastDiff == 0) {
-			img.omMu.Unlock()
-			return nil
-		}
-		if wait := img.omPending[objno]; wait != nil {
-			img.omMu.Unlock()
-			select {
-			case <-wait:
-				continue
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		if img.omPending == nil {
-			img.omPending = make(map[uint64]chan struct{})
-		}
-		landed := make(chan struct{})
-		img.omPending[objno] = landed
-		img.omMu.Unlock()
-
-		err := img.s.write(ctx, ObjectMapName(img.id, NoSnap),
-			opLockedMap("object_map_update", objectMapUpdateArgs(objno, objno+1, state, nil)))
-
-		img.omMu.Lock()
-		if err == nil && img.omap != nil {
-			img.omap.Set(objno, state)
-		}
-		delete(img.omPending, objno)
-		close(landed)
-		img.omMu.Unlock()
-		if err != nil {
-			return fmt.Errorf("rbd: %s: object map update of object %d: %w", img.name, objno, err)
-		}
-		return nil
+	if err := img.markObject(ctx, st, objno, ObjectPending); err != nil {
+		return err
 	}
+	err := st.data.remove(ctx, DataObjectName(st.prefix, objno))
+	if err != nil && !errors.Is(err, syscall.ENOENT) {
+		return fmt.Errorf("rbd: %s: removing object %d: %w", img.name, objno, err)
+	}
+	return img.markObject(ctx, st, objno, ObjectNonexistent)
 }
 
 // Discard releases [off, off+n): whole objects are deleted, partial ones
@@ -397,19 +334,9 @@ func (img *Image) zeroRange(ctx context.Context, off, n uint64, discard bool) er
 	os := st.layout.ObjectSize()
 	return forExtents(st.layout.Map(off, n), func(e ObjectExtent) error {
 		oid := DataObjectName(st.prefix, e.ObjectNo)
-		hasParent := st.parent != nil && img.objectInOverlap(st, e.ObjectNo)
+		hasParent := st.parentImg != nil && img.objectInOverlap(st, e.ObjectNo)
 		if e.Offset == 0 && e.Length == os && !hasParent {
-			if img.omap != nil && img.omapState(e.ObjectNo) == ObjectNonexistent {
-				return nil
-			}
-			if err := img.markObject(ctx, e.ObjectNo, ObjectPending); err != nil {
-				return err
-			}
-			err := st.data.remove(ctx, oid)
-			if err != nil && !errors.Is(err, syscall.ENOENT) {
-				return fmt.Errorf("rbd: %s: removing object %d: %w", img.name, e.ObjectNo, err)
-			}
-			return img.markObject(ctx, e.ObjectNo, ObjectNonexistent)
+			return img.removeObject(ctx, st, e.ObjectNo)
 		}
 		if !hasParent {
 			ok, err := st.data.exists(ctx, oid)
@@ -428,10 +355,4 @@ func (img *Image) zeroRange(ctx context.Context, off, n uint64, discard bool) er
 		}
 		return img.sendObjectWrite(ctx, st, e.ObjectNo, w)
 	})
-}
-
-func (img *Image) omapState(objno uint64) uint8 {
-	img.omMu.Lock()
-	defer img.omMu.Unlock()
-	return img.omap.Get(objno)
 }

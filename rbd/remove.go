@@ -34,12 +34,12 @@ func remove(ctx context.Context, s store, name, id string) error {
 		return fmt.Errorf("%w: image %q has %d watchers", ErrBusy, name, n)
 	}
 	st := img.state()
-	if len(img.snaps) > 0 {
-		return fmt.Errorf("%w: image %q has %d snapshots", ErrBusy, name, len(img.snaps))
+	if len(st.snaps) > 0 {
+		return fmt.Errorf("%w: image %q has %d snapshots", ErrBusy, name, len(st.snaps))
 	}
-	// Writes from here on: no exclusive lock is needed when nobody watches.
-	img.readOnly = false
-	img.omap = nil // no map updates: the map object goes away below
+	// Writes from here on: no exclusive lock is needed when nobody
+	// watches, and the live object map stays NONE (no map updates: the
+	// map object goes away below).
 	// The object map still tells which data objects exist, so a sparse
 	// image costs one delete per written object, not per object number.
 	om, err := headObjectMap(ctx, img)
@@ -49,8 +49,8 @@ func remove(ctx context.Context, s store, name, id string) error {
 	if err := img.trim(ctx, st, 0, om); err != nil {
 		return err
 	}
-	if img.parent.Exists() {
-		if err := img.detachParent(ctx); err != nil {
+	if st.parent.Exists() {
+		if err := img.detachParentSpec(ctx, st.parent); err != nil {
 			return err
 		}
 	}
@@ -73,15 +73,8 @@ func remove(ctx context.Context, s store, name, id string) error {
 	return nil
 }
 
-// detachParent undoes a clone link: child_detach on the parent (clone
+// detachParentSpec undoes a clone link: child_detach on the parent (clone
 // v2), and remove_child on the child pool's rbd_children (v1).
-func (img *Image) detachParent(ctx context.Context) error {
-	img.mu.RLock()
-	p := img.parent
-	img.mu.RUnlock()
-	return img.detachParentSpec(ctx, p)
-}
-
 func (img *Image) detachParentSpec(ctx context.Context, p ParentSpec) error {
 	ps, err := img.s.withPool(ctx, p.PoolID, p.Namespace)
 	if err != nil {

@@ -27,7 +27,7 @@ func (img *Image) resize(ctx context.Context, size uint64) error {
 	if size == st.size {
 		return nil
 	}
-	if err := validateImageSize(st.layout, size, img.feat()); err != nil {
+	if err := validateImageSize(st.layout, size, st.features); err != nil {
 		return fmt.Errorf("rbd: resize %q: %w", img.name, err)
 	}
 	count := st.layout.ObjectCount(size)
@@ -36,30 +36,23 @@ func (img *Image) resize(ctx context.Context, size uint64) error {
 			return err
 		}
 	}
-	if img.feat()&FeatureObjectMap != 0 {
-		img.omBusy.Lock() // no object map update in flight (io.go markObject)
-		defer img.omBusy.Unlock()
-		err := img.s.write(ctx, ObjectMapName(img.id, NoSnap),
-			opLockedMap("object_map_resize", objectMapResizeArgs(count, ObjectNonexistent)))
-		if err != nil {
-			return fmt.Errorf("rbd: %s: object_map_resize: %w", img.name, err)
+	setSize := func() error {
+		if err := img.s.write(ctx, img.hdr(), opCall(clsRBD, "set_size", u64Arg(size))); err != nil {
+			return fmt.Errorf("rbd: %s: set_size: %w", img.name, err)
 		}
-		img.omMu.Lock()
-		nm := NewObjectMap(count)
-		for i := uint64(0); i < count && i < img.omap.Len(); i++ {
-			nm.Set(i, img.omap.Get(i))
-		}
-		img.omap = nm
-		img.omMu.Unlock()
+		img.publishSize(size)
+		return nil
 	}
-	if err := img.s.write(ctx, img.hdr(), opCall(clsRBD, "set_size", u64Arg(size))); err != nil {
-		return fmt.Errorf("rbd: %s: set_size: %w", img.name, err)
+	var err error
+	if st.features&FeatureObjectMap != 0 {
+		// set_size runs before any object map update of the new size
+		err = img.om.resize(ctx, count, setSize)
+	} else {
+		err = setSize()
 	}
-	img.mu.Lock()
-	img.size = size
-	img.overlap = min(img.overlap, size) // set_size clips the parent overlap too
-	img.hdrGen.Add(1)                    // a refresh that read the old size must not store it
-	img.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	img.notifyUpdate(ctx)
 	return nil
 }

@@ -45,21 +45,12 @@ func (img *Image) RollbackSnapshot(ctx context.Context, name string) error {
 		buf := make([]byte, osz)
 		got, err := snapData.read(ctx, oid, buf, 0)
 		if errors.Is(err, syscall.ENOENT) {
-			if img.omap != nil && img.omapState(e.ObjectNo) == ObjectNonexistent {
-				return nil
-			}
-			if err := img.markObject(ctx, e.ObjectNo, ObjectPending); err != nil {
-				return err
-			}
-			if err := st.data.remove(ctx, oid); err != nil && !errors.Is(err, syscall.ENOENT) {
-				return fmt.Errorf("rbd: %s: rollback of object %d: %w", img.name, e.ObjectNo, err)
-			}
-			return img.markObject(ctx, e.ObjectNo, ObjectNonexistent)
+			return img.removeObject(ctx, st, e.ObjectNo)
 		}
 		if err != nil {
 			return fmt.Errorf("rbd: %s: reading object %d at snapshot %q: %w", img.name, e.ObjectNo, name, err)
 		}
-		if err := img.markObject(ctx, e.ObjectNo, ObjectExists); err != nil {
+		if err := img.markObject(ctx, st, e.ObjectNo, ObjectExists); err != nil {
 			return err
 		}
 		w := rados.NewWriteOp()

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"syscall"
-
-	"github.com/csi-gorbd/csi-gorbd/rados/encoding"
 )
 
 // CreateSnapshot makes a user snapshot of the head (librbd's
@@ -47,10 +45,8 @@ func (img *Image) CreateSnapshot(ctx context.Context, name string) (uint64, erro
 			}
 			return 0, fmt.Errorf("rbd: %s: snapshot_add: %w", img.name, err)
 		}
-		if img.omap != nil {
-			if err := img.snapshotObjectMap(ctx, id); err != nil {
-				return 0, err
-			}
+		if err := img.om.snapshot(ctx, id); err != nil {
+			return 0, err
 		}
 		if err := img.refresh(ctx); err != nil {
 			return 0, err
@@ -58,32 +54,6 @@ func (img *Image) CreateSnapshot(ctx context.Context, name string) (uint64, erro
 		img.notifyUpdate(ctx)
 		return id, nil
 	}
-}
-
-// snapshotObjectMap saves the head map as the snapshot's map and marks the
-// head's EXISTS objects EXISTS_CLEAN (object_map_snap_add), as
-// object_map::SnapshotCreateRequest does.
-func (img *Image) snapshotObjectMap(ctx context.Context, snap uint64) error {
-	img.omBusy.Lock() // no object map update in flight (io.go markObject)
-	defer img.omBusy.Unlock()
-	img.omMu.Lock()
-	defer img.omMu.Unlock()
-	var e encoding.Encoder
-	img.omap.Encode(&e)
-	if err := img.s.write(ctx, ObjectMapName(img.id, snap), opCall(clsRBD, "object_map_save", e.B)); err != nil {
-		return fmt.Errorf("rbd: %s: saving the snapshot object map: %w", img.name, err)
-	}
-	err := img.s.write(ctx, ObjectMapName(img.id, NoSnap),
-		opLockedMap("object_map_snap_add", nil))
-	if err != nil {
-		return fmt.Errorf("rbd: %s: object_map_snap_add: %w", img.name, err)
-	}
-	for i := uint64(0); i < img.omap.Len(); i++ {
-		if img.omap.Get(i) == ObjectExists {
-			img.omap.Set(i, ObjectExistsClean)
-		}
-	}
-	return nil
 }
 
 // RemoveSnapshot deletes a user snapshot (librbd's SnapshotRemoveRequest).
@@ -147,14 +117,11 @@ func (img *Image) RemoveSnapshotByID(ctx context.Context, id uint64) error {
 	}
 	defer done()
 	var si *SnapshotInfo
-	img.mu.RLock()
-	for i := range img.snaps {
-		if img.snaps[i].ID == id {
-			c := img.snaps[i]
-			si = &c
+	for _, s := range img.state().snaps {
+		if s.ID == id {
+			si = &s
 		}
 	}
-	img.mu.RUnlock()
 	if si == nil {
 		return fmt.Errorf("%w: snapshot id %d of image %q", ErrNotFound, id, img.name)
 	}
@@ -171,12 +138,8 @@ func (img *Image) RemoveSnapshotByID(ctx context.Context, id uint64) error {
 
 // userSnapshot finds a user-namespace snapshot by name.
 func (img *Image) userSnapshot(name string) (SnapshotInfo, error) {
-	img.mu.RLock()
-	defer img.mu.RUnlock()
-	for _, si := range img.snaps {
-		if si.Name == name && si.Namespace.Type == SnapNamespaceUser {
-			return si, nil
-		}
+	if si, ok := img.state().userSnapshot(name); ok {
+		return si, nil
 	}
 	return SnapshotInfo{}, fmt.Errorf("%w: snapshot %q of image %q", ErrNotFound, name, img.name)
 }
@@ -222,24 +185,9 @@ func (img *Image) trashSnapshot(ctx context.Context, si SnapshotInfo) error {
 // removeSnapshot deletes a snapshot record and releases its id; the
 // caller holds the lock (startWrite).
 func (img *Image) removeSnapshot(ctx context.Context, si SnapshotInfo) error {
-	if img.feat()&FeatureObjectMap != 0 && img.omap != nil {
-		som := ObjectMapName(img.id, si.ID)
-		out, err := img.s.call(ctx, som, clsRBD, "object_map_load", nil)
-		switch {
-		case err == nil:
-			err = img.s.write(ctx, ObjectMapName(img.id, NoSnap),
-				opLockedMap("object_map_snap_remove", out))
-			if err != nil {
-				return fmt.Errorf("rbd: %s: object_map_snap_remove: %w", img.name, err)
-			}
-			if err := img.reloadObjectMap(ctx); err != nil {
-				return err
-			}
-		case !errors.Is(err, syscall.ENOENT):
-			return fmt.Errorf("rbd: %s: loading the snapshot object map: %w", img.name, err)
-		}
-		if err := img.s.remove(ctx, som); err != nil && !errors.Is(err, syscall.ENOENT) {
-			return fmt.Errorf("rbd: %s: removing the snapshot object map: %w", img.name, err)
+	if img.om.loaded() {
+		if err := img.om.removeSnapshot(ctx, si.ID); err != nil {
+			return err
 		}
 	}
 	// Asked before snapshot_remove, which drops the parent spec with the
@@ -261,23 +209,6 @@ func (img *Image) removeSnapshot(ctx context.Context, si SnapshotInfo) error {
 		return err
 	}
 	img.notifyUpdate(ctx)
-	return nil
-}
-
-func (img *Image) reloadObjectMap(ctx context.Context) error {
-	img.omBusy.Lock() // no object map update in flight (io.go markObject)
-	defer img.omBusy.Unlock()
-	out, err := img.s.call(ctx, ObjectMapName(img.id, NoSnap), clsRBD, "object_map_load", nil)
-	if err != nil {
-		return fmt.Errorf("rbd: %s: object_map_load: %w", img.name, err)
-	}
-	m, err := DecodeObjectMap(out)
-	if err != nil {
-		return err
-	}
-	img.omMu.Lock()
-	img.omap = m
-	img.omMu.Unlock()
 	return nil
 }
 
@@ -310,14 +241,12 @@ func (img *Image) lastParentUser(ctx context.Context, snap uint64) (ParentSpec, 
 	if has, known := overlap(snap); !has || !known {
 		return ParentSpec{}, false
 	}
-	img.mu.RLock()
 	others := []uint64{NoSnap}
-	for _, s := range img.snaps {
+	for _, s := range img.state().snaps {
 		if s.ID != snap {
 			others = append(others, s.ID)
 		}
 	}
-	img.mu.RUnlock()
 	for _, id := range others {
 		if has, known := overlap(id); has || !known {
 			return ParentSpec{}, false // still used, or unknown: keep the link

@@ -33,15 +33,10 @@ type objectMapView struct {
 // none or the image flags say it is invalid (librbd's object_may_exist
 // then answers "may exist" for every object).
 func (img *Image) liveObjectMap() *objectMapView {
-	img.mu.RLock()
-	invalid := img.flags&FlagObjectMapInvalid != 0
-	img.mu.RUnlock()
-	img.omMu.Lock()
-	defer img.omMu.Unlock()
-	if img.omap == nil || invalid {
+	if img.state().flags&FlagObjectMapInvalid != 0 {
 		return nil
 	}
-	return &objectMapView{n: img.omap.Len(), get: img.omapState}
+	return img.om.view()
 }
 
 // dataObjects is what trimming needs of the data pool.
@@ -61,11 +56,14 @@ type trimRequest struct {
 	layout Layout
 	prefix string
 	data   dataObjects
+	// fastDiff: the image has FAST_DIFF (how object map updates compare)
+	fastDiff bool
 }
 
 // trim removes the image data at and beyond newSize (see trimRequest).
-func (img *Image) trim(ctx context.Context, st snapshotState, newSize uint64, om *objectMapView) error {
-	t := &trimRequest{img: img, size: st.size, layout: st.layout, prefix: st.prefix, data: st.data}
+func (img *Image) trim(ctx context.Context, st *imageState, newSize uint64, om *objectMapView) error {
+	t := &trimRequest{img: img, size: st.size, layout: st.layout, prefix: st.prefix, data: st.data,
+		fastDiff: st.features&FeatureFastDiff != 0}
 	return t.run(ctx, newSize, om)
 }
 
@@ -138,17 +136,12 @@ func (t *trimRequest) run(ctx context.Context, newSize uint64, om *objectMapView
 func (t *trimRequest) removeObjects(ctx context.Context, first, last uint64, om *objectMapView) error {
 	img, st := t.img, t
 	// Objects the live map tracks get PENDING before and NONEXISTENT
-	// after their delete, as librbd's TrimRequest does; markObject does
-	// nothing when img.omap is nil (Remove, which holds no lock).
-	var tracked uint64
-	img.omMu.Lock()
-	if img.omap != nil {
-		tracked = img.omap.Len()
-	}
-	img.omMu.Unlock()
+	// after their delete, as librbd's TrimRequest does; mark does
+	// nothing when the map is not loaded (Remove, which holds no lock).
+	tracked := img.om.tracked()
 	del := func(ctx context.Context, o uint64) error {
 		if o < tracked {
-			if err := img.markObject(ctx, o, ObjectPending); err != nil {
+			if err := img.om.mark(ctx, o, ObjectPending, t.fastDiff); err != nil {
 				return err
 			}
 		}
@@ -157,7 +150,7 @@ func (t *trimRequest) removeObjects(ctx context.Context, first, last uint64, om 
 			return fmt.Errorf("rbd: %s: trimming object %d: %w", img.name, o, err)
 		}
 		if o < tracked {
-			return img.markObject(ctx, o, ObjectNonexistent)
+			return img.om.mark(ctx, o, ObjectNonexistent, t.fastDiff)
 		}
 		return nil
 	}
@@ -293,10 +286,8 @@ func parseDataObjectName(prefix, oid string) (uint64, bool) {
 // missing or undecodable map; the caller then finds the objects without
 // it. Only a cancelled context is an error.
 func headObjectMap(ctx context.Context, img *Image) (*objectMapView, error) {
-	img.mu.RLock()
-	features, flags := img.features, img.flags
-	img.mu.RUnlock()
-	if features&FeatureObjectMap == 0 || flags&FlagObjectMapInvalid != 0 {
+	st := img.state()
+	if st.features&FeatureObjectMap == 0 || st.flags&FlagObjectMapInvalid != 0 {
 		return nil, nil
 	}
 	out, err := img.s.call(ctx, ObjectMapName(img.id, NoSnap), clsRBD, "object_map_load", nil)

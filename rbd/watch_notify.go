@@ -3,6 +3,7 @@ package rbd
 import (
 	"context"
 	"fmt"
+	"sync"
 	"syscall"
 	"time"
 
@@ -76,14 +77,47 @@ func decodeNotifyOp(b []byte) (uint32, bool) {
 	return op, d.Err() == nil
 }
 
+// headerWatch is an image's watch on its header and the background work
+// its notifies start (header refreshes, lock hand-overs). Close marks it
+// closed, so no new work starts, cancels what runs and waits for it.
+type headerWatch struct {
+	cookie  uint64 // the watch handle (our lock cookie's number); set at Open, then fixed
+	unwatch func(context.Context) error
+
+	mu     sync.Mutex // guards closed, and wg.Add against Close's Wait
+	closed bool
+	wg     sync.WaitGroup
+	ctx    context.Context // the background work's; cancelled by Close
+	cancel context.CancelFunc
+}
+
 // watchHeader registers the header watch.
 func (img *Image) watchHeader(ctx context.Context) error {
+	w := &img.watch
+	w.ctx, w.cancel = context.WithCancel(context.Background())
 	cookie, unwatch, err := img.s.watch(ctx, img.hdr(), img.handleNotify)
 	if err != nil {
+		w.cancel()
 		return fmt.Errorf("rbd: %s: watching the header: %w", img.name, err)
 	}
-	img.unwatch, img.watchCookie = unwatch, cookie
+	w.unwatch, w.cookie = unwatch, cookie
 	return nil
+}
+
+// background runs fn on a goroutine of the image's own, unless the image
+// is closing; Close cancels fn's context and waits for it.
+func (img *Image) background(fn func(ctx context.Context)) {
+	w := &img.watch
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed || w.ctx == nil {
+		return
+	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		fn(w.ctx)
+	}()
 }
 
 // handleNotify answers a notify on the header as librbd's ImageWatcher
@@ -97,26 +131,19 @@ func (img *Image) handleNotify(payload []byte) []byte {
 	}
 	switch op {
 	case notifyHeaderUpdate:
-		go img.backgroundRefresh()
+		img.background(img.backgroundRefresh)
 		return nil
 	case notifyAcquiredLock, notifyReleasedLock:
-		img.wakePeerWaiters()
+		img.lock.wakePeerWaiters()
 		return nil
 	case notifyRequestLock:
-		if !img.ownsLock() {
-			return nil
-		}
-		if img.exclusive {
-			return ackPayload(-int32(syscall.EROFS))
-		}
-		go img.releaseForPeer()
-		return ackPayload(0)
+		return img.lock.handleRequest()
 	case notifyQuiesce, notifyUnquiesce:
 		// No I/O of ours needs quiescing for a snapshot to be consistent
 		// beyond what the OSDs order; librbd acks 0 without quiesce hooks.
 		return ackPayload(0)
 	}
-	if img.ownsLock() {
+	if img.lock.owner() {
 		return ackPayload(-int32(syscall.EOPNOTSUPP))
 	}
 	return nil
@@ -124,32 +151,13 @@ func (img *Image) handleNotify(payload []byte) []byte {
 
 // backgroundRefresh re-reads the header after a HEADER_UPDATE (refreshes
 // run one at a time).
-func (img *Image) backgroundRefresh() {
-	ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+func (img *Image) backgroundRefresh(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
 	defer cancel()
 	_ = img.refresh(ctx)
 }
 
-// notifyHeaderUpdate tells the other watchers to re-read the header.
+// notifyUpdate tells the other watchers to re-read the header.
 func (img *Image) notifyUpdate(ctx context.Context) {
 	_, _ = img.s.notify(ctx, img.hdr(), notifyPayload(notifyHeaderUpdate, 0, 0))
-}
-
-// peerWaiter returns a channel closed at the next lock announcement.
-func (img *Image) peerWaiter() <-chan struct{} {
-	img.peerMu.Lock()
-	defer img.peerMu.Unlock()
-	if img.peerCh == nil {
-		img.peerCh = make(chan struct{})
-	}
-	return img.peerCh
-}
-
-func (img *Image) wakePeerWaiters() {
-	img.peerMu.Lock()
-	defer img.peerMu.Unlock()
-	if img.peerCh != nil {
-		close(img.peerCh)
-		img.peerCh = nil
-	}
 }

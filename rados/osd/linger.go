@@ -43,13 +43,19 @@ type Watch struct {
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
+
+	// handlers counts the handler calls running; Close waits for them.
+	// closed (under mu) keeps new calls from starting once Close did.
+	handlers sync.WaitGroup
+	closed   bool
 }
 
 // Cookie returns the watch's cookie (as listed by list-watchers).
 func (w *Watch) Cookie() uint64 { return w.cookie }
 
 // Watch registers a watch on an object. handler runs (on its own
-// goroutine) for every notify; onError, if set, is told when the watch
+// goroutine) for every notify, and not after Close returned (Close waits
+// for the calls in progress, so a handler must not call Close); onError, if set, is told when the watch
 // was lost or could not be confirmed (notifies may have been missed) and
 // is then re-established.
 func (c *Client) Watch(ctx context.Context, pool int64, ns, oid string, handler WatchHandler, onError func(error)) (*Watch, error) {
@@ -87,7 +93,8 @@ func (w *Watch) do(ctx context.Context, op Op) error {
 	return err
 }
 
-// Close removes the watch from the OSD and stops its upkeep.
+// Close removes the watch from the OSD and stops its upkeep; it returns
+// once no handler call runs any more.
 func (w *Watch) Close(ctx context.Context) error {
 	w.stopLoop()
 	<-w.done
@@ -95,6 +102,10 @@ func (w *Watch) Close(ctx context.Context) error {
 	w.c.lingerMu.Lock()
 	delete(w.c.watches, w.cookie)
 	w.c.lingerMu.Unlock()
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	w.handlers.Wait()
 	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ENOTCONN) {
 		err = nil
 	}
@@ -191,9 +202,18 @@ func (w *Watch) reconnect() error {
 	return w.do(ctx, WatchOp(w.cookie, 0))
 }
 
-// deliver runs the handler and acknowledges the notify.
+// deliver runs the handler and acknowledges the notify; after Close it
+// does neither.
 func (w *Watch) deliver(ev NotifyEvent) {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return
+	}
+	w.handlers.Add(1)
+	w.mu.Unlock()
 	reply := w.handler(ev)
+	w.handlers.Done()
 	ctx, cancel := context.WithTimeout(w.c.ctx, 30*time.Second)
 	defer cancel()
 	req := &Request{Pool: w.pool, Namespace: w.ns, Object: w.oid, Ops: []Op{NotifyAck(ev.NotifyID, w.cookie, reply)}}
