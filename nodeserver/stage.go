@@ -137,16 +137,27 @@ func (s *Server) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 	if err != nil {
 		return nil, s.undoStage(ctx, fresh, volID, status.Errorf(codes.Internal, "checking the staging path: %v", err))
 	}
-	if mounted {
-		return &csi.NodeStageVolumeResponse{}, nil
+	if !mounted {
+		mkfs := defaultMkfsOptions[fsType]
+		if o := strings.Fields(req.GetVolumeContext()[csiceph.ParamMkfsOptions]); len(o) > 0 {
+			mkfs = o
+		}
+		err = s.mounter.FormatAndMountSensitiveWithFormatOptions(rec.Device, staging, fsType, mountOptions(vc, fsType, ro), nil, mkfs)
+		if err != nil {
+			return nil, s.undoStage(ctx, fresh, volID, csiceph.Status(err, fmt.Sprintf("formatting or mounting %s (%s) on %s", rec.Device, volID, staging)))
+		}
 	}
-	mkfs := defaultMkfsOptions[fsType]
-	if o := strings.Fields(req.GetVolumeContext()[csiceph.ParamMkfsOptions]); len(o) > 0 {
-		mkfs = o
-	}
-	err = s.mounter.FormatAndMountSensitiveWithFormatOptions(rec.Device, staging, fsType, mountOptions(vc, fsType, ro), nil, mkfs)
-	if err != nil {
-		return nil, s.undoStage(ctx, fresh, volID, csiceph.Status(err, fmt.Sprintf("formatting or mounting %s (%s) on %s", rec.Device, volID, staging)))
+	// A volume restored from a snapshot or cloned at a larger size than
+	// its source carries the source's smaller filesystem: grow it to the
+	// device (also on a retry, when the staging path is already mounted).
+	if !ro {
+		if grow, err := s.resizer.NeedResize(rec.Device, staging); err != nil {
+			return nil, status.Errorf(codes.Internal, "checking the %s filesystem size on %s: %v", fsType, rec.Device, err)
+		} else if grow {
+			if _, err := s.resizer.Resize(rec.Device, staging); err != nil {
+				return nil, status.Errorf(codes.Internal, "growing the %s filesystem on %s to the volume's size: %v", fsType, rec.Device, err)
+			}
+		}
 	}
 	return &csi.NodeStageVolumeResponse{}, nil
 }
