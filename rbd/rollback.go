@@ -18,11 +18,7 @@ import (
 // a snapshot read leaves the same bytes (holes inside an object become
 // written zeros). Other snapshots are untouched.
 func (img *Image) RollbackSnapshot(ctx context.Context, name string) error {
-	si, err := img.userSnapshot(name)
-	if err != nil {
-		return err
-	}
-	done, err := img.startWrite(ctx)
+	si, done, err := img.startSnapshotWrite(ctx, name)
 	if err != nil {
 		return err
 	}

@@ -64,26 +64,7 @@ func (img *Image) CreateSnapshot(ctx context.Context, name string) (uint64, erro
 // into the head's (object_map_snap_remove), the record removed and the id
 // released so the OSDs trim its clones.
 func (img *Image) RemoveSnapshot(ctx context.Context, name string) error {
-	si, err := img.userSnapshot(name)
-	if err != nil {
-		return err
-	}
-	done, err := img.startWrite(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	if err := img.checkUnprotected(ctx, si); err != nil {
-		return err
-	}
-	children, err := img.snapshotChildren(ctx, si.ID)
-	if err != nil {
-		return err
-	}
-	if len(children) > 0 {
-		return img.trashSnapshot(ctx, si)
-	}
-	return img.removeSnapshot(ctx, si)
+	return img.dropSnapshot(ctx, name, false)
 }
 
 // TrashSnapshot moves user snapshot name into the trash snapshot namespace
@@ -92,11 +73,13 @@ func (img *Image) RemoveSnapshot(ctx context.Context, name string) error {
 // user snapshot; its name becomes free. RemoveSnapshot does this by itself
 // when the snapshot has children.
 func (img *Image) TrashSnapshot(ctx context.Context, name string) error {
-	si, err := img.userSnapshot(name)
-	if err != nil {
-		return err
-	}
-	done, err := img.startWrite(ctx)
+	return img.dropSnapshot(ctx, name, true)
+}
+
+// dropSnapshot removes user snapshot name, or moves it to the trash when
+// trash is set or it has clone children; a protected one is refused.
+func (img *Image) dropSnapshot(ctx context.Context, name string, trash bool) error {
+	si, done, err := img.startSnapshotWrite(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -104,7 +87,17 @@ func (img *Image) TrashSnapshot(ctx context.Context, name string) error {
 	if err := img.checkUnprotected(ctx, si); err != nil {
 		return err
 	}
-	return img.trashSnapshot(ctx, si)
+	if !trash {
+		children, err := img.snapshotChildren(ctx, si.ID)
+		if err != nil {
+			return err
+		}
+		trash = len(children) > 0
+	}
+	if trash {
+		return img.trashSnapshot(ctx, si)
+	}
+	return img.removeSnapshot(ctx, si)
 }
 
 // RemoveSnapshotByID removes a snapshot of any namespace (user or trash)
@@ -134,6 +127,16 @@ func (img *Image) RemoveSnapshotByID(ctx context.Context, id uint64) error {
 		return fmt.Errorf("%w: snapshot %d has %d clone children", ErrBusy, id, len(children))
 	}
 	return img.removeSnapshot(ctx, *si)
+}
+
+// startSnapshotWrite finds user snapshot name and starts a write
+// (startWrite) that changes it.
+func (img *Image) startSnapshotWrite(ctx context.Context, name string) (si SnapshotInfo, done func(), err error) {
+	if si, err = img.userSnapshot(name); err != nil {
+		return si, nil, err
+	}
+	done, err = img.startWrite(ctx)
+	return si, done, err
 }
 
 // userSnapshot finds a user-namespace snapshot by name.

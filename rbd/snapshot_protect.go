@@ -17,14 +17,24 @@ import (
 // ProtectSnapshot protects a user snapshot. Already protected: ErrBusy
 // (librbd answers EBUSY too).
 func (img *Image) ProtectSnapshot(ctx context.Context, name string) error {
-	si, err := img.userSnapshot(name)
-	if err != nil {
-		return err
-	}
-	if img.Stat().Features&FeatureLayering == 0 {
+	if img.feat()&FeatureLayering == 0 {
 		return fmt.Errorf("%w: image %q lacks the layering feature", ErrInvalid, img.name)
 	}
-	done, err := img.startWrite(ctx)
+	return img.changeProtection(ctx, name, true)
+}
+
+// UnprotectSnapshot unprotects a user snapshot. It fails with ErrBusy
+// while the snapshot has clones: clone v2 children on the header, or
+// clone v1 children in rbd_children of any pool (countChildren).
+func (img *Image) UnprotectSnapshot(ctx context.Context, name string) error {
+	return img.changeProtection(ctx, name, false)
+}
+
+// changeProtection protects (UNPROTECTED → PROTECTED) or unprotects
+// (PROTECTED → UNPROTECTING → UNPROTECTED, back to PROTECTED while
+// clones exist) user snapshot name, then tells other clients.
+func (img *Image) changeProtection(ctx context.Context, name string, protect bool) error {
+	si, done, err := img.startSnapshotWrite(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -33,53 +43,38 @@ func (img *Image) ProtectSnapshot(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if ps != ProtectionUnprotected {
+	switch {
+	case protect && ps != ProtectionUnprotected:
 		return fmt.Errorf("%w: snapshot %q is already protected", ErrBusy, name)
+	case protect:
+		err = img.setProtection(ctx, si.ID, ProtectionProtected)
+	case ps != ProtectionProtected:
+		return fmt.Errorf("%w: snapshot %q is not protected", ErrInvalid, name)
+	default:
+		err = img.unprotect(ctx, si)
 	}
-	if err := img.setProtection(ctx, si.ID, ProtectionProtected); err != nil {
+	if err != nil {
 		return err
 	}
 	img.notifyUpdate(ctx)
 	return nil
 }
 
-// UnprotectSnapshot unprotects a user snapshot. It fails with ErrBusy
-// while the snapshot has clones: clone v2 children on the header, or
-// clone v1 children in rbd_children of this image's pool (librbd also
-// scans every other pool; clones in other pools are not seen here).
-func (img *Image) UnprotectSnapshot(ctx context.Context, name string) error {
-	si, err := img.userSnapshot(name)
-	if err != nil {
-		return err
-	}
-	done, err := img.startWrite(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	ps, err := img.ProtectionStatus(ctx, name)
-	if err != nil {
-		return err
-	}
-	if ps != ProtectionProtected {
-		return fmt.Errorf("%w: snapshot %q is not protected", ErrInvalid, name)
-	}
+// unprotect moves a protected snapshot through UNPROTECTING, so no clone
+// can attach meanwhile, to UNPROTECTED unless it has clones.
+func (img *Image) unprotect(ctx context.Context, si SnapshotInfo) error {
 	if err := img.setProtection(ctx, si.ID, ProtectionUnprotecting); err != nil {
 		return err
 	}
 	n, err := img.countChildren(ctx, si.ID)
 	if err == nil && n > 0 {
-		err = fmt.Errorf("%w: snapshot %q has %d clone children", ErrBusy, name, n)
+		err = fmt.Errorf("%w: snapshot %q has %d clone children", ErrBusy, si.Name, n)
 	}
 	if err != nil {
 		_ = img.setProtection(context.WithoutCancel(ctx), si.ID, ProtectionProtected)
 		return err
 	}
-	if err := img.setProtection(ctx, si.ID, ProtectionUnprotected); err != nil {
-		return err
-	}
-	img.notifyUpdate(ctx)
-	return nil
+	return img.setProtection(ctx, si.ID, ProtectionUnprotected)
 }
 
 // ProtectionStatus returns a user snapshot's protection status.
