@@ -46,9 +46,10 @@ func putBuf(p *[]byte) {
 	bufPools[bits.Len(uint(c))-1].Put(p)
 }
 
-// inflight is a byte budget shared by the requests of one connection: the
-// reader acquires before it reads a payload or schedules a read, the
-// writer releases once the reply is sent.
+// inflight is a byte budget shared by the requests of one connection (or
+// of all the connections of one export): the reader acquires before it
+// reads a payload or schedules a read, the writer releases once the reply
+// is sent.
 type inflight struct {
 	mu      sync.Mutex
 	cur     int64

@@ -29,7 +29,11 @@
 // per connection ([Options.MaxInFlight]); the reader stops reading when the
 // bound is reached. Several connections may serve the same export at once
 // (NBD_FLAG_CAN_MULTI_CONN is advertised when the backend says its Flush
-// covers writes from every connection, see [MultiConnBackend]).
+// covers writes from every connection, see [MultiConnBackend]); a Server
+// can cap them ([Server.MaxConnsPerExport]) and bound their bytes in
+// flight together ([Server.MaxInFlightPerExport]). Server.mu guards the
+// exports and the per-export counts; the budgets have locks of their own,
+// taken with no other lock held.
 //
 // # Errors
 //

@@ -101,3 +101,9 @@ func protoErrorf(phase, format string, args ...any) error {
 // ErrAborted is returned by [Server.ServeConn] when the client ended the
 // handshake with NBD_OPT_ABORT (a soft disconnect).
 var ErrAborted = errors.New("nbd: client aborted the handshake")
+
+// ErrTooManyConns is returned by [Server.ServeConn] when the client chose
+// an export with NBD_OPT_EXPORT_NAME that already has
+// [Server.MaxConnsPerExport] connections (NBD_OPT_GO gets an error reply
+// instead and may choose again).
+var ErrTooManyConns = errors.New("nbd: export at its connection limit")

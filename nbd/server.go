@@ -62,9 +62,65 @@ type Server struct {
 	// DefaultExport is the export a client gets when it asks for the empty
 	// name; empty means only an export named "" matches.
 	DefaultExport string
+	// MaxConnsPerExport caps the connections using one export at once,
+	// counted from the client's choice of it (NBD_OPT_GO or
+	// NBD_OPT_EXPORT_NAME) to the end of the session. A client choosing
+	// an export at its cap gets NBD_REP_ERR_POLICY (NBD_OPT_EXPORT_NAME,
+	// which has no error reply: the connection is closed). 0: no cap.
+	MaxConnsPerExport int
+	// MaxInFlightPerExport bounds the payload bytes held by the requests
+	// of all connections of one export together, on top of each
+	// connection's Options.MaxInFlight: the connections stop reading
+	// requests while it is reached. A single request larger than the
+	// bound is still served, alone. 0: no bound.
+	MaxInFlightPerExport int64
 
+	// mu guards exports and inUse (and the conns counts in inUse).
 	mu      sync.RWMutex
 	exports map[string]*Export
+	inUse   map[*Export]*exportUse
+}
+
+// exportUse is what the connections of one export share: their count and
+// their in-flight budget. It lives while a connection uses the export.
+type exportUse struct {
+	exp    *Export
+	conns  int       // guarded by Server.mu
+	budget *inflight // nil without MaxInFlightPerExport
+}
+
+// claim counts a new connection of exp; nil when exp is at its cap.
+func (s *Server) claim(exp *Export) *exportUse {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.inUse[exp]
+	if u == nil {
+		u = &exportUse{exp: exp}
+		if s.MaxInFlightPerExport > 0 {
+			u.budget = newInflight(s.MaxInFlightPerExport)
+		}
+	}
+	if s.MaxConnsPerExport > 0 && u.conns >= s.MaxConnsPerExport {
+		return nil
+	}
+	if s.inUse == nil {
+		s.inUse = make(map[*Export]*exportUse)
+	}
+	s.inUse[exp] = u
+	u.conns++
+	return u
+}
+
+// release ends a connection's claim (nil: none).
+func (s *Server) release(u *exportUse) {
+	if u == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u.conns--; u.conns == 0 {
+		delete(s.inUse, u.exp)
+	}
 }
 
 // AddExport validates e and makes it available to new connections under
@@ -173,13 +229,16 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 	defer c.Close()
 	br := bufio.NewReaderSize(c, 64<<10)
 	bw := bufio.NewWriterSize(c, 64<<10)
-	exp, structured, err := s.handshake(ctx, c, br, bw)
+	use, structured, err := s.handshake(ctx, c, br, bw)
 	if err != nil {
 		return err
 	}
+	defer s.release(use)
 	opts := s.Options.withDefaults()
 	opts.Structured = structured
-	return newConn(c, br, bw, exp, opts).run(ctx)
+	cn := newConn(c, br, bw, use.exp, opts)
+	cn.shared = use.budget
+	return cn.run(ctx)
 }
 
 // ServeTransmission serves exp on c starting directly in the transmission

@@ -45,7 +45,8 @@ type conn struct {
 	abortOnce sync.Once
 	abortErr  error
 
-	budget  *inflight
+	budget  *inflight // this connection's payload bytes in flight
+	shared  *inflight // the export's, shared with its other connections (nil: none)
 	reqs    chan *request
 	replies chan *request
 	hdr     [32]byte // writer scratch
@@ -175,25 +176,46 @@ func (c *conn) read(ctx context.Context) error {
 			}
 		case h.typ == cmdWrite && h.length > 0:
 			r.charge = int64(h.length)
-			if !c.budget.acquire(c.stopRead, r.charge) {
+			if !c.acquire(r.charge) {
 				requestPool.Put(r)
 				return nil
 			}
 			r.buf = getBuf(int(h.length))
 			if _, err := io.ReadFull(c.br, *r.buf); err != nil {
-				c.budget.release(r.charge)
+				c.release(r.charge)
 				putBuf(r.buf)
 				requestPool.Put(r)
 				return truncated(err)
 			}
 		case h.typ == cmdRead && r.errno == 0 && h.length > 0:
 			r.charge = int64(h.length)
-			if !c.budget.acquire(c.stopRead, r.charge) {
+			if !c.acquire(r.charge) {
 				requestPool.Put(r)
 				return nil
 			}
 		}
 		c.reqs <- r
+	}
+}
+
+// acquire charges n payload bytes to the connection's budget, then to the
+// export's; false when the reader is told to stop while waiting.
+func (c *conn) acquire(n int64) bool {
+	if !c.budget.acquire(c.stopRead, n) {
+		return false
+	}
+	if c.shared != nil && !c.shared.acquire(c.stopRead, n) {
+		c.budget.release(n)
+		return false
+	}
+	return true
+}
+
+// release returns what acquire charged.
+func (c *conn) release(n int64) {
+	c.budget.release(n)
+	if c.shared != nil {
+		c.shared.release(n)
 	}
 }
 
@@ -292,7 +314,7 @@ func (c *conn) write() error {
 				c.abort(err)
 			}
 		}
-		c.budget.release(r.charge)
+		c.release(r.charge)
 		if r.buf != nil {
 			putBuf(r.buf)
 		}
