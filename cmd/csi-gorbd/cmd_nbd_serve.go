@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -28,6 +27,9 @@ type nbdServeOpts struct {
 	workers     int
 	maxInFlight string
 	cpuProfile  string
+	allowRemote bool
+	maxConns    int
+	exportBytes string
 }
 
 func (n *nbdCLI) serveCmd() *cobra.Command {
@@ -58,6 +60,9 @@ connection: each is an export named by its spec.
 	f.BoolVar(&o.readOnly, "read-only", false, "refuse writes")
 	f.IntVar(&o.workers, "workers", 0, "concurrent requests per connection (default 16)")
 	f.StringVar(&o.maxInFlight, "max-inflight", "", "payload bytes in flight per connection (`SIZE`, default 64MiB)")
+	f.StringVar(&o.exportBytes, "max-export-inflight", "256MiB", "payload bytes in flight per export, all its connections together (`SIZE`; 0: no bound)")
+	f.IntVar(&o.maxConns, "max-connections", 16, "connections per export at once (0: no limit)")
+	f.BoolVar(&o.allowRemote, "allow-remote", false, "let --listen tcp: take a non-loopback address: NBD has no authentication or encryption, so anyone who reaches it can read and write the exports")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) of the serving to `FILE`")
 	f.MarkHidden("cpuprofile")
 	c.MarkFlagRequired("listen")
@@ -68,14 +73,9 @@ func (n *nbdCLI) runServe(cmd *cobra.Command, args []string, o *nbdServeOpts) er
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	srv := &nbd.Server{DefaultExport: o.name}
-	srv.Options.Workers = o.workers
-	if o.maxInFlight != "" {
-		n, err := parseSize(o.maxInFlight)
-		if err != nil {
-			return fmt.Errorf("--max-inflight: %w", err)
-		}
-		srv.Options.MaxInFlight = n
+	srv, err := o.server()
+	if err != nil {
+		return err
 	}
 	shared := &sharedConn{ceph: n.ceph}
 	size, err := addServeExports(ctx, cmd, srv, args, o, shared)
@@ -83,11 +83,11 @@ func (n *nbdCLI) runServe(cmd *cobra.Command, args []string, o *nbdServeOpts) er
 	if err != nil {
 		return err
 	}
-
-	l, err := listenNBD(o.listen)
+	l, err := listenNBD(ctx, o.listen, o.allowRemote)
 	if err != nil {
 		return err
 	}
+	defer l.Close()
 	if len(args) > 1 {
 		fmt.Fprintf(cmd.ErrOrStderr(), "serving %d exports (%d bytes) on %s\n", len(args), size, o.listen)
 	} else {
@@ -105,6 +105,28 @@ func (n *nbdCLI) runServe(cmd *cobra.Command, args []string, o *nbdServeOpts) er
 		defer pprof.StopCPUProfile()
 	}
 	return srv.Serve(ctx, l)
+}
+
+// server is the NBD server the options describe, with no exports yet.
+func (o *nbdServeOpts) server() (*nbd.Server, error) {
+	srv := &nbd.Server{DefaultExport: o.name, MaxConnsPerExport: o.maxConns}
+	srv.Options.Workers = o.workers
+	if o.maxInFlight != "" {
+		n, err := parseSize(o.maxInFlight)
+		if err != nil {
+			return nil, fmt.Errorf("--max-inflight: %w", err)
+		}
+		srv.Options.MaxInFlight = n
+	}
+	n, err := parseSize(o.exportBytes)
+	if err != nil {
+		return nil, fmt.Errorf("--max-export-inflight: %w", err)
+	}
+	srv.MaxInFlightPerExport = n
+	if o.maxConns < 0 {
+		return nil, errors.New("--max-connections must be ≥ 0")
+	}
+	return srv, nil
 }
 
 // addServeExports adds the --memory device or the images to srv and
@@ -157,25 +179,6 @@ func addServeExports(ctx context.Context, cmd *cobra.Command, srv *nbd.Server, a
 		size += b.Size()
 	}
 	return size, nil
-}
-
-// listenNBD parses unix:PATH or tcp:ADDR. A stale unix socket file is
-// replaced.
-func listenNBD(spec string) (net.Listener, error) {
-	network, addr, ok := strings.Cut(spec, ":")
-	if !ok || addr == "" {
-		return nil, fmt.Errorf("--listen %q: want unix:PATH or tcp:HOST:PORT", spec)
-	}
-	switch network {
-	case "unix":
-		if fi, err := os.Lstat(addr); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			os.Remove(addr)
-		}
-	case "tcp", "tcp4", "tcp6":
-	default:
-		return nil, fmt.Errorf("--listen %q: unknown network %q", spec, network)
-	}
-	return net.Listen(network, addr)
 }
 
 // parseSize parses a byte count with an optional binary suffix: K, M, G,

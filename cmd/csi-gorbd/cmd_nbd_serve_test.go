@@ -30,13 +30,13 @@ func TestParseSize(t *testing.T) {
 
 func TestListenNBD(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "s")
-	l, err := listenNBD("unix:" + sock)
+	l, err := listenNBD(context.Background(), "unix:"+sock, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	l.Close()
 	for _, bad := range []string{"", "unix:", "udp:1.2.3.4:5", "/tmp/x"} {
-		if l, err := listenNBD(bad); err == nil {
+		if l, err := listenNBD(context.Background(), bad, false); err == nil {
 			l.Close()
 			t.Errorf("listenNBD(%q) succeeded", bad)
 		}
