@@ -8,10 +8,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc"
+
+	"github.com/csi-gorbd/csi-gorbd/internal/unixsock"
 )
 
 // Modes of the plugin.
@@ -89,8 +92,9 @@ func New(o Options) (*Driver, error) {
 	return d, nil
 }
 
-// Listen opens the endpoint: unix:///path (a stale socket file is
-// removed first) or tcp://host:port.
+// Listen opens the endpoint: unix:///path (a socket left there by an
+// earlier run is removed first; any other file at the path is an error
+// and stays) or tcp://host:port.
 func Listen(endpoint string) (net.Listener, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil {
@@ -105,8 +109,8 @@ func Listen(endpoint string) (net.Listener, error) {
 		if path == "" {
 			return nil, fmt.Errorf("driver: endpoint %q has no path", endpoint)
 		}
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("driver: removing stale socket: %w", err)
+		if err := unixsock.RemoveStale(path); err != nil {
+			return nil, fmt.Errorf("driver: endpoint %q: %w", endpoint, err)
 		}
 		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 			return nil, err
@@ -132,8 +136,17 @@ func (d *Driver) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// Run listens on the endpoint and serves until ctx ends.
+// ErrTCPNode: a node plugin (modes node and all) serves only on a unix
+// socket. Its RPCs mount and format devices as root, and the kubelet
+// reaches it through a socket on the host anyway.
+var ErrTCPNode = errors.New("driver: the node service listens only on a unix socket")
+
+// Run listens on the endpoint and serves until ctx ends. A tcp endpoint
+// is refused in modes node and all (ErrTCPNode).
 func (d *Driver) Run(ctx context.Context, endpoint string) error {
+	if d.opts.Mode != ModeController && strings.HasPrefix(endpoint, "tcp:") {
+		return fmt.Errorf("%w: %q", ErrTCPNode, endpoint)
+	}
 	ln, err := Listen(endpoint)
 	if err != nil {
 		return err

@@ -34,7 +34,7 @@ func newCSICmd(mode string) *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.endpoint, "endpoint", "unix:///csi/csi.sock", "CSI endpoint (unix:///path or tcp://host:port)")
+	fl.StringVar(&f.endpoint, "endpoint", "unix:///csi/csi.sock", "CSI endpoint (unix:///path; tcp://host:port only in controller mode)")
 	fl.StringVar(&f.driverName, "drivername", "rbd.csi-gorbd.io", "CSI driver name")
 	fl.StringVar(&f.nodeID, "nodeid", "", "node id (required for node and all)")
 	fl.StringVar(&f.clusters, "clusters", "/etc/csi-gorbd/clusters.json", `clusters file: JSON [{"clusterID": "...", "monitors": ["host:port"]}]`)
