@@ -32,6 +32,12 @@
 //   - flatten.go: a new clone whose chain is deeper than maxCloneDepth is
 //     flattened by a background goroutine, never inside a request and
 //     never for a volume a node already uses.
+//   - cleanup.go: what a failed request made is undone, and every opened
+//     image closed, on a context that outlives the request (bounded);
+//     a cleanup that fails is logged with what it left, which a retry of
+//     the request or a later call picks up.
+//   - clone.go: clone v2 from a snapshot or (through a temporary
+//     snapshot) from a volume.
 //   - volume.go, snapshot.go: the CSI RPCs, each behind an in-flight
 //     guard on its name or id (a concurrent duplicate gets Aborted).
 //     Operations that change an image's snapshots or existence

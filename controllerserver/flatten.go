@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
-	"github.com/csi-gorbd/csi-gorbd/rados"
 	"github.com/csi-gorbd/csi-gorbd/rbd"
 )
 
@@ -25,28 +24,27 @@ const (
 
 // chainDepth counts the parents above the image called name (0: not a
 // clone).
-func chainDepth(ctx context.Context, io *rados.IOContext, name string) (int, error) {
-	img, err := rbd.Open(ctx, io, name, &rbd.OpenOptions{ReadOnly: true})
+func (se *session) chainDepth(ctx context.Context, name string) (int, error) {
+	img, err := rbd.Open(ctx, se.io, name, &rbd.OpenOptions{ReadOnly: true})
 	if err != nil {
 		return 0, err
 	}
 	p := img.Stat().Parent
-	_ = img.Close(ctx)
+	se.s.closeImage(ctx, img, name)
 	depth := 0
 	for p != nil && depth < maxCollectDepth {
 		depth++
-		pio := io
-		if p.PoolID != io.PoolID() {
-			if pio, err = io.Conn().OpenIOContextByID(ctx, p.PoolID); err != nil {
-				return depth, err
-			}
+		pio, err := se.poolIO(ctx, p.PoolID)
+		if err != nil {
+			return depth, err
 		}
 		img, err := rbd.OpenByID(ctx, pio, p.ImageID, &rbd.OpenOptions{ReadOnly: true})
 		if err != nil {
 			return depth, err
 		}
-		p = img.Stat().Parent
-		_ = img.Close(ctx)
+		next := img.Stat().Parent
+		se.s.closeImage(ctx, img, "id "+p.ImageID)
+		p = next
 	}
 	return depth, nil
 }
@@ -103,11 +101,11 @@ func (s *Server) flatten(ctx context.Context, cluster string, cred csiceph.Crede
 	}
 	p := img.Stat().Parent
 	if p == nil {
-		_ = img.Close(ctx)
+		s.closeImage(ctx, img, image)
 		return nil
 	}
 	err = img.Flatten(ctx)
-	_ = img.Close(ctx)
+	s.closeImage(ctx, img, image)
 	if err != nil {
 		s.conns.Failed(c, err)
 		return err
@@ -115,9 +113,10 @@ func (s *Server) flatten(ctx context.Context, cluster string, cred csiceph.Crede
 	return se.collect(ctx, *p, image)
 }
 
-// noteBackground keeps a background failure for BackgroundErrors (library
-// packages do not log).
+// noteBackground logs a background failure and keeps it for
+// BackgroundErrors.
 func (s *Server) noteBackground(err error) {
+	s.log.Error(err, "background flatten failed")
 	s.bgMu.Lock()
 	defer s.bgMu.Unlock()
 	if len(s.bgErrs) < 100 {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
+	"slices"
 	"syscall"
 
 	"github.com/csi-gorbd/csi-gorbd/rados"
@@ -97,6 +99,35 @@ func (j journal) all(ctx context.Context, prefix string) (map[string][]byte, err
 		return nil, nil
 	}
 	return m, err
+}
+
+// snapIDKey is the snapshot journal key that maps image@snap back to its
+// request name.
+func snapIDKey(image, snap string) string { return snapIDKeyPrefix + image + "@" + snap }
+
+// forget removes a pair of journal entries found by their reverse key
+// (image or snapshot → request name): the reverse key and forwardPrefix
+// followed by the request name. Entries already gone are no error.
+func (j journal) forget(ctx context.Context, reverseKey, forwardPrefix string) error {
+	var name string
+	found, err := j.get(ctx, reverseKey, &name)
+	if err != nil || !found {
+		return err
+	}
+	return j.remove(ctx, reverseKey, forwardPrefix+name)
+}
+
+// reserve writes the journal entries kv of a request (what names it). A
+// failed write may still land on the OSD: it is taken back as a cleanup.
+func (se *session) reserve(ctx context.Context, j journal, what string, kv map[string]any) error {
+	err := j.put(ctx, kv)
+	if err != nil {
+		keys := slices.Collect(maps.Keys(kv))
+		se.s.cleanup(ctx, "the journal entry of "+what+" (a retry of the request uses it)",
+			func(ctx context.Context) error { return j.remove(ctx, keys...) })
+		return se.fail(err)
+	}
+	return nil
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

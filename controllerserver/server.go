@@ -10,6 +10,7 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"k8s.io/klog/v2"
 
 	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
 	"github.com/csi-gorbd/csi-gorbd/rados"
@@ -27,6 +28,10 @@ type Options struct {
 	// flattened in the background (0: DefaultMaxCloneDepth). The
 	// StorageClass parameter maxCloneDepth overrides it per volume.
 	MaxCloneDepth int
+	// Logger receives what requests cannot report: cleanups that failed
+	// (with what they left behind) and background flattens that failed.
+	// The zero Logger discards.
+	Logger klog.Logger
 }
 
 // DefaultMaxCloneDepth is the clone chain depth past which new clones are
@@ -38,6 +43,7 @@ type Server struct {
 	csi.UnimplementedControllerServer
 
 	instance string
+	log      klog.Logger
 	conns    *csiceph.Pool
 	inflight sync.Map // name or id → struct{}
 	maxDepth int
@@ -60,7 +66,7 @@ func New(o Options) *Server {
 	if o.MaxCloneDepth == 0 {
 		o.MaxCloneDepth = DefaultMaxCloneDepth
 	}
-	s := &Server{instance: o.Instance, conns: csiceph.NewPool(csiceph.PoolOptions{Clusters: o.Clusters, ConnectTimeout: o.ConnectTimeout}),
+	s := &Server{instance: o.Instance, log: o.Logger, conns: csiceph.NewPool(csiceph.PoolOptions{Clusters: o.Clusters, ConnectTimeout: o.ConnectTimeout}),
 		maxDepth: o.MaxCloneDepth, locks: map[string]chan struct{}{}}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	return s

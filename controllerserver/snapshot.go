@@ -2,6 +2,7 @@ package controllerserver
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strconv"
 	"time"
@@ -28,7 +29,6 @@ func (s *Server) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequ
 	if err != nil {
 		return nil, status.Errorf(codes.NotFound, "source volume: %v", err)
 	}
-	prefix := csiceph.SnapPrefix(req.GetParameters())
 	release, err := s.guard("snapshot-name/" + name)
 	if err != nil {
 		return nil, err
@@ -56,28 +56,49 @@ func (s *Server) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequ
 	if err != nil {
 		return nil, se.volumeErr(src, err)
 	}
-	defer img.Close(ctx)
+	defer s.closeImage(ctx, img, src.Image)
 	if !found {
-		rec = snapRecord{Source: src.String(), Snap: newName(prefix), Size: img.Size(), Created: time.Now().UnixNano()}
-		if err := j.put(ctx, map[string]any{snapKeyPrefix + name: rec, snapIDKeyPrefix + src.Image + "@" + rec.Snap: name}); err != nil {
-			return nil, se.fail(err)
+		rec = snapRecord{Source: src.String(), Snap: newName(csiceph.SnapPrefix(req.GetParameters())), Size: img.Size(),
+			Created: time.Now().UnixNano()}
+		if err := se.reserve(ctx, j, fmt.Sprintf("snapshot %q", name),
+			map[string]any{snapKeyPrefix + name: rec, snapIDKey(src.Image, rec.Snap): name}); err != nil {
+			return nil, err
 		}
 	}
-	have := false
-	for _, si := range img.Stat().Snapshots {
-		if si.Name == rec.Snap {
-			have = true
-		}
-	}
-	if !have {
+	if !hasSnapshot(img, rec.Snap) {
 		if _, err := img.CreateSnapshot(ctx, rec.Snap); err != nil {
 			if !found {
-				_ = j.remove(ctx, snapKeyPrefix+name, snapIDKeyPrefix+src.Image+"@"+rec.Snap)
+				s.cleanup(ctx, fmt.Sprintf("snapshot %s@%s and the journal entry of snapshot %q (a retry of the request finishes them)",
+					src.Image, rec.Snap, name),
+					func(ctx context.Context) error { return se.undoSnapshot(ctx, img, name, src.Image, rec.Snap) })
 			}
 			return nil, se.fail(err)
 		}
 	}
 	return &csi.CreateSnapshotResponse{Snapshot: rec.csi(src)}, nil
+}
+
+func hasSnapshot(img *rbd.Image, snap string) bool {
+	for _, si := range img.Stat().Snapshots {
+		if si.Name == snap {
+			return true
+		}
+	}
+	return false
+}
+
+// undoSnapshot removes what a failed CreateSnapshot made: the snapshot,
+// if it was taken after all (the answer lost), and the journal entries.
+func (se *session) undoSnapshot(ctx context.Context, img *rbd.Image, name, image, snap string) error {
+	if err := img.Refresh(ctx); err != nil {
+		return err
+	}
+	if hasSnapshot(img, snap) {
+		if err := img.RemoveSnapshot(ctx, snap); err != nil && !notFound(err) {
+			return err
+		}
+	}
+	return se.snapJournal().remove(ctx, snapKeyPrefix+name, snapIDKey(image, snap))
 }
 
 func (r snapRecord) csi(src csiceph.VolumeID) *csi.Snapshot {
@@ -119,15 +140,8 @@ func (s *Server) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshotRequ
 	if err := se.deleteSnapshot(ctx, id.Image, id.Snap); err != nil {
 		return nil, se.fail(err)
 	}
-	j := se.snapJournal()
-	key := snapIDKeyPrefix + id.Image + "@" + id.Snap
-	var name string
-	if found, err := j.get(ctx, key, &name); err != nil {
+	if err := se.snapJournal().forget(ctx, snapIDKey(id.Image, id.Snap), snapKeyPrefix); err != nil {
 		return nil, se.fail(err)
-	} else if found {
-		if err := j.remove(ctx, key, snapKeyPrefix+name); err != nil {
-			return nil, se.fail(err)
-		}
 	}
 	return &csi.DeleteSnapshotResponse{}, nil
 }
@@ -148,7 +162,7 @@ func (se *session) deleteSnapshot(ctx context.Context, image, snap string) error
 		err = nil
 	}
 	if err != nil {
-		_ = img.Close(ctx)
+		se.s.closeImage(ctx, img, image)
 		return err
 	}
 	next, name, err := se.purgeIfEmpty(ctx, se.io, img)

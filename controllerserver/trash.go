@@ -130,7 +130,7 @@ func (se *session) collectOne(ctx context.Context, p rbd.ParentSpec, child strin
 		err = nil
 	}
 	if err != nil {
-		_ = parent.Close(ctx)
+		se.s.closeImage(ctx, parent, "id "+p.ImageID)
 		return nil, "", err
 	}
 	return se.purgeIfEmpty(ctx, pio, parent)
@@ -142,7 +142,7 @@ func (se *session) collectOne(ctx context.Context, p rbd.ParentSpec, child strin
 func (se *session) purgeIfEmpty(ctx context.Context, io *rados.IOContext, img *rbd.Image) (*rbd.ParentSpec, string, error) {
 	err := img.Refresh(ctx)
 	info := img.Stat()
-	_ = img.Close(ctx)
+	se.s.closeImage(ctx, img, info.Name)
 	if err != nil {
 		return nil, "", err
 	}

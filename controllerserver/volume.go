@@ -2,8 +2,7 @@ package controllerserver
 
 import (
 	"context"
-	"errors"
-	"syscall"
+	"fmt"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
@@ -13,219 +12,203 @@ import (
 	"github.com/csi-gorbd/csi-gorbd/rbd"
 )
 
-// cloneSnapPrefix names the temporary snapshot a volume clone hangs from.
-const cloneSnapPrefix = "csi-clone-"
+// createRequest is a checked CreateVolume request.
+type createRequest struct {
+	name   string
+	params csiceph.VolumeParams
+	size   uint64
+	cap    *csi.CapacityRange
+	// source is the content source's id ("": a blank volume); one of
+	// srcSnap and srcVol is set with it.
+	source  string
+	srcSnap *csiceph.SnapshotID
+	srcVol  *csiceph.VolumeID
+}
+
+// parseCreate checks a CreateVolume request.
+func parseCreate(req *csi.CreateVolumeRequest) (createRequest, error) {
+	cr := createRequest{name: req.GetName(), cap: req.GetCapacityRange()}
+	if cr.name == "" {
+		return cr, status.Error(codes.InvalidArgument, "name is required")
+	}
+	if err := csiceph.CheckCapabilities(req.GetVolumeCapabilities()); err != nil {
+		return cr, status.Error(codes.InvalidArgument, err.Error())
+	}
+	var err error
+	if cr.params, err = csiceph.ParseVolumeParams(req.GetParameters()); err != nil {
+		return cr, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if cr.size, err = RoundCapacity(cr.cap); err != nil {
+		return cr, status.Error(codes.OutOfRange, err.Error())
+	}
+	cs := req.GetVolumeContentSource()
+	switch {
+	case cs == nil:
+	case cs.GetSnapshot() != nil:
+		id, err := csiceph.ParseSnapshotID(cs.GetSnapshot().GetSnapshotId())
+		if err != nil {
+			return cr, status.Errorf(codes.NotFound, "source snapshot: %v", err)
+		}
+		cr.srcSnap, cr.source = &id, id.String()
+	case cs.GetVolume() != nil:
+		id, err := csiceph.ParseVolumeID(cs.GetVolume().GetVolumeId())
+		if err != nil {
+			return cr, status.Errorf(codes.NotFound, "source volume: %v", err)
+		}
+		cr.srcVol, cr.source = &id, id.String()
+	default:
+		return cr, status.Error(codes.InvalidArgument, "unknown volume content source")
+	}
+	return cr, nil
+}
 
 // CreateVolume makes (or finds, for a repeated name) an RBD image.
 func (s *Server) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
-	name := req.GetName()
-	if name == "" {
-		return nil, status.Error(codes.InvalidArgument, "name is required")
-	}
-	if err := csiceph.CheckCapabilities(req.GetVolumeCapabilities()); err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
-	params, err := csiceph.ParseVolumeParams(req.GetParameters())
+	cr, err := parseCreate(req)
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, err
 	}
-	size, err := RoundCapacity(req.GetCapacityRange())
-	if err != nil {
-		return nil, status.Error(codes.OutOfRange, err.Error())
-	}
-	var source string
-	var srcSnap *csiceph.SnapshotID
-	var srcVol *csiceph.VolumeID
-	if cs := req.GetVolumeContentSource(); cs != nil {
-		switch {
-		case cs.GetSnapshot() != nil:
-			id, err := csiceph.ParseSnapshotID(cs.GetSnapshot().GetSnapshotId())
-			if err != nil {
-				return nil, status.Errorf(codes.NotFound, "source snapshot: %v", err)
-			}
-			srcSnap, source = &id, id.String()
-		case cs.GetVolume() != nil:
-			id, err := csiceph.ParseVolumeID(cs.GetVolume().GetVolumeId())
-			if err != nil {
-				return nil, status.Errorf(codes.NotFound, "source volume: %v", err)
-			}
-			srcVol, source = &id, id.String()
-		default:
-			return nil, status.Error(codes.InvalidArgument, "unknown volume content source")
-		}
-	}
-	release, err := s.guard("volume-name/" + name)
+	release, err := s.guard("volume-name/" + cr.name)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
 
-	se, err := s.open(ctx, params.ClusterID, req.GetSecrets(), params.Pool, 0)
+	se, err := s.open(ctx, cr.params.ClusterID, req.GetSecrets(), cr.params.Pool, 0)
 	if err != nil {
 		return nil, err
 	}
-	j := se.volJournal()
-	var rec volumeRecord
-	found, err := j.get(ctx, volKeyPrefix+name, &rec)
+	rec, found, err := se.reserveVolume(ctx, cr)
 	if err != nil {
-		return nil, se.fail(err)
+		return nil, err
 	}
-	if found {
-		if rec.Source != source {
-			return nil, status.Errorf(codes.AlreadyExists, "volume %q exists with another content source", name)
-		}
-		if !fits(rec.Size, req.GetCapacityRange()) {
-			return nil, status.Errorf(codes.AlreadyExists, "volume %q exists with size %d", name, rec.Size)
-		}
-	} else {
-		rec = volumeRecord{Image: newName(params.NamePrefix), Size: size, Source: source}
-		if srcVol != nil {
-			rec.CloneSnap = cloneSnapPrefix + rec.Image
-		}
-		if err := j.put(ctx, map[string]any{volKeyPrefix + name: rec, imageKeyPrefix + rec.Image: name}); err != nil {
-			return nil, se.fail(err)
-		}
-	}
-	if err := se.makeImage(ctx, params, rec, srcSnap, srcVol); err != nil {
+	if err := se.makeImage(ctx, cr, rec); err != nil {
 		if !found {
-			// Undo the reservation so a failed request leaves nothing
-			// behind; makeImage removes what it made itself.
-			_ = j.remove(ctx, volKeyPrefix+name, imageKeyPrefix+rec.Image)
+			// A failed request leaves nothing behind: what this call
+			// made goes, with its reservation.
+			s.cleanup(ctx, fmt.Sprintf("image %s and the journal entry of volume %q (a retry of the request finishes them)", rec.Image, cr.name),
+				func(ctx context.Context) error { return se.undoCreate(ctx, cr.name, rec.Image) })
 		}
 		return nil, err
 	}
 	vol := &csi.Volume{
 		VolumeId:      se.volumeID(rec.Image),
 		CapacityBytes: int64(rec.Size),
-		VolumeContext: map[string]string{"clusterID": params.ClusterID, "pool": params.Pool, "imageName": rec.Image},
+		VolumeContext: map[string]string{csiceph.ParamClusterID: cr.params.ClusterID, csiceph.ParamPool: cr.params.Pool,
+			csiceph.ContextImageName: rec.Image},
 		ContentSource: req.GetVolumeContentSource(),
 	}
-	if params.DataPool != "" {
-		vol.VolumeContext["dataPool"] = params.DataPool
+	if cr.params.DataPool != "" {
+		vol.VolumeContext[csiceph.ParamDataPool] = cr.params.DataPool
 	}
 	return &csi.CreateVolumeResponse{Volume: vol}, nil
 }
 
-// makeImage creates the journalled image unless it already exists.
-func (se *session) makeImage(ctx context.Context, p csiceph.VolumeParams, rec volumeRecord, srcSnap *csiceph.SnapshotID, srcVol *csiceph.VolumeID) error {
-	if img, err := rbd.Open(ctx, se.io, rec.Image, &rbd.OpenOptions{ReadOnly: true}); err == nil {
-		_ = img.Close(ctx)
-		return nil
-	} else if !errors.Is(err, rbd.ErrNotFound) && !errors.Is(err, syscall.ENOENT) {
+// reserveVolume finds the journal record of the request name, or makes
+// one (found false) with a new image name. A record that does not match
+// the request is AlreadyExists.
+func (se *session) reserveVolume(ctx context.Context, cr createRequest) (rec volumeRecord, found bool, err error) {
+	j := se.volJournal()
+	found, err = j.get(ctx, volKeyPrefix+cr.name, &rec)
+	if err != nil {
+		return rec, false, se.fail(err)
+	}
+	if found {
+		if rec.Source != cr.source {
+			return rec, true, status.Errorf(codes.AlreadyExists, "volume %q exists with another content source", cr.name)
+		}
+		if !fits(rec.Size, cr.cap) {
+			return rec, true, status.Errorf(codes.AlreadyExists, "volume %q exists with size %d", cr.name, rec.Size)
+		}
+		return rec, true, nil
+	}
+	rec = volumeRecord{Image: newName(cr.params.NamePrefix), Size: cr.size, Source: cr.source}
+	if cr.srcVol != nil {
+		rec.CloneSnap = cloneSnapPrefix + rec.Image
+	}
+	err = se.reserve(ctx, j, fmt.Sprintf("volume %q", cr.name), map[string]any{volKeyPrefix + cr.name: rec, imageKeyPrefix + rec.Image: cr.name})
+	return rec, false, err
+}
+
+// undoCreate removes what a failed CreateVolume made: the image, if it
+// got that far (with what it holds on its parent), and the journal
+// entries.
+func (se *session) undoCreate(ctx context.Context, name, image string) error {
+	if err := se.deleteImage(ctx, image); err != nil {
+		return err
+	}
+	return se.volJournal().remove(ctx, volKeyPrefix+name, imageKeyPrefix+image)
+}
+
+// makeImage creates the journalled image unless it exists, and grows it
+// to the journalled size (a clone is made at its source's size; a retry
+// finishes one whose growing failed).
+func (se *session) makeImage(ctx context.Context, cr createRequest, rec volumeRecord) error {
+	size, err := se.imageSize(ctx, rec.Image)
+	if notFound(err) {
+		size, err = se.createImage(ctx, cr, rec)
+	}
+	if err != nil {
 		return se.fail(err)
 	}
-	opts := &rbd.CreateOptions{Features: p.Features}
-	if p.DataPool != "" {
-		id, err := se.io.Conn().LookupPool(ctx, p.DataPool)
-		if err != nil {
-			return se.fail(err)
-		}
-		opts.DataPool, opts.DataPoolSet = id, true
-	}
-	var err error
-	switch {
-	case srcSnap != nil:
-		err = se.cloneFrom(ctx, srcSnap.VolumeID, srcSnap.Snap, rec, opts, false)
-	case srcVol != nil:
-		err = se.cloneFrom(ctx, *srcVol, rec.CloneSnap, rec, opts, true)
-	}
-	if srcSnap != nil || srcVol != nil {
-		if err != nil {
-			return err
-		}
-		max := se.s.maxDepth
-		if p.MaxCloneDepth > 0 {
-			max = p.MaxCloneDepth
-		}
-		if depth, derr := chainDepth(ctx, se.io, rec.Image); derr == nil && depth > max {
-			se.flattenLater(rec.Image)
-		}
+	if size >= rec.Size {
 		return nil
 	}
-	if _, err := rbd.Create(ctx, se.io, rec.Image, rec.Size, opts); err != nil {
+	img, err := rbd.Open(ctx, se.io, rec.Image, nil)
+	if err != nil {
+		return se.fail(err)
+	}
+	defer se.s.closeImage(ctx, img, rec.Image)
+	if err := img.Resize(ctx, rec.Size); err != nil {
 		return se.fail(err)
 	}
 	return nil
 }
 
-// cloneFrom makes rec.Image a clone v2 of src@snap (taking the snapshot
-// first when makeSnap), then grows it to rec.Size. The source image may
-// wait in the trash (its volume was deleted while snapshots remained).
-func (se *session) cloneFrom(ctx context.Context, src csiceph.VolumeID, snap string, rec volumeRecord, opts *rbd.CreateOptions, makeSnap bool) error {
-	if src.ClusterID != se.cluster {
-		return status.Error(codes.InvalidArgument, "content source is on another cluster")
-	}
-	pio, err := se.poolIO(ctx, src.PoolID)
+// imageSize returns the size of the image called name.
+func (se *session) imageSize(ctx context.Context, name string) (uint64, error) {
+	img, err := rbd.Open(ctx, se.io, name, &rbd.OpenOptions{ReadOnly: true})
 	if err != nil {
-		return se.fail(err)
+		return 0, err
 	}
-	unlock, err := se.s.lockImage(ctx, src.ClusterID, src.PoolID, src.Image)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	parent, trashID, err := openImage(ctx, pio, src.Image, nil)
-	if err != nil {
-		if notFound(err) {
-			return status.Errorf(codes.NotFound, "content source %s: image %q does not exist in pool %s (deleted, with all its snapshots?)",
-				src, src.Image, pio.PoolName())
-		}
-		return se.fail(err)
-	}
-	if trashID != "" && makeSnap {
-		_ = parent.Close(ctx)
-		return status.Errorf(codes.NotFound, "source volume %s was deleted", src.Image)
-	}
-	info := parent.Stat()
-	var snapSize uint64
-	var have bool
-	for _, si := range info.Snapshots {
-		if si.Name == snap && si.Namespace.Type == rbd.SnapNamespaceUser {
-			have, snapSize = true, si.Size
-		}
-	}
-	if !have {
-		if !makeSnap {
-			_ = parent.Close(ctx)
-			return status.Errorf(codes.NotFound, "snapshot %s of %s not found", snap, src.Image)
-		}
-		if _, err := parent.CreateSnapshot(ctx, snap); err != nil {
-			_ = parent.Close(ctx)
-			return se.fail(err)
-		}
-		snapSize = parent.Size()
-	}
-	_ = parent.Close(ctx)
-	if rec.Size < snapSize {
-		return status.Errorf(codes.OutOfRange, "requested size %d is smaller than the source (%d)", rec.Size, snapSize)
-	}
-	opts.DataPoolSet = false // a clone keeps its parent's layout
-	if trashID != "" {
-		_, err = rbd.CloneByID(ctx, pio, trashID, snap, se.io, rec.Image, opts)
-	} else {
-		_, err = rbd.Clone(ctx, pio, src.Image, snap, se.io, rec.Image, opts)
-	}
-	if err != nil {
-		if makeSnap && !have {
-			// Drop the temporary snapshot this attempt took.
-			if p, oerr := rbd.Open(ctx, pio, src.Image, nil); oerr == nil {
-				_ = p.RemoveSnapshot(ctx, snap)
-				_ = p.Close(ctx)
-			}
-		}
-		return se.fail(err)
-	}
-	if rec.Size > snapSize {
-		img, err := rbd.Open(ctx, se.io, rec.Image, nil)
+	defer se.s.closeImage(ctx, img, name)
+	return img.Size(), nil
+}
+
+// createImage makes the journalled image: blank, or a clone of the
+// content source (flattened later when its chain is too deep). It returns
+// the size it made.
+func (se *session) createImage(ctx context.Context, cr createRequest, rec volumeRecord) (uint64, error) {
+	opts := &rbd.CreateOptions{Features: cr.params.Features}
+	if cr.params.DataPool != "" {
+		id, err := se.io.Conn().LookupPool(ctx, cr.params.DataPool)
 		if err != nil {
-			return se.fail(err)
+			return 0, err
 		}
-		defer img.Close(ctx)
-		if err := img.Resize(ctx, rec.Size); err != nil {
-			return se.fail(err)
-		}
+		opts.DataPool, opts.DataPoolSet = id, true
 	}
-	return nil
+	if cr.srcSnap == nil && cr.srcVol == nil {
+		_, err := rbd.Create(ctx, se.io, rec.Image, rec.Size, opts)
+		return rec.Size, err
+	}
+	var size uint64
+	var err error
+	if cr.srcSnap != nil {
+		size, err = se.cloneFrom(ctx, cr.srcSnap.VolumeID, cr.srcSnap.Snap, rec, opts, false)
+	} else {
+		size, err = se.cloneFrom(ctx, *cr.srcVol, rec.CloneSnap, rec, opts, true)
+	}
+	if err != nil {
+		return 0, err
+	}
+	max := se.s.maxDepth
+	if cr.params.MaxCloneDepth > 0 {
+		max = cr.params.MaxCloneDepth
+	}
+	if depth, derr := se.chainDepth(ctx, rec.Image); derr == nil && depth > max {
+		se.flattenLater(rec.Image)
+	}
+	return size, nil
 }
 
 // DeleteVolume removes the image and its journal entries; an unknown or
@@ -258,14 +241,8 @@ func (s *Server) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 	if err := se.deleteImage(ctx, id.Image); err != nil {
 		return nil, se.fail(err)
 	}
-	j := se.volJournal()
-	var name string
-	if found, err := j.get(ctx, imageKeyPrefix+id.Image, &name); err != nil {
+	if err := se.volJournal().forget(ctx, imageKeyPrefix+id.Image, volKeyPrefix); err != nil {
 		return nil, se.fail(err)
-	} else if found {
-		if err := j.remove(ctx, imageKeyPrefix+id.Image, volKeyPrefix+name); err != nil {
-			return nil, se.fail(err)
-		}
 	}
 	return &csi.DeleteVolumeResponse{}, nil
 }
@@ -283,7 +260,7 @@ func (se *session) deleteImage(ctx context.Context, name string) error {
 	}
 	left, err := dropDeadSnaps(ctx, img)
 	info := img.Stat()
-	_ = img.Close(ctx)
+	se.s.closeImage(ctx, img, name)
 	if err != nil {
 		return err
 	}
@@ -322,7 +299,7 @@ func (s *Server) ValidateVolumeCapabilities(ctx context.Context, req *csi.Valida
 	if err != nil {
 		return nil, se.volumeErr(id, err)
 	}
-	_ = img.Close(ctx)
+	s.closeImage(ctx, img, id.Image)
 	if err := csiceph.CheckCapabilities(req.GetVolumeCapabilities()); err != nil {
 		return &csi.ValidateVolumeCapabilitiesResponse{Message: err.Error()}, nil
 	}
@@ -362,7 +339,7 @@ func (s *Server) ControllerExpandVolume(ctx context.Context, req *csi.Controller
 	if err != nil {
 		return nil, se.volumeErr(id, err)
 	}
-	defer img.Close(ctx)
+	defer s.closeImage(ctx, img, id.Image)
 	cur := img.Size()
 	if size > cur {
 		if err := img.Resize(ctx, size); err != nil {

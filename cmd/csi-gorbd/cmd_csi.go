@@ -74,7 +74,8 @@ func runCSI(ctx context.Context, mode string, f csiFlags) error {
 	opts.Metrics = driver.NewMetrics()
 	var ready []func(context.Context) bool
 	if mode != driver.ModeNode {
-		cs := controllerserver.New(controllerserver.Options{Clusters: clusters, Instance: f.instance, MaxCloneDepth: f.maxCloneDepth})
+		cs := controllerserver.New(controllerserver.Options{Clusters: clusters, Instance: f.instance, MaxCloneDepth: f.maxCloneDepth,
+			Logger: klog.Background().WithName("controller")})
 		defer cs.Close()
 		opts.Controller = cs
 		ready = append(ready, cs.Ready)
