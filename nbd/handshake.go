@@ -51,8 +51,8 @@ type handshaker struct {
 	noZeroes   bool
 	structured bool
 	use        *exportUse // the claim on the chosen export, once chosen
-	buf        []byte // option payload, reused
-	out        []byte // reply scratch, reused
+	buf        []byte     // option payload, reused
+	out        []byte     // reply scratch, reused
 }
 
 // run negotiates until the client chose an export (h.use).

@@ -13,6 +13,8 @@ import (
 
 	"google.golang.org/grpc"
 	registerapi "k8s.io/kubelet/pkg/apis/pluginregistration/v1"
+
+	"github.com/csi-gorbd/csi-gorbd/internal/unixsock"
 )
 
 // DefaultCheckInterval is how often the socket's presence is checked.
@@ -92,7 +94,7 @@ func Start(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, path: filepath.Join(opts.Dir, opts.SocketName), srv: grpc.NewServer()}
 	registerapi.RegisterRegistrationServer(s.srv, &service{s: s})
-	if err := removeStale(s.path); err != nil {
+	if err := unixsock.RemoveStale(s.path); err != nil { // a socket left by an earlier process; nothing else
 		return nil, err
 	}
 	ln, fi, err := listen(s.path)
@@ -146,25 +148,6 @@ func (s *Server) Close() error {
 		s.ln = nil
 	})
 	return err
-}
-
-// removeStale removes a socket left at path by an earlier process; a
-// file of any other type is an error and is left alone.
-func removeStale(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("registration: %w", err)
-	}
-	if fi.Mode().Type() != fs.ModeSocket {
-		return fmt.Errorf("registration: %s exists and is not a socket (%s); not removing it", path, fi.Mode().Type())
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("registration: removing stale socket: %w", err)
-	}
-	return nil
 }
 
 // listen creates the socket at path and returns it with its file's info.

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"syscall"
@@ -23,16 +22,16 @@ var ErrNotSocket = errors.New("unixsock: path exists and is not a socket")
 // missing path is fine; any other kind of file is ErrNotSocket and stays.
 func RemoveStale(path string) error {
 	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if fi.Mode().Type() != fs.ModeSocket {
+	if fi.Mode().Type() != os.ModeSocket {
 		return fmt.Errorf("%w: %s (%s)", ErrNotSocket, path, fi.Mode().Type())
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("unixsock: removing stale socket: %w", err)
 	}
 	return nil
@@ -43,7 +42,7 @@ func RemoveStale(path string) error {
 // given perm before it is bound (Linux applies a socket inode's mode, less
 // the umask, at bind) and perm again once it exists, so it is never more
 // open than perm, not even for a moment.
-func Listen(ctx context.Context, path string, perm fs.FileMode) (net.Listener, error) {
+func Listen(ctx context.Context, path string, perm os.FileMode) (net.Listener, error) {
 	if err := RemoveStale(path); err != nil {
 		return nil, err
 	}
