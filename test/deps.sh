@@ -26,6 +26,8 @@ PKGS=(
   qemu-block-extra
   mount
   curl
+  gcc
+  libc6-dev
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -5,7 +5,8 @@
 #      Tentacle with AES and with aes256k keys, a secure-only and an auth-none mon)
 #   3. go vet, build the static binary
 #   4. go test ./... (unit + integration against the real clusters; a missing
-#      cluster FAILS the run because GORBD_REQUIRE_CLUSTERS=1)
+#      cluster FAILS the run because GORBD_REQUIRE_CLUSTERS=1), then go test
+#      -race over the unit tests and over rbd's integration tests on Pacific
 #   5. a short fuzzing burst on every decoder
 #   6. the kernel NBD suite inside a qemu VM
 # Clusters are stopped on exit unless KEEP_CLUSTERS=1.
@@ -38,6 +39,14 @@ make -s build
 
 step "go test"
 go test -count=1 -timeout 50m ./...
+
+step "go test -race: unit tests, and rbd against pacific"
+# The race detector needs cgo, so only these test binaries are built with
+# CGO_ENABLED=1 (the shipped binary stays static). The unit pass points
+# GORBD_CLUSTERS nowhere, without CI/GORBD_REQUIRE_CLUSTERS, so that the
+# integration tests (all run in the step above) skip instead of failing.
+env -u CI -u GORBD_REQUIRE_CLUSTERS GORBD_CLUSTERS=/nonexistent CGO_ENABLED=1 go test -race -count=1 -timeout 20m ./...
+CGO_ENABLED=1 go test -race -count=1 -timeout 20m -run '/pacific$' ./rbd/
 
 step "kubernetes e2e (test/e2e: control plane + CSI sidecars + controller plugin + pacific)"
 # build-bins.sh builds etcd, kube-apiserver, kube-controller-manager, kubectl and the sidecars from the
