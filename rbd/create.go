@@ -21,6 +21,13 @@ type CreateOptions struct {
 	// CloneFormat, for Clone only: CloneFormatV2 (or 0), CloneFormatV1, or
 	// CloneFormatAuto.
 	CloneFormat int
+	// ID, if set, is the image id to use instead of a generated one, as
+	// librbd's CreateRequest takes one for migration and mirroring: an
+	// image recreated under its old id keeps every reference to it (a CSI
+	// journal's csi.imageid, rbd_data.<id> object names). At most
+	// maxImageIDLength characters from [0-9a-zA-Z]; an id already in use
+	// fails with ErrExists.
+	ID string
 }
 
 // Create makes a format 2 image called name in io's pool and namespace,
@@ -69,7 +76,12 @@ func create(ctx context.Context, s store, name string, size uint64, opts *Create
 		return "", fmt.Errorf("rbd: create %q: %w", name, err)
 	}
 
-	id = GenerateImageID(s.clientID())
+	id = o.ID
+	if id == "" {
+		id = GenerateImageID(s.clientID())
+	} else if err := validImageID(id); err != nil {
+		return "", err
+	}
 	var undo []func()
 	defer func() {
 		if err != nil {
@@ -91,6 +103,9 @@ func create(ctx context.Context, s store, name string, size uint64, opts *Create
 	if err = s.write(ctx, DirectoryObject, opCall(clsRBD, "dir_add_image", dirAddArgs(name, id))); err != nil {
 		if errors.Is(err, syscall.EEXIST) {
 			err = fmt.Errorf("%w: image %q (directory)", ErrExists, name)
+		} else if errors.Is(err, syscall.EBADF) {
+			// cls_rbd's dir_add_image: the id is listed under another name.
+			err = fmt.Errorf("%w: image id %q (directory)", ErrExists, id)
 		}
 		return "", fmt.Errorf("rbd: create %q: directory: %w", name, err)
 	}
@@ -105,8 +120,11 @@ func create(ctx context.Context, s store, name string, size uint64, opts *Create
 	hdr := HeaderObjectName(id)
 	create := rados.NewWriteOp()
 	create.Create(true)
-	create.Exec(clsRBD, "create", createArgs(size, o.Order, o.Features, DataObjectPrefix(id), dataPool))
+	create.Exec(clsRBD, "create", createArgs(size, o.Order, o.Features, dataObjectPrefix(s.poolID(), id, dataPool), dataPool))
 	if err = s.write(ctx, hdr, create); err != nil {
+		if errors.Is(err, syscall.EEXIST) {
+			err = fmt.Errorf("%w: image id %q", ErrExists, id)
+		}
 		return "", fmt.Errorf("rbd: create %q: header: %w", name, err)
 	}
 	undo = append(undo, func() { _ = s.remove(cleanup, hdr) })

@@ -35,6 +35,17 @@ func HeaderObjectName(id string) string { return headerPrefix + id }
 // Readers must use the prefix get_object_prefix returns instead.
 func DataObjectPrefix(id string) string { return dataPrefix + id }
 
+// dataObjectPrefix is the object prefix a new image gets: rbd_data.<id>,
+// or, with a separate data pool, rbd_data.<pool id of the image>.<id> as
+// librbd's CreateRequest writes it, so that images of different pools never
+// share data object names in one data pool.
+func dataObjectPrefix(pool int64, id string, dataPool int64) string {
+	if dataPool < 0 {
+		return DataObjectPrefix(id)
+	}
+	return dataPrefix + strconv.FormatInt(pool, 10) + "." + id
+}
+
 // DataObjectName is <prefix>.<objno as %016x>.
 func DataObjectName(prefix string, objno uint64) string {
 	return fmt.Sprintf("%s.%016x", prefix, objno)
@@ -65,4 +76,18 @@ func GenerateImageID(globalID uint64) string {
 		id = id[len(id)-maxImageIDLength:]
 	}
 	return id
+}
+
+// validImageID checks an image id given by the caller: it names objects
+// (rbd_header.<id>, rbd_data.<id>.*), so it must be short and plain.
+func validImageID(id string) error {
+	if len(id) > maxImageIDLength {
+		return fmt.Errorf("%w: image id %q longer than %d", ErrInvalid, id, maxImageIDLength)
+	}
+	for _, c := range id {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return fmt.Errorf("%w: image id %q: only letters and digits", ErrInvalid, id)
+		}
+	}
+	return nil
 }
