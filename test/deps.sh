@@ -28,6 +28,7 @@ PKGS=(
   curl
   gcc
   libc6-dev
+  cryptsetup-bin
 )
 missing=()
 for p in "${PKGS[@]}"; do

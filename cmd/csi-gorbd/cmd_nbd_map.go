@@ -64,6 +64,7 @@ device over. Only "csi-gorbd nbd unmap" detaches.`,
 	f.IntVar(&o.connections, "connections", 1, "number of sockets (1..16)")
 	f.DurationVar(&o.timeout, "timeout", 0, "kernel request timeout; after it the socket is replaced (0: kernel default, 30s, socket kept)")
 	f.DurationVar(&o.deadConn, "dead-conn-timeout", attach.DefaultDeadConnTimeout, "how long I/O waits for a restarted server")
+	addEncryptionFlags(c)
 	return c
 }
 

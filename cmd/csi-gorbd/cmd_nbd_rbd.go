@@ -98,7 +98,12 @@ func (n *nbdCLI) openRBDExportOwned(ctx context.Context, cmd *cobra.Command, ima
 	if err != nil {
 		return fail(fmt.Errorf("opening %s: %w", s, err))
 	}
-	return &rbdExport{Backend: rbdbackend.New(img, false), conn: conn, owner: owner, stateDir: n.stateDir}, nil
+	b := rbdbackend.New(img, false)
+	if err := unlockExport(ctx, cmd, b, image, false, n.stateDir); err != nil {
+		b.Close(ctx)
+		return fail(err)
+	}
+	return &rbdExport{Backend: b, conn: conn, owner: owner, stateDir: n.stateDir}, nil
 }
 
 func (n *nbdCLI) openRBDExport(ctx context.Context, cmd *cobra.Command, image string, readOnly bool) (*rbdExport, error) {
@@ -110,6 +115,11 @@ func (n *nbdCLI) openRBDExport(ctx context.Context, cmd *cobra.Command, image st
 		return nil, err
 	}
 	b, err := rbdbackend.Open(ctx, conn, image, readOnly)
+	if err == nil {
+		if err = unlockExport(ctx, cmd, b, image, readOnly, n.stateDir); err != nil {
+			b.Close(ctx)
+		}
+	}
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -138,6 +148,11 @@ func (s *sharedConn) open(ctx context.Context, cmd *cobra.Command, image string,
 		s.conn = c
 	}
 	b, err := rbdbackend.Open(ctx, s.conn, image, readOnly)
+	if err == nil {
+		if err = unlockExport(ctx, cmd, b, image, readOnly, ""); err != nil {
+			b.Close(ctx)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -66,6 +66,7 @@ connection: each is an export named by its spec.
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) of the serving to `FILE`")
 	f.MarkHidden("cpuprofile")
 	c.MarkFlagRequired("listen")
+	addEncryptionFlags(c)
 	return c
 }
 

@@ -37,7 +37,7 @@ func newRBDCmd(g *cephFlags) *cobra.Command {
 	c.PersistentFlags().StringVarP(&r.pool, "pool", "p", "", "pool name (default: from the spec, else rbd)")
 	c.AddCommand(r.createCmd(), r.listCmd(), r.infoCmd(), r.removeCmd(), r.resizeCmd(), r.renameCmd(),
 		r.snapCmd(), r.cloneCmd(), r.flattenCmd(), r.childrenCmd(), r.trashCmd(), r.imageMetaCmd(),
-		r.exportCmd(), r.importCmd(), r.benchCmd())
+		r.exportCmd(), r.importCmd(), r.benchCmd(), r.encryptionCmd())
 	return c
 }
 

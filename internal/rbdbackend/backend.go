@@ -10,16 +10,30 @@ import (
 	"github.com/csi-gorbd/csi-gorbd/nbd"
 	"github.com/csi-gorbd/csi-gorbd/rados"
 	"github.com/csi-gorbd/csi-gorbd/rbd"
+	"github.com/csi-gorbd/csi-gorbd/rbd/encryption"
 )
 
 // zeroChunk bounds the buffer WriteZeroes with noHole writes at a time.
 const zeroChunk = 4 << 20
 
-// Backend serves one open RBD image (or snapshot) as an nbd.Backend.
+// Backend serves one open RBD image (or snapshot) as an nbd.Backend,
+// in plaintext through rbd/encryption once Encrypt has unlocked it.
 type Backend struct {
 	img      *rbd.Image
+	vol      volume            // img, or enc
+	enc      *encryption.Image // nil unless encrypted
 	spec     Spec
 	readOnly bool
+}
+
+// volume is what the NBD commands run on: an *rbd.Image or its
+// plaintext view.
+type volume interface {
+	ReadAt(ctx context.Context, p []byte, off uint64) (int, error)
+	WriteAt(ctx context.Context, p []byte, off uint64) (int, error)
+	Discard(ctx context.Context, off, n uint64) error
+	WriteZeroes(ctx context.Context, off, n uint64) error
+	Size() uint64
 }
 
 var (
@@ -31,7 +45,7 @@ var (
 // New wraps an already open image. readOnly must be true when img was
 // opened read-only or at a snapshot; Close closes img.
 func New(img *rbd.Image, readOnly bool) *Backend {
-	return &Backend{img: img, readOnly: readOnly}
+	return &Backend{img: img, vol: img, readOnly: readOnly}
 }
 
 // Open opens spec (POOL/IMAGE[@SNAP]) on conn. A snapshot is always opened
@@ -52,7 +66,41 @@ func Open(ctx context.Context, conn *rados.Conn, spec string, readOnly bool) (*B
 	if err != nil {
 		return nil, fmt.Errorf("rbdbackend: opening %s: %w", s, err)
 	}
-	return &Backend{img: img, spec: s, readOnly: readOnly}, nil
+	return &Backend{img: img, vol: img, spec: s, readOnly: readOnly}, nil
+}
+
+// Encrypt unlocks the image's LUKS header (librbd's encryption format
+// or a dm-crypt volume: see rbd/encryption) with passphrase; from then
+// on the export serves the plaintext, DataOffset bytes smaller than the
+// image. Call it before the export is served.
+func (b *Backend) Encrypt(ctx context.Context, passphrase []byte, opts *encryption.OpenOptions) error {
+	if b.enc != nil {
+		return fmt.Errorf("rbdbackend: %s is already unlocked", b.Description())
+	}
+	var o encryption.OpenOptions
+	if opts != nil {
+		o = *opts
+	}
+	o.ReadOnly = o.ReadOnly || b.readOnly
+	enc, err := encryption.Open(ctx, b.img, passphrase, &o)
+	if err != nil {
+		return fmt.Errorf("rbdbackend: unlocking %s: %w", b.Description(), err)
+	}
+	b.enc, b.vol = enc, enc
+	return nil
+}
+
+// Encrypted returns the plaintext view, or nil for a plain image.
+func (b *Backend) Encrypted() *encryption.Image { return b.enc }
+
+// PreferredBlockSize is the I/O size that needs no read-modify-write:
+// the encryption sector (4096 for librbd's LUKS2), or 0 for plain
+// images (the server's default).
+func (b *Backend) PreferredBlockSize() uint32 {
+	if b.enc == nil {
+		return 0
+	}
+	return uint32(b.enc.SectorSize())
 }
 
 // Image returns the wrapped image.
@@ -64,24 +112,34 @@ func (b *Backend) ReadOnly() bool { return b.readOnly }
 
 // Description is a human-readable name for the export.
 func (b *Backend) Description() string {
-	if b.spec.Image == "" {
-		return "rbd image"
+	d := "rbd image"
+	if b.spec.Image != "" {
+		d = "rbd " + b.spec.String()
 	}
-	return "rbd " + b.spec.String()
+	if b.enc != nil {
+		d += fmt.Sprintf(" (LUKS%d)", b.enc.Header().Version())
+	}
+	return d
 }
 
-// Close releases the image (and its exclusive lock, if it held one).
-func (b *Backend) Close(ctx context.Context) error { return b.img.Close(ctx) }
+// Close releases the image (and its exclusive lock, if it held one) and
+// forgets the key of an encrypted one.
+func (b *Backend) Close(ctx context.Context) error {
+	if b.enc != nil {
+		return b.enc.Close(ctx) // closes img
+	}
+	return b.img.Close(ctx)
+}
 
 // Size implements nbd.Backend.
-func (b *Backend) Size() int64 { return int64(b.img.Size()) }
+func (b *Backend) Size() int64 { return int64(b.vol.Size()) }
 
 // ReadAt implements nbd.Backend.
 func (b *Backend) ReadAt(ctx context.Context, p []byte, off int64) error {
 	if off < 0 {
 		return syscall.EINVAL
 	}
-	_, err := b.img.ReadAt(ctx, p, uint64(off))
+	_, err := b.vol.ReadAt(ctx, p, uint64(off))
 	return mapErr(err)
 }
 
@@ -94,7 +152,7 @@ func (b *Backend) WriteAt(ctx context.Context, p []byte, off int64, fua bool) er
 	if b.readOnly {
 		return syscall.EPERM
 	}
-	_, err := b.img.WriteAt(ctx, p, uint64(off))
+	_, err := b.vol.WriteAt(ctx, p, uint64(off))
 	return mapErr(err)
 }
 
@@ -109,7 +167,7 @@ func (b *Backend) Discard(ctx context.Context, off, length int64) error {
 	if b.readOnly {
 		return syscall.EPERM
 	}
-	return mapErr(b.img.Discard(ctx, uint64(off), uint64(length)))
+	return mapErr(b.vol.Discard(ctx, uint64(off), uint64(length)))
 }
 
 // WriteZeroes implements nbd.Backend. Without noHole whole objects may be
@@ -121,8 +179,9 @@ func (b *Backend) WriteZeroes(ctx context.Context, off, length int64, noHole boo
 	if b.readOnly {
 		return syscall.EPERM
 	}
-	if !noHole {
-		return mapErr(b.img.WriteZeroes(ctx, uint64(off), uint64(length)))
+	if !noHole || b.enc != nil {
+		// Encrypted zeroes are always written as data.
+		return mapErr(b.vol.WriteZeroes(ctx, uint64(off), uint64(length)))
 	}
 	zeros := make([]byte, min(length, zeroChunk))
 	for length > 0 {
@@ -137,8 +196,9 @@ func (b *Backend) WriteZeroes(ctx context.Context, off, length int64, noHole boo
 }
 
 // FastZero implements nbd.FastZeroer: deallocating zeroes is a metadata
-// operation per object; allocated zeroes are as slow as a write.
-func (b *Backend) FastZero(noHole bool) bool { return !noHole }
+// operation per object; allocated zeroes are as slow as a write, and
+// encrypted zeroes are always allocated.
+func (b *Backend) FastZero(noHole bool) bool { return !noHole && b.enc == nil }
 
 // MultiConn implements nbd.MultiConnBackend.
 func (b *Backend) MultiConn() bool { return true }

@@ -22,4 +22,10 @@
 //
 // Snapshots (POOL/IMAGE@SNAP) are opened read-only and every write fails
 // with EPERM.
+//
+// Encrypted images (LUKS, librbd's encryption format or dm-crypt's):
+// Backend.Encrypt unlocks the header through rbd/encryption and the export
+// then serves the plaintext (the image minus the header area). Zeroes are
+// then always written as data (FastZero false), and PreferredBlockSize is
+// the encryption sector, the I/O size that needs no read-modify-write.
 package rbdbackend
