@@ -149,6 +149,15 @@ func Format(ctx context.Context, dev Device, passphrase []byte, opts *FormatOpti
 		vol.Close()
 		return nil, err
 	}
+	// The whole header area is written, as librbd and cryptsetup do (they
+	// fill the keyslots area): readers that skip unallocated ranges must
+	// not find holes there. Pacific's qemu block-status over an encrypted
+	// image asks librbd about plaintext offsets as if they were raw ones,
+	// and shows zeros for plaintext that lies over header objects that do
+	// not exist.
+	if uint64(len(b)) < h.DataOffset() {
+		b = append(b, make([]byte, h.DataOffset()-uint64(len(b)))...)
+	}
 	if _, err := dev.WriteAt(ctx, b, 0); err != nil {
 		vol.Close()
 		return nil, fmt.Errorf("encryption: writing header: %w", err)

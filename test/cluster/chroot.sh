@@ -50,11 +50,32 @@ no_mounts_under() {
   fi
 }
 
+# Tools the interop tests run with the chroot's own librbd: qemu's rbd
+# driver (encrypt.format=luks1|luks2 is librbd's encryption; the release's
+# rbd CLI has no encryption-aware data commands). Installed on demand, also
+# into chroots built before they were listed here.
+EXTRA_PKGS=(qemu-utils qemu-block-extra)
+extras() {
+  local missing=() p
+  for p in "${EXTRA_PKGS[@]}"; do
+    [ "$(inroot "$R" "" dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "apt-get install ${missing[*]}"
+  if ! { inroot "$R" "" apt-get update -q && inroot "$R" "" env DEBIAN_FRONTEND=noninteractive \
+         apt-get install -y -q --no-install-recommends "${missing[@]}"; } >> "$R.apt.log" 2>&1; then
+    echo "ERROR: installing ${missing[*]} in the $SUITE chroot failed; last lines of $R.apt.log:" >&2
+    tail -n 40 "$R.apt.log" >&2; exit 1
+  fi
+  inroot "$R" "" apt-get clean
+}
+
 mkdir -p "$CHROOTS"
 exec 9>"$R.lock"
 flock 9
 if [ -f "$R/.gorbd-ready" ] && [ -x "$R/usr/bin/ceph-mon" ]; then
   fixup
+  extras
   exit 0
 fi
 MIRROR=${MIRROR:-$(detect_mirror)}
@@ -89,6 +110,7 @@ if ! { inroot "$R" "" apt-get update -q && inroot "$R" "" env DEBIAN_FRONTEND=no
 fi
 inroot "$R" "" apt-get clean
 fixup
+extras
 inroot "$R" "" ceph --version > "$R/.gorbd-ready.tmp"
 mv "$R/.gorbd-ready.tmp" "$R/.gorbd-ready"
 elapsed "$T0" > "$R.build-seconds"
