@@ -286,133 +286,145 @@ func (wl *writeLog) verify(t *testing.T, io *rados.IOContext, size int) {
 // (bounded by their deadline) and complete once it is back.
 func TestFaultKillOSD(t *testing.T) {
 	forFaultClusters(t, func(t *testing.T, fe *faultEnv) {
-		const victim = int32(1)
-		const size = 16 << 10
-
-		t.Run("size3-min2-continues", func(t *testing.T) {
-			io := fe.faultPool(t, "rep3", 3, 2)
-			wl := newWriteLog()
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			for w := 0; w < 4; w++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					wl.stream(io, func(i int) string { return fmt.Sprintf("rep-%d-%06d", w, i) }, size, 2*time.Minute, stop)
-				}()
-			}
-			time.Sleep(time.Second)
-			fe.mustOSD(t, "kill", victim)
-			down := time.Now()
-			// Reads of what was acknowledged before the kill work meanwhile.
-			wl.mu.Lock()
-			var early []string
-			for oid := range wl.acked {
-				if early = append(early, oid); len(early) == 8 {
-					break
-				}
-			}
-			wl.mu.Unlock()
-			for _, oid := range early {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				b, err := io.Read(ctx, oid, 0, size)
-				cancel()
-				if err != nil || checkPayload(oid, b) != nil {
-					t.Errorf("read %s with osd.%d down: %v %v", oid, victim, err, checkPayload(oid, b))
-				}
-			}
-			time.Sleep(5 * time.Second)
-			up := time.Now()
-			n := wl.ackedBetween(down, up, func(string) bool { return true })
-			t.Logf("%d writes acknowledged while osd.%d was down (%.1fs)", n, victim, up.Sub(down).Seconds())
-			if n == 0 {
-				t.Errorf("no write completed while osd.%d was down: I/O must continue with min_size 2", victim)
-			}
-			fe.mustOSD(t, "start", victim)
-			time.Sleep(2 * time.Second)
-			close(stop)
-			wg.Wait()
-			for oid, err := range wl.failed {
-				t.Errorf("write %s failed: %v", oid, err)
-			}
-			wl.verify(t, io, size)
-			fe.waitClean(t, 3*time.Minute)
-			wl.verify(t, io, size) // again after recovery
-		})
-
-		t.Run("size1-blocks-then-completes", func(t *testing.T) {
-			io := fe.faultPool(t, "rep1", 1, 1)
-			// Object names by primary (under the map from before the kill):
-			// streams 0,1 write only to the victim's PGs, streams 2,3 only to
-			// the other OSDs' PGs.
-			m0 := io.Conn().OSDMap()
-			names := func(onVictim bool, w int) func(int) string {
-				return func(i int) string {
-					for j := 0; ; j++ {
-						oid := fmt.Sprintf("one-%d-%06d-%d", w, i, j)
-						if (primaryOf(m0, io, oid) == victim) == onVictim {
-							return oid
-						}
-					}
-				}
-			}
-			isVictim := func(oid string) bool { return strings.HasPrefix(oid, "one-0-") || strings.HasPrefix(oid, "one-1-") }
-			wl := newWriteLog()
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			for w := 0; w < 4; w++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					wl.stream(io, names(w < 2, w), size, 2*time.Minute, stop)
-				}()
-			}
-			time.Sleep(time.Second)
-			before := len(wl.ackAt)
-			fe.mustOSD(t, "kill", victim)
-			down := time.Now()
-			// A write to the dead OSD's PG with a short deadline fails with
-			// the deadline: clearly, not silently.
-			probe := names(true, 9)(0)
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			err := io.WriteFull(ctx, probe, payload(probe, 4096))
-			cancel()
-			if !errors.Is(err, context.DeadlineExceeded) {
-				t.Errorf("write to a PG whose only OSD is down: %v, want context.DeadlineExceeded", err)
-			}
-			time.Sleep(4 * time.Second)
-			up := time.Now()
-			nv := wl.ackedBetween(down, up, isVictim)
-			no := wl.ackedBetween(down, up, func(oid string) bool { return !isVictim(oid) })
-			t.Logf("while osd.%d was down: %d writes to its PGs, %d to the others acknowledged (%d before the kill)", victim, nv, no, before)
-			if nv != 0 {
-				t.Errorf("%d writes to PGs of the dead osd.%d were acknowledged", nv, victim)
-			}
-			if no == 0 {
-				t.Errorf("writes to the other OSDs stopped too")
-			}
-			fe.mustOSD(t, "start", victim)
-			restarted := time.Now()
-			time.Sleep(3 * time.Second)
-			close(stop)
-			wg.Wait()
-			// The writes that waited for the victim completed after its
-			// restart (same reqid, so a write the OSD had already applied
-			// is not applied twice).
-			after := wl.ackedBetween(restarted, time.Now(), isVictim)
-			t.Logf("%d writes to its PGs acknowledged after the restart", after)
-			if after == 0 {
-				t.Errorf("no write to osd.%d's PGs completed after its restart", victim)
-			}
-			for oid, err := range wl.failed {
-				t.Errorf("write %s failed: %v", oid, err)
-			}
-			wl.verify(t, io, size)
-			if st, err := io.Stat(tctx(t, time.Minute), probe); err == nil {
-				t.Logf("the timed-out probe write was applied after all (%d bytes): reported as failed, not lost", st.Size)
-			}
-		})
+		t.Run("size3-min2-continues", func(t *testing.T) { killOSDSize3(t, fe) })
+		t.Run("size1-blocks-then-completes", func(t *testing.T) { killOSDSize1(t, fe) })
 	})
+}
+
+// The OSD TestFaultKillOSD kills, and the size of each write.
+const (
+	faultVictim    = int32(1)
+	faultWriteSize = 16 << 10
+)
+
+// killOSDSize3: with size 3 / min_size 2 writes go on while an OSD is
+// down, and what was acknowledged reads back, also after recovery.
+func killOSDSize3(t *testing.T, fe *faultEnv) {
+	const victim, size = faultVictim, faultWriteSize
+	io := fe.faultPool(t, "rep3", 3, 2)
+	wl := newWriteLog()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wl.stream(io, func(i int) string { return fmt.Sprintf("rep-%d-%06d", w, i) }, size, 2*time.Minute, stop)
+		}()
+	}
+	time.Sleep(time.Second)
+	fe.mustOSD(t, "kill", victim)
+	down := time.Now()
+	// Reads of what was acknowledged before the kill work meanwhile.
+	wl.mu.Lock()
+	var early []string
+	for oid := range wl.acked {
+		if early = append(early, oid); len(early) == 8 {
+			break
+		}
+	}
+	wl.mu.Unlock()
+	for _, oid := range early {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		b, err := io.Read(ctx, oid, 0, size)
+		cancel()
+		if err != nil || checkPayload(oid, b) != nil {
+			t.Errorf("read %s with osd.%d down: %v %v", oid, victim, err, checkPayload(oid, b))
+		}
+	}
+	time.Sleep(5 * time.Second)
+	up := time.Now()
+	n := wl.ackedBetween(down, up, func(string) bool { return true })
+	t.Logf("%d writes acknowledged while osd.%d was down (%.1fs)", n, victim, up.Sub(down).Seconds())
+	if n == 0 {
+		t.Errorf("no write completed while osd.%d was down: I/O must continue with min_size 2", victim)
+	}
+	fe.mustOSD(t, "start", victim)
+	time.Sleep(2 * time.Second)
+	close(stop)
+	wg.Wait()
+	for oid, err := range wl.failed {
+		t.Errorf("write %s failed: %v", oid, err)
+	}
+	wl.verify(t, io, size)
+	fe.waitClean(t, 3*time.Minute)
+	wl.verify(t, io, size) // again after recovery
+}
+
+// killOSDSize1: with size 1 writes to the dead OSD's PGs wait (a short
+// deadline fails clearly) and complete after its restart; the others go on.
+func killOSDSize1(t *testing.T, fe *faultEnv) {
+	const victim, size = faultVictim, faultWriteSize
+	io := fe.faultPool(t, "rep1", 1, 1)
+	// Object names by primary (under the map from before the kill):
+	// streams 0,1 write only to the victim's PGs, streams 2,3 only to
+	// the other OSDs' PGs.
+	m0 := io.Conn().OSDMap()
+	names := func(onVictim bool, w int) func(int) string {
+		return func(i int) string {
+			for j := 0; ; j++ {
+				oid := fmt.Sprintf("one-%d-%06d-%d", w, i, j)
+				if (primaryOf(m0, io, oid) == victim) == onVictim {
+					return oid
+				}
+			}
+		}
+	}
+	isVictim := func(oid string) bool { return strings.HasPrefix(oid, "one-0-") || strings.HasPrefix(oid, "one-1-") }
+	wl := newWriteLog()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wl.stream(io, names(w < 2, w), size, 2*time.Minute, stop)
+		}()
+	}
+	time.Sleep(time.Second)
+	before := len(wl.ackAt)
+	fe.mustOSD(t, "kill", victim)
+	down := time.Now()
+	// A write to the dead OSD's PG with a short deadline fails with
+	// the deadline: clearly, not silently.
+	probe := names(true, 9)(0)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	err := io.WriteFull(ctx, probe, payload(probe, 4096))
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("write to a PG whose only OSD is down: %v, want context.DeadlineExceeded", err)
+	}
+	time.Sleep(4 * time.Second)
+	up := time.Now()
+	nv := wl.ackedBetween(down, up, isVictim)
+	no := wl.ackedBetween(down, up, func(oid string) bool { return !isVictim(oid) })
+	t.Logf("while osd.%d was down: %d writes to its PGs, %d to the others acknowledged (%d before the kill)", victim, nv, no, before)
+	if nv != 0 {
+		t.Errorf("%d writes to PGs of the dead osd.%d were acknowledged", nv, victim)
+	}
+	if no == 0 {
+		t.Errorf("writes to the other OSDs stopped too")
+	}
+	fe.mustOSD(t, "start", victim)
+	restarted := time.Now()
+	time.Sleep(3 * time.Second)
+	close(stop)
+	wg.Wait()
+	// The writes that waited for the victim completed after its
+	// restart (same reqid, so a write the OSD had already applied
+	// is not applied twice).
+	after := wl.ackedBetween(restarted, time.Now(), isVictim)
+	t.Logf("%d writes to its PGs acknowledged after the restart", after)
+	if after == 0 {
+		t.Errorf("no write to osd.%d's PGs completed after its restart", victim)
+	}
+	for oid, err := range wl.failed {
+		t.Errorf("write %s failed: %v", oid, err)
+	}
+	wl.verify(t, io, size)
+	if st, err := io.Stat(tctx(t, time.Minute), probe); err == nil {
+		t.Logf("the timed-out probe write was applied after all (%d bytes): reported as failed, not lost", st.Size)
+	}
 }
 
 // TestFaultPoolQuota: a pool over its max_objects quota refuses writes

@@ -189,49 +189,7 @@ func TestIntegrationObjectOps(t *testing.T) {
 				t.Errorf("rados stat: %s", out)
 			}
 
-			// A compound write: all steps or none.
-			w := rados.NewWriteOp()
-			w.AssertExists()
-			w.WriteFull([]byte("whole"))
-			w.SetXattr("owner", []byte("me"))
-			w.SetOmap(map[string][]byte{"k1": []byte("v1"), "k2": []byte("v2")})
-			w.SetOmapHeader([]byte("hdr"))
-			must(w.Operate(ctx, io, o))
-			ver := w.Version()
-			bad := rados.NewWriteOp()
-			bad.CmpXattr("owner", rados.CmpEQ, []byte("someone else"))
-			bad.WriteFull([]byte("must not land"))
-			if err := bad.Operate(ctx, io, o); !errors.Is(err, syscall.ECANCELED) {
-				t.Fatalf("failed cmpxattr: %v", err)
-			}
-			r := rados.NewReadOp()
-			r.AssertVersion(ver)
-			data := r.Read(0, 0)
-			st := r.Stat()
-			xa := r.GetXattrs()
-			om := r.GetOmapValues("", "", 10)
-			keys := r.GetOmapKeys("k1", 10)
-			hdr := r.GetOmapHeader()
-			byKey := r.GetOmapValuesByKeys("k2", "nope")
-			must(r.Operate(ctx, io, o))
-			if string(data.Data) != "whole" || st.Size != 5 || string(xa.Vals["owner"]) != "me" ||
-				len(om.Vals) != 2 || om.More || !slices.Equal(keys.Keys, []string{"k2"}) ||
-				string(hdr.Data) != "hdr" || len(byKey.Vals) != 1 || string(byKey.Vals["k2"]) != "v2" {
-				t.Fatalf("read op: data %q stat %+v xattrs %v omap %v keys %v hdr %q bykey %v",
-					data.Data, st, xa.Vals, om.Vals, keys.Keys, hdr.Data, byKey.Vals)
-			}
-			r = rados.NewReadOp()
-			r.AssertVersion(ver + 3)
-			r.Read(0, 0)
-			if err := r.Operate(ctx, io, o); !errors.Is(err, syscall.EOVERFLOW) {
-				t.Fatalf("assert of a newer version: %v", err)
-			}
-			rm := rados.NewWriteOp()
-			rm.Remove()
-			must(rm.Operate(ctx, io, o))
-			if err := io.Remove(ctx, o); !errors.Is(err, syscall.ENOENT) {
-				t.Fatalf("second remove: %v", err)
-			}
+			compoundOps(t, ctx, io, o)
 
 			// Locator key: the object is placed (and found) by the key.
 			lk := io.Clone()
@@ -269,6 +227,61 @@ func TestIntegrationObjectOps(t *testing.T) {
 				t.Fatalf("write after close: %v", err)
 			}
 		})
+	}
+}
+
+// compoundOps checks a compound write (all steps or none) and a compound
+// read with version asserts on object o, then removes it.
+func compoundOps(t *testing.T, ctx context.Context, io *rados.IOContext, o string) {
+	t.Helper()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A compound write: all steps or none.
+	w := rados.NewWriteOp()
+	w.AssertExists()
+	w.WriteFull([]byte("whole"))
+	w.SetXattr("owner", []byte("me"))
+	w.SetOmap(map[string][]byte{"k1": []byte("v1"), "k2": []byte("v2")})
+	w.SetOmapHeader([]byte("hdr"))
+	must(w.Operate(ctx, io, o))
+	ver := w.Version()
+	bad := rados.NewWriteOp()
+	bad.CmpXattr("owner", rados.CmpEQ, []byte("someone else"))
+	bad.WriteFull([]byte("must not land"))
+	if err := bad.Operate(ctx, io, o); !errors.Is(err, syscall.ECANCELED) {
+		t.Fatalf("failed cmpxattr: %v", err)
+	}
+	r := rados.NewReadOp()
+	r.AssertVersion(ver)
+	data := r.Read(0, 0)
+	st := r.Stat()
+	xa := r.GetXattrs()
+	om := r.GetOmapValues("", "", 10)
+	keys := r.GetOmapKeys("k1", 10)
+	hdr := r.GetOmapHeader()
+	byKey := r.GetOmapValuesByKeys("k2", "nope")
+	must(r.Operate(ctx, io, o))
+	if string(data.Data) != "whole" || st.Size != 5 || string(xa.Vals["owner"]) != "me" ||
+		len(om.Vals) != 2 || om.More || !slices.Equal(keys.Keys, []string{"k2"}) ||
+		string(hdr.Data) != "hdr" || len(byKey.Vals) != 1 || string(byKey.Vals["k2"]) != "v2" {
+		t.Fatalf("read op: data %q stat %+v xattrs %v omap %v keys %v hdr %q bykey %v",
+			data.Data, st, xa.Vals, om.Vals, keys.Keys, hdr.Data, byKey.Vals)
+	}
+	r = rados.NewReadOp()
+	r.AssertVersion(ver + 3)
+	r.Read(0, 0)
+	if err := r.Operate(ctx, io, o); !errors.Is(err, syscall.EOVERFLOW) {
+		t.Fatalf("assert of a newer version: %v", err)
+	}
+	rm := rados.NewWriteOp()
+	rm.Remove()
+	must(rm.Operate(ctx, io, o))
+	if err := io.Remove(ctx, o); !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("second remove: %v", err)
 	}
 }
 

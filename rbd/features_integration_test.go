@@ -173,137 +173,158 @@ func TestInteropProtectCloneV1Rollback(t *testing.T) {
 				e.rbdQuiet("snap", "purge", "--no-progress", parent)
 				_ = rbd.Remove(bg, e.io, parent)
 			})
-			img, err := rbd.Open(ctx, e.io, parent, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := img.CreateSnapshot(ctx, "s1"); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := rbd.Clone(ctx, e.io, parent, "s1", e.io, ourChild, &rbd.CreateOptions{CloneFormat: rbd.CloneFormatV1}); !errors.Is(err, rbd.ErrInvalid) {
-				t.Fatalf("clone v1 of an unprotected snapshot: %v, want ErrInvalid", err)
-			}
-			if err := img.ProtectSnapshot(ctx, "s1"); err != nil {
-				t.Fatal(err)
-			}
-			if err := img.ProtectSnapshot(ctx, "s1"); !errors.Is(err, rbd.ErrBusy) {
-				t.Fatalf("second protect: %v, want ErrBusy", err)
-			}
-			if s := e.snaps(t, parent, false); len(s) != 1 || s[0].Protected != "true" {
-				t.Fatalf("rbd snap ls after our protect: %+v", s)
-			}
-			if err := img.RemoveSnapshot(ctx, "s1"); !errors.Is(err, rbd.ErrBusy) {
-				t.Fatalf("RemoveSnapshot of a protected snapshot: %v", err)
-			}
-			if err := img.Close(ctx); err != nil {
-				t.Fatal(err)
-			}
-			e.rbdFails(t, "snap", "rm", "--no-progress", parent+"@s1")
-			e.rbd(t, "clone", "--rbd-default-clone-format", "1", parent+"@s1", theirChild)
-			if _, err := rbd.Clone(ctx, e.io, parent, "s1", e.io, ourChild, &rbd.CreateOptions{CloneFormat: rbd.CloneFormatAuto}); err != nil {
-				t.Fatal(err)
-			}
-			var info struct {
-				OpFeatures []string `json:"op_features"`
-				Parent     struct {
-					Image    string `json:"image"`
-					Snapshot string `json:"snapshot"`
-				} `json:"parent"`
-			}
-			if err := json.Unmarshal(e.rbd(t, "info", "--format", "json", ourChild), &info); err != nil {
-				t.Fatal(err)
-			}
-			// The clusters admit pre-Mimic clients (luminous), so "auto" is v1.
-			if info.Parent.Image != parent || info.Parent.Snapshot != "s1" || slices.Contains(info.OpFeatures, "clone-child") {
-				t.Fatalf("rbd info of our auto (v1) clone: %+v", info)
-			}
-			ch := string(e.rbd(t, "children", parent+"@s1"))
-			if !strings.Contains(ch, ourChild) || !strings.Contains(ch, theirChild) {
-				t.Fatalf("rbd children:\n%s", ch)
-			}
-			img, err = rbd.Open(ctx, e.io, parent, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := img.UnprotectSnapshot(ctx, "s1"); !errors.Is(err, rbd.ErrBusy) {
-				t.Fatalf("unprotect with clones: %v, want ErrBusy", err)
-			}
-			if s := e.snaps(t, parent, false); len(s) != 1 || s[0].Protected != "true" {
-				t.Fatalf("rbd snap ls after the refused unprotect: %+v", s)
-			}
-			// Both clones read the parent; our write to ours stays ours.
-			for _, n := range []string{ourChild, theirChild} {
-				ci, err := rbd.Open(ctx, e.io, n, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got := make([]byte, size)
-				if _, err := ci.ReadAt(ctx, got, 0); err != nil || !bytes.Equal(got, orig) {
-					t.Fatalf("%s reads differ from the parent (%v)", n, err)
-				}
-				if _, err := ci.WriteAt(ctx, []byte("child"), 5<<20); err != nil {
-					t.Fatal(err)
-				}
-				ci.Close(ctx)
-			}
-			want := slices.Clone(orig)
-			copy(want[5<<20:], "child")
-			if exp := e.export(t, ourChild); !bytes.Equal(exp, want) {
-				t.Fatal("rbd export of our v1 clone differs")
-			}
-			// Flatten theirs, remove ours: then unprotect succeeds.
-			ti, err := rbd.Open(ctx, e.io, theirChild, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := ti.Flatten(ctx); err != nil {
-				t.Fatal(err)
-			}
-			ti.Close(ctx)
-			if err := rbd.Remove(ctx, e.io, ourChild); err != nil {
-				t.Fatal(err)
-			}
-			if ch := strings.TrimSpace(string(e.rbd(t, "children", parent+"@s1"))); ch != "" {
-				t.Fatalf("rbd children after flatten and remove: %q", ch)
-			}
-			if exp := e.export(t, theirChild); !bytes.Equal(exp, want) {
-				t.Fatal("rbd export of the flattened v1 clone differs")
-			}
-			if err := img.UnprotectSnapshot(ctx, "s1"); err != nil {
-				t.Fatal(err)
-			}
-			if s := e.snaps(t, parent, false); len(s) != 1 || s[0].Protected != "false" {
-				t.Fatalf("rbd snap ls after unprotect: %+v", s)
-			}
-
+			protectV1(t, ctx, e, parent, ourChild)
+			cloneV1(t, ctx, e, orig, parent, theirChild, ourChild)
 			// Rollback: rbd overwrites and grows the image, we roll back.
-			img.Close(ctx)
-			e.rbd(t, "bench", "--io-type", "write", "--io-size", "65536", "--io-total", "1M", "--io-pattern", "rand", parent)
-			e.rbd(t, "resize", "--size", "12", parent)
-			img, err = rbd.Open(ctx, e.io, parent, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := img.RollbackSnapshot(ctx, "nope"); !errors.Is(err, rbd.ErrNotFound) {
-				t.Fatalf("rollback to a missing snapshot: %v", err)
-			}
-			if err := img.RollbackSnapshot(ctx, "s1"); err != nil {
-				t.Fatal(err)
-			}
-			if img.Size() != size {
-				t.Fatalf("size after rollback %d, want %d", img.Size(), size)
-			}
-			if err := img.Close(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if exp := e.export(t, parent); !bytes.Equal(exp, orig) {
-				t.Fatal("rbd export after our rollback differs from the snapshot")
-			}
-			e.rbd(t, "object-map", "check", "--no-progress", parent)
-			if out := string(e.rbd(t, "info", parent)); strings.Contains(out, "invalid") {
-				t.Fatalf("object map invalid after rollback:\n%s", out)
-			}
+			rollbackAfterRBD(t, ctx, e, orig, parent)
 		})
+	}
+}
+
+// protectV1: clone v1 needs a protected snapshot; protect twice is
+// ErrBusy, rbd sees it protected, and a protected snapshot stays.
+func protectV1(t *testing.T, ctx context.Context, e *env, parent, ourChild string) {
+	img, err := rbd.Open(ctx, e.io, parent, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := img.CreateSnapshot(ctx, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rbd.Clone(ctx, e.io, parent, "s1", e.io, ourChild, &rbd.CreateOptions{CloneFormat: rbd.CloneFormatV1}); !errors.Is(err, rbd.ErrInvalid) {
+		t.Fatalf("clone v1 of an unprotected snapshot: %v, want ErrInvalid", err)
+	}
+	if err := img.ProtectSnapshot(ctx, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := img.ProtectSnapshot(ctx, "s1"); !errors.Is(err, rbd.ErrBusy) {
+		t.Fatalf("second protect: %v, want ErrBusy", err)
+	}
+	if s := e.snaps(t, parent, false); len(s) != 1 || s[0].Protected != "true" {
+		t.Fatalf("rbd snap ls after our protect: %+v", s)
+	}
+	if err := img.RemoveSnapshot(ctx, "s1"); !errors.Is(err, rbd.ErrBusy) {
+		t.Fatalf("RemoveSnapshot of a protected snapshot: %v", err)
+	}
+	if err := img.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cloneV1: rbd's and our v1 clones of our protected snapshot are listed,
+// read through, keep their writes, and keep it protected until flattened
+// or removed.
+func cloneV1(t *testing.T, ctx context.Context, e *env, orig []byte, parent, theirChild, ourChild string) {
+	size := len(orig)
+	e.rbdFails(t, "snap", "rm", "--no-progress", parent+"@s1")
+	e.rbd(t, "clone", "--rbd-default-clone-format", "1", parent+"@s1", theirChild)
+	if _, err := rbd.Clone(ctx, e.io, parent, "s1", e.io, ourChild, &rbd.CreateOptions{CloneFormat: rbd.CloneFormatAuto}); err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		OpFeatures []string `json:"op_features"`
+		Parent     struct {
+			Image    string `json:"image"`
+			Snapshot string `json:"snapshot"`
+		} `json:"parent"`
+	}
+	if err := json.Unmarshal(e.rbd(t, "info", "--format", "json", ourChild), &info); err != nil {
+		t.Fatal(err)
+	}
+	// The clusters admit pre-Mimic clients (luminous), so "auto" is v1.
+	if info.Parent.Image != parent || info.Parent.Snapshot != "s1" || slices.Contains(info.OpFeatures, "clone-child") {
+		t.Fatalf("rbd info of our auto (v1) clone: %+v", info)
+	}
+	ch := string(e.rbd(t, "children", parent+"@s1"))
+	if !strings.Contains(ch, ourChild) || !strings.Contains(ch, theirChild) {
+		t.Fatalf("rbd children:\n%s", ch)
+	}
+	img, err := rbd.Open(ctx, e.io, parent, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := img.UnprotectSnapshot(ctx, "s1"); !errors.Is(err, rbd.ErrBusy) {
+		t.Fatalf("unprotect with clones: %v, want ErrBusy", err)
+	}
+	if s := e.snaps(t, parent, false); len(s) != 1 || s[0].Protected != "true" {
+		t.Fatalf("rbd snap ls after the refused unprotect: %+v", s)
+	}
+	// Both clones read the parent; our write to ours stays ours.
+	for _, n := range []string{ourChild, theirChild} {
+		ci, err := rbd.Open(ctx, e.io, n, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, size)
+		if _, err := ci.ReadAt(ctx, got, 0); err != nil || !bytes.Equal(got, orig) {
+			t.Fatalf("%s reads differ from the parent (%v)", n, err)
+		}
+		if _, err := ci.WriteAt(ctx, []byte("child"), 5<<20); err != nil {
+			t.Fatal(err)
+		}
+		ci.Close(ctx)
+	}
+	want := slices.Clone(orig)
+	copy(want[5<<20:], "child")
+	if exp := e.export(t, ourChild); !bytes.Equal(exp, want) {
+		t.Fatal("rbd export of our v1 clone differs")
+	}
+	// Flatten theirs, remove ours: then unprotect succeeds.
+	ti, err := rbd.Open(ctx, e.io, theirChild, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ti.Flatten(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ti.Close(ctx)
+	if err := rbd.Remove(ctx, e.io, ourChild); err != nil {
+		t.Fatal(err)
+	}
+	if ch := strings.TrimSpace(string(e.rbd(t, "children", parent+"@s1"))); ch != "" {
+		t.Fatalf("rbd children after flatten and remove: %q", ch)
+	}
+	if exp := e.export(t, theirChild); !bytes.Equal(exp, want) {
+		t.Fatal("rbd export of the flattened v1 clone differs")
+	}
+	if err := img.UnprotectSnapshot(ctx, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if s := e.snaps(t, parent, false); len(s) != 1 || s[0].Protected != "false" {
+		t.Fatalf("rbd snap ls after unprotect: %+v", s)
+	}
+
+	img.Close(ctx)
+}
+
+// rollbackAfterRBD: rbd overwrites and grows the image, we roll it back
+// to the snapshot, and rbd sees the snapshot's data and a valid object map.
+func rollbackAfterRBD(t *testing.T, ctx context.Context, e *env, orig []byte, parent string) {
+	size := uint64(len(orig))
+	e.rbd(t, "bench", "--io-type", "write", "--io-size", "65536", "--io-total", "1M", "--io-pattern", "rand", parent)
+	e.rbd(t, "resize", "--size", "12", parent)
+	img, err := rbd.Open(ctx, e.io, parent, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := img.RollbackSnapshot(ctx, "nope"); !errors.Is(err, rbd.ErrNotFound) {
+		t.Fatalf("rollback to a missing snapshot: %v", err)
+	}
+	if err := img.RollbackSnapshot(ctx, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if img.Size() != size {
+		t.Fatalf("size after rollback %d, want %d", img.Size(), size)
+	}
+	if err := img.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if exp := e.export(t, parent); !bytes.Equal(exp, orig) {
+		t.Fatal("rbd export after our rollback differs from the snapshot")
+	}
+	e.rbd(t, "object-map", "check", "--no-progress", parent)
+	if out := string(e.rbd(t, "info", parent)); strings.Contains(out, "invalid") {
+		t.Fatalf("object map invalid after rollback:\n%s", out)
 	}
 }
 

@@ -149,126 +149,141 @@ func TestCapturedExchanges(t *testing.T) {
 			now := time.Now()
 			switch x.Kind {
 			case "mon", "reclaim":
-				if x.Kind == "reclaim" {
-					cli.globalID = x.GlobalID
-					cli.tickets[entity.TypeAuth] = x.ticket(t, now)
-				}
-				// The challenge key the mon accepted must be what we compute.
-				ch, err := parseServerChallenge(unhex(t, x.ReplyMore[0]))
-				if err != nil {
-					t.Fatal(err)
-				}
-				req := encoding.NewDecoder(unhex(t, x.RequestMore[0]))
-				op, v, cc, key := req.U16(), req.U8(), req.U64(), req.U64()
-				if op != OpGetAuthSessionKey || v != 3 {
-					t.Fatalf("request op %#x v%d", op, v)
-				}
-				if got, _ := ChallengeKey(cli.key, ch, cc); got != key {
-					t.Fatalf("challenge key %#x, request carried %#x", got, key)
-				}
-				a := cli.MonAuth(x.DoneMode)
-				if _, _, p, err := a.AuthRequest(); err != nil || !bytes.Equal(p, unhex(t, x.Request)) {
-					t.Fatalf("AUTH_REQUEST %x (captured %s), %v", p, x.Request, err)
-				}
-				if (x.Kind == "reclaim") != a.Reclaiming() {
-					t.Fatalf("reclaiming = %v", a.Reclaiming())
-				}
-				if _, err := a.HandleReplyMore(unhex(t, x.ReplyMore[0])); err != nil {
-					t.Fatal(err)
-				}
-				sk, cs, err := a.HandleDone(x.DoneGID, x.DoneMode, unhex(t, x.DonePayload))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if hex.EncodeToString(sk) != x.SessionKey || hex.EncodeToString(cs) != x.ConSecret {
-					t.Fatalf("session key %x / secret %x differ from capture", sk, cs)
-				}
-				for _, s := range []entity.Type{entity.TypeAuth, entity.TypeMon, entity.TypeOSD} {
-					if _, ok := cli.Ticket(s); !ok {
-						t.Fatalf("no %v ticket", s)
-					}
-				}
-				// A different entity key cannot open the reply.
-				bad := x.client(t)
-				other, _ := NewCryptoKey(cli.key.Type, bytes.Repeat([]byte{7}, len(cli.key.secret())), time.Time{})
-				bad.key = other
-				if x.Kind == "reclaim" {
-					bad.globalID = x.GlobalID
-					bad.tickets[entity.TypeAuth] = x.ticket(t, now)
-				}
-				b := bad.MonAuth(x.DoneMode)
-				b.AuthRequest()
-				b.HandleReplyMore(unhex(t, x.ReplyMore[0]))
-				if _, _, err := b.HandleDone(x.DoneGID, x.DoneMode, unhex(t, x.DonePayload)); !errors.Is(err, ErrDecrypt) {
-					t.Fatalf("wrong key: %v", err)
-				}
+				replayMonAuth(t, x, cli, now)
 			case "osd":
-				cli.globalID = x.GlobalID
-				tk := x.ticket(t, now)
-				cli.tickets[entity.TypeOSD] = tk
-				// The OSD's challenge opens with the ticket session key.
-				if _, err := parseAuthorizeChallenge(tk.SessionKey, unhex(t, x.ReplyMore[0])); err != nil {
-					t.Fatal(err)
-				}
-				// Our authorizer (part A) is deterministic.
-				sa := cli.ServiceAuth(entity.TypeOSD, x.DoneMode)
-				if _, _, p, err := sa.AuthRequest(); err != nil {
-					t.Fatal(err)
-				} else if want := unhex(t, x.Request); !bytes.Equal(p[:authorizerALen(tk)], want[:authorizerALen(tk)]) {
-					t.Fatalf("authorizer part A differs")
-				}
-				sa.nonce = x.Nonce
-				if _, err := sa.HandleReplyMore(unhex(t, x.ReplyMore[0])); err != nil {
-					t.Fatal(err)
-				}
-				sk, cs, err := sa.HandleDone(x.DoneGID, x.DoneMode, unhex(t, x.DonePayload))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if hex.EncodeToString(sk) != x.SessionKey || hex.EncodeToString(cs) != x.ConSecret {
-					t.Fatalf("session key %x / secret %x differ from capture", sk, cs)
-				}
-				// A wrong nonce must be refused.
-				sa2 := cli.ServiceAuth(entity.TypeOSD, x.DoneMode)
-				sa2.AuthRequest()
-				sa2.nonce = x.Nonce + 5
-				sa2.HandleReplyMore(unhex(t, x.ReplyMore[0]))
-				if _, _, err := sa2.HandleDone(x.DoneGID, x.DoneMode, unhex(t, x.DonePayload)); !errors.Is(err, ErrPermission) {
-					t.Fatalf("nonce mismatch: %v", err)
-				}
+				replayOSDAuthorizer(t, x, cli, now)
 			case "renew-auth", "renew-principal":
-				cli.globalID = x.GlobalID
-				prev := x.ticket(t, now)
-				cli.tickets[entity.TypeAuth] = prev
-				if err := cli.HandleRenewal(0, x.DoneGID, unhex(t, x.DonePayload)); err != nil {
-					t.Fatal(err)
-				}
-				if x.Kind == "renew-auth" {
-					// The new AUTH blob came back encrypted (is_enc) with the
-					// previous AUTH session key.
-					auth := mustTicket(t, cli, entity.TypeAuth)
-					if auth == prev || auth.SessionKey.Equal(prev.SessionKey) {
-						t.Fatal("AUTH ticket not replaced")
-					}
-					// Without the previous session key it cannot be opened.
-					bare := x.client(t)
-					bare.globalID = x.GlobalID
-					if err := bare.HandleRenewal(0, x.DoneGID, unhex(t, x.DonePayload)); !errors.Is(err, ErrProtocol) {
-						t.Fatalf("without the old session key: %v", err)
-					}
-				}
-				mustTicket(t, cli, entity.TypeOSD) // asked for in both kinds
-				if x.Kind == "renew-auth" {
-					mustTicket(t, cli, entity.TypeMon)
-				}
-				// A negative result is an error of its own.
-				if err := cli.HandleRenewal(-13, x.DoneGID, nil); !errors.Is(err, ErrPermission) {
-					t.Fatalf("result -13: %v", err)
-				}
+				replayRenewal(t, x, cli, now)
 			default:
 				t.Fatalf("unknown kind %q", x.Kind)
 			}
 		})
+	}
+}
+
+// replayMonAuth replays a mon authentication (or a reclaim of a global id).
+func replayMonAuth(t *testing.T, x *capturedExchange, cli *Client, now time.Time) {
+	if x.Kind == "reclaim" {
+		cli.globalID = x.GlobalID
+		cli.tickets[entity.TypeAuth] = x.ticket(t, now)
+	}
+	// The challenge key the mon accepted must be what we compute.
+	ch, err := parseServerChallenge(unhex(t, x.ReplyMore[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := encoding.NewDecoder(unhex(t, x.RequestMore[0]))
+	op, v, cc, key := req.U16(), req.U8(), req.U64(), req.U64()
+	if op != OpGetAuthSessionKey || v != 3 {
+		t.Fatalf("request op %#x v%d", op, v)
+	}
+	if got, _ := ChallengeKey(cli.key, ch, cc); got != key {
+		t.Fatalf("challenge key %#x, request carried %#x", got, key)
+	}
+	a := cli.MonAuth(x.DoneMode)
+	if _, _, p, err := a.AuthRequest(); err != nil || !bytes.Equal(p, unhex(t, x.Request)) {
+		t.Fatalf("AUTH_REQUEST %x (captured %s), %v", p, x.Request, err)
+	}
+	if (x.Kind == "reclaim") != a.Reclaiming() {
+		t.Fatalf("reclaiming = %v", a.Reclaiming())
+	}
+	if _, err := a.HandleReplyMore(unhex(t, x.ReplyMore[0])); err != nil {
+		t.Fatal(err)
+	}
+	sk, cs, err := a.HandleDone(x.DoneGID, x.DoneMode, unhex(t, x.DonePayload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hex.EncodeToString(sk) != x.SessionKey || hex.EncodeToString(cs) != x.ConSecret {
+		t.Fatalf("session key %x / secret %x differ from capture", sk, cs)
+	}
+	for _, s := range []entity.Type{entity.TypeAuth, entity.TypeMon, entity.TypeOSD} {
+		if _, ok := cli.Ticket(s); !ok {
+			t.Fatalf("no %v ticket", s)
+		}
+	}
+	// A different entity key cannot open the reply.
+	bad := x.client(t)
+	other, _ := NewCryptoKey(cli.key.Type, bytes.Repeat([]byte{7}, len(cli.key.secret())), time.Time{})
+	bad.key = other
+	if x.Kind == "reclaim" {
+		bad.globalID = x.GlobalID
+		bad.tickets[entity.TypeAuth] = x.ticket(t, now)
+	}
+	b := bad.MonAuth(x.DoneMode)
+	b.AuthRequest()
+	b.HandleReplyMore(unhex(t, x.ReplyMore[0]))
+	if _, _, err := b.HandleDone(x.DoneGID, x.DoneMode, unhex(t, x.DonePayload)); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("wrong key: %v", err)
+	}
+}
+
+// replayOSDAuthorizer replays an OSD authorizer exchange.
+func replayOSDAuthorizer(t *testing.T, x *capturedExchange, cli *Client, now time.Time) {
+	cli.globalID = x.GlobalID
+	tk := x.ticket(t, now)
+	cli.tickets[entity.TypeOSD] = tk
+	// The OSD's challenge opens with the ticket session key.
+	if _, err := parseAuthorizeChallenge(tk.SessionKey, unhex(t, x.ReplyMore[0])); err != nil {
+		t.Fatal(err)
+	}
+	// Our authorizer (part A) is deterministic.
+	sa := cli.ServiceAuth(entity.TypeOSD, x.DoneMode)
+	if _, _, p, err := sa.AuthRequest(); err != nil {
+		t.Fatal(err)
+	} else if want := unhex(t, x.Request); !bytes.Equal(p[:authorizerALen(tk)], want[:authorizerALen(tk)]) {
+		t.Fatalf("authorizer part A differs")
+	}
+	sa.nonce = x.Nonce
+	if _, err := sa.HandleReplyMore(unhex(t, x.ReplyMore[0])); err != nil {
+		t.Fatal(err)
+	}
+	sk, cs, err := sa.HandleDone(x.DoneGID, x.DoneMode, unhex(t, x.DonePayload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hex.EncodeToString(sk) != x.SessionKey || hex.EncodeToString(cs) != x.ConSecret {
+		t.Fatalf("session key %x / secret %x differ from capture", sk, cs)
+	}
+	// A wrong nonce must be refused.
+	sa2 := cli.ServiceAuth(entity.TypeOSD, x.DoneMode)
+	sa2.AuthRequest()
+	sa2.nonce = x.Nonce + 5
+	sa2.HandleReplyMore(unhex(t, x.ReplyMore[0]))
+	if _, _, err := sa2.HandleDone(x.DoneGID, x.DoneMode, unhex(t, x.DonePayload)); !errors.Is(err, ErrPermission) {
+		t.Fatalf("nonce mismatch: %v", err)
+	}
+}
+
+// replayRenewal replays a ticket renewal over MAuth.
+func replayRenewal(t *testing.T, x *capturedExchange, cli *Client, now time.Time) {
+	cli.globalID = x.GlobalID
+	prev := x.ticket(t, now)
+	cli.tickets[entity.TypeAuth] = prev
+	if err := cli.HandleRenewal(0, x.DoneGID, unhex(t, x.DonePayload)); err != nil {
+		t.Fatal(err)
+	}
+	if x.Kind == "renew-auth" {
+		// The new AUTH blob came back encrypted (is_enc) with the
+		// previous AUTH session key.
+		auth := mustTicket(t, cli, entity.TypeAuth)
+		if auth == prev || auth.SessionKey.Equal(prev.SessionKey) {
+			t.Fatal("AUTH ticket not replaced")
+		}
+		// Without the previous session key it cannot be opened.
+		bare := x.client(t)
+		bare.globalID = x.GlobalID
+		if err := bare.HandleRenewal(0, x.DoneGID, unhex(t, x.DonePayload)); !errors.Is(err, ErrProtocol) {
+			t.Fatalf("without the old session key: %v", err)
+		}
+	}
+	mustTicket(t, cli, entity.TypeOSD) // asked for in both kinds
+	if x.Kind == "renew-auth" {
+		mustTicket(t, cli, entity.TypeMon)
+	}
+	// A negative result is an error of its own.
+	if err := cli.HandleRenewal(-13, x.DoneGID, nil); !errors.Is(err, ErrPermission) {
+		t.Fatalf("result -13: %v", err)
 	}
 }
 
