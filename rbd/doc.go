@@ -28,11 +28,24 @@
 //     image-to-object striper (Striper::file_to_extents), and the object
 //     map's BitVector<2> on-disk format with its CRCs.
 //   - store.go: the narrow set of RADOS operations rbd needs (class calls,
-//     compound writes with a snap context, reads at a snapshot, watch and
-//     notify, self-managed snapshot ids) as an unexported interface;
-//     store_rados.go implements it with *rados.IOContext.
-//   - image.go, io.go, manage.go, snapshot.go, clone.go: the image logic,
-//     written against that interface.
+//     compound writes as rados.WriteOps built where they are used, reads
+//     at a snapshot, watch and notify, self-managed snapshot ids) as an
+//     unexported interface; store_rados.go implements it with
+//     *rados.IOContext. Code that needs less declares less (trim's
+//     dataObjects), so test fakes implement only that.
+//   - create.go, open.go, image.go, refresh.go, io.go, resize.go, trim.go,
+//     remove.go, snapshot*.go, rollback.go, flatten.go, clone.go, trash.go:
+//     the image logic, written against that interface.
+//
+// An open Image (image.go) holds an immutable imageState, which every header
+// refresh publishes whole and the I/O path reads without locks
+// (refresh.go), and three state machines: the exclusive lock
+// (exclusive_lock.go: UNLOCKED, ACQUIRING, LOCKED, RELEASING), the live
+// object map (objectmap_state.go, objectmap_requests.go: NONE, LOCKED,
+// LOADED) and the header watch with the background work it starts
+// (watch_notify.go), which Close stops and waits for. The Image type's
+// comment writes down which lock guards what and the order they are
+// taken in.
 //
 // The exclusive lock is cooperative, as in librbd (exclusive_lock.go,
 // watch_notify.go): a writer takes it at Open when free, hands it over
