@@ -145,6 +145,30 @@ func (s *Server) guard(key string) (func(), error) {
 	return func() { s.inflight.Delete(key) }, nil
 }
 
+// begin takes the in-flight guard on key and opens a session on the pool
+// of id, and with lock also takes the lock of id's image. The caller must
+// call done when err is nil.
+func (s *Server) begin(ctx context.Context, key string, id csiceph.VolumeID, secrets map[string]string, lock bool) (
+	se *session, done func(), err error) {
+	release, err := s.guard(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if se, err = s.open(ctx, id.ClusterID, secrets, "", id.PoolID); err != nil {
+		release()
+		return nil, nil, err
+	}
+	if !lock {
+		return se, release, nil
+	}
+	unlock, err := s.lockImage(ctx, id.ClusterID, id.PoolID, id.Image)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return se, func() { unlock(); release() }, nil
+}
+
 // session is one request's view of a pool.
 type session struct {
 	s       *Server

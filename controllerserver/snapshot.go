@@ -19,30 +19,18 @@ import (
 // CreateSnapshot takes a native RBD snapshot of the source image.
 func (s *Server) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequest) (*csi.CreateSnapshotResponse, error) {
 	name := req.GetName()
-	if name == "" {
-		return nil, status.Error(codes.InvalidArgument, "name is required")
-	}
-	if req.GetSourceVolumeId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "source_volume_id is required")
+	if err := csiceph.Required("name", name, "source_volume_id", req.GetSourceVolumeId()); err != nil {
+		return nil, err
 	}
 	src, err := csiceph.ParseVolumeID(req.GetSourceVolumeId())
 	if err != nil {
 		return nil, status.Errorf(codes.NotFound, "source volume: %v", err)
 	}
-	release, err := s.guard("snapshot-name/" + name)
+	se, done, err := s.begin(ctx, "snapshot-name/"+name, src, req.GetSecrets(), true)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-	se, err := s.open(ctx, src.ClusterID, req.GetSecrets(), "", src.PoolID)
-	if err != nil {
-		return nil, err
-	}
-	unlock, err := s.lockImage(ctx, src.ClusterID, src.PoolID, src.Image)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
+	defer done()
 	j := se.snapJournal()
 	var rec snapRecord
 	found, err := j.get(ctx, snapKeyPrefix+name, &rec)
@@ -113,30 +101,21 @@ func (r snapRecord) csi(src csiceph.VolumeID) *csi.Snapshot {
 
 // DeleteSnapshot removes the RBD snapshot; unknown ids are success.
 func (s *Server) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshotRequest) (*csi.DeleteSnapshotResponse, error) {
-	if req.GetSnapshotId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "snapshot_id is required")
+	if err := csiceph.Required("snapshot_id", req.GetSnapshotId()); err != nil {
+		return nil, err
 	}
 	id, err := csiceph.ParseSnapshotID(req.GetSnapshotId())
 	if err != nil {
 		return &csi.DeleteSnapshotResponse{}, nil
 	}
-	release, err := s.guard("snapshot-id/" + req.GetSnapshotId())
+	se, done, err := s.begin(ctx, "snapshot-id/"+req.GetSnapshotId(), id.VolumeID, req.GetSecrets(), true)
+	if status.Code(err) == codes.NotFound {
+		return &csi.DeleteSnapshotResponse{}, nil // the pool is gone
+	}
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-	se, err := s.open(ctx, id.ClusterID, req.GetSecrets(), "", id.PoolID)
-	if err != nil {
-		if status.Code(err) == codes.NotFound {
-			return &csi.DeleteSnapshotResponse{}, nil
-		}
-		return nil, err
-	}
-	unlock, err := s.lockImage(ctx, id.ClusterID, id.PoolID, id.Image)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
+	defer done()
 	if err := se.deleteSnapshot(ctx, id.Image, id.Snap); err != nil {
 		return nil, se.fail(err)
 	}

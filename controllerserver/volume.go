@@ -214,30 +214,21 @@ func (se *session) createImage(ctx context.Context, cr createRequest, rec volume
 // DeleteVolume removes the image and its journal entries; an unknown or
 // already deleted volume is success.
 func (s *Server) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest) (*csi.DeleteVolumeResponse, error) {
-	if req.GetVolumeId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_id is required")
+	if err := csiceph.Required("volume_id", req.GetVolumeId()); err != nil {
+		return nil, err
 	}
 	id, err := csiceph.ParseVolumeID(req.GetVolumeId())
 	if err != nil {
 		return &csi.DeleteVolumeResponse{}, nil // never ours: nothing to delete
 	}
-	release, err := s.guard("volume-id/" + req.GetVolumeId())
+	se, done, err := s.begin(ctx, "volume-id/"+req.GetVolumeId(), id, req.GetSecrets(), true)
+	if status.Code(err) == codes.NotFound {
+		return &csi.DeleteVolumeResponse{}, nil // the pool is gone
+	}
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-	se, err := s.open(ctx, id.ClusterID, req.GetSecrets(), "", id.PoolID)
-	if err != nil {
-		if status.Code(err) == codes.NotFound {
-			return &csi.DeleteVolumeResponse{}, nil // the pool is gone
-		}
-		return nil, err
-	}
-	unlock, err := s.lockImage(ctx, id.ClusterID, id.PoolID, id.Image)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
+	defer done()
 	if err := se.deleteImage(ctx, id.Image); err != nil {
 		return nil, se.fail(err)
 	}
@@ -281,8 +272,8 @@ func (se *session) deleteImage(ctx context.Context, name string) error {
 
 // ValidateVolumeCapabilities confirms the capabilities the driver supports.
 func (s *Server) ValidateVolumeCapabilities(ctx context.Context, req *csi.ValidateVolumeCapabilitiesRequest) (*csi.ValidateVolumeCapabilitiesResponse, error) {
-	if req.GetVolumeId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_id is required")
+	if err := csiceph.Required("volume_id", req.GetVolumeId()); err != nil {
+		return nil, err
 	}
 	if len(req.GetVolumeCapabilities()) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "volume_capabilities are required")
@@ -312,8 +303,8 @@ func (s *Server) ValidateVolumeCapabilities(ctx context.Context, req *csi.Valida
 
 // ControllerExpandVolume grows the image; filesystems grow on the node.
 func (s *Server) ControllerExpandVolume(ctx context.Context, req *csi.ControllerExpandVolumeRequest) (*csi.ControllerExpandVolumeResponse, error) {
-	if req.GetVolumeId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_id is required")
+	if err := csiceph.Required("volume_id", req.GetVolumeId()); err != nil {
+		return nil, err
 	}
 	if req.GetCapacityRange() == nil {
 		return nil, status.Error(codes.InvalidArgument, "capacity_range is required")
@@ -326,15 +317,11 @@ func (s *Server) ControllerExpandVolume(ctx context.Context, req *csi.Controller
 	if err != nil {
 		return nil, status.Errorf(codes.NotFound, "volume %q: %v", req.GetVolumeId(), err)
 	}
-	release, err := s.guard("volume-id/" + req.GetVolumeId())
+	se, done, err := s.begin(ctx, "volume-id/"+req.GetVolumeId(), id, req.GetSecrets(), false)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-	se, err := s.open(ctx, id.ClusterID, req.GetSecrets(), "", id.PoolID)
-	if err != nil {
-		return nil, err
-	}
+	defer done()
 	img, err := rbd.Open(ctx, se.io, id.Image, nil)
 	if err != nil {
 		return nil, se.volumeErr(id, err)

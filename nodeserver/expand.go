@@ -2,7 +2,6 @@ package nodeserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -17,18 +16,9 @@ import (
 // filesystem on it.
 func (s *Server) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolumeRequest) (*csi.NodeExpandVolumeResponse, error) {
 	volID, path := req.GetVolumeId(), req.GetVolumePath()
-	if volID == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_id is required")
-	}
-	if path == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_path is required")
-	}
-	rec, err := s.vols.load(volID)
-	if errors.Is(err, csiceph.ErrNotStaged) {
-		return nil, status.Errorf(codes.NotFound, "volume %q is not staged on this node", volID)
-	}
+	rec, err := s.stagedAt(volID, path)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "reading the state of volume %q: %v", volID, err)
+		return nil, err
 	}
 	release, err := s.guard(volID)
 	if err != nil {

@@ -2,7 +2,6 @@ package nodeserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,11 +17,8 @@ import (
 // a file) on the target path.
 func (s *Server) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
 	volID, target, staging := req.GetVolumeId(), req.GetTargetPath(), req.GetStagingTargetPath()
-	if volID == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_id is required")
-	}
-	if target == "" {
-		return nil, status.Error(codes.InvalidArgument, "target_path is required")
+	if err := csiceph.Required("volume_id", volID, "target_path", target); err != nil {
+		return nil, err
 	}
 	vc := req.GetVolumeCapability()
 	if _, err := checkCapability(vc, req.GetVolumeContext()); err != nil {
@@ -36,12 +32,12 @@ func (s *Server) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 		return nil, err
 	}
 	defer release()
-	rec, err := s.vols.load(volID)
-	if errors.Is(err, csiceph.ErrNotStaged) {
+	rec, err := s.staged(volID)
+	if status.Code(err) == codes.NotFound {
 		return nil, status.Errorf(codes.FailedPrecondition, "volume %q is not staged on this node: call NodeStageVolume first", volID)
 	}
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "reading the state of volume %q: %v", volID, err)
+		return nil, err
 	}
 	if rec.StagingPath != staging {
 		return nil, status.Errorf(codes.FailedPrecondition, "volume %q is staged at %s, not %s", volID, rec.StagingPath, staging)
@@ -124,11 +120,8 @@ func makeFile(path string) error {
 // NodeUnpublishVolume unmounts the target path and removes it.
 func (s *Server) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
 	volID, target := req.GetVolumeId(), req.GetTargetPath()
-	if volID == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_id is required")
-	}
-	if target == "" {
-		return nil, status.Error(codes.InvalidArgument, "target_path is required")
+	if err := csiceph.Required("volume_id", volID, "target_path", target); err != nil {
+		return nil, err
 	}
 	release, err := s.guard(volID)
 	if err != nil {

@@ -74,11 +74,8 @@ func mountOptions(vc *csi.VolumeCapability, fsType string, ro bool) []string {
 // staging path (block volumes: attach only).
 func (s *Server) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequest) (*csi.NodeStageVolumeResponse, error) {
 	volID, staging := req.GetVolumeId(), req.GetStagingTargetPath()
-	if volID == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_id is required")
-	}
-	if staging == "" {
-		return nil, status.Error(codes.InvalidArgument, "staging_target_path is required")
+	if err := csiceph.Required("volume_id", volID, "staging_target_path", staging); err != nil {
+		return nil, err
 	}
 	vc := req.GetVolumeCapability()
 	fsType, err := checkCapability(vc, req.GetVolumeContext())
@@ -252,11 +249,8 @@ func (s *Server) undoStage(ctx context.Context, fresh bool, volID string, err er
 // forgets the volume.
 func (s *Server) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
 	volID, staging := req.GetVolumeId(), req.GetStagingTargetPath()
-	if volID == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_id is required")
-	}
-	if staging == "" {
-		return nil, status.Error(codes.InvalidArgument, "staging_target_path is required")
+	if err := csiceph.Required("volume_id", volID, "staging_target_path", staging); err != nil {
+		return nil, err
 	}
 	release, err := s.guard(volID)
 	if err != nil {

@@ -2,7 +2,6 @@ package nodeserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 
@@ -19,18 +18,9 @@ import (
 // volume condition to NodeGetVolumeHealth.
 func (s *Server) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
 	volID, path := req.GetVolumeId(), req.GetVolumePath()
-	if volID == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_id is required")
-	}
-	if path == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_path is required")
-	}
-	rec, err := s.vols.load(volID)
-	if errors.Is(err, csiceph.ErrNotStaged) {
-		return nil, status.Errorf(codes.NotFound, "volume %q is not staged on this node", volID)
-	}
+	rec, err := s.stagedAt(volID, path)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "reading the state of volume %q: %v", volID, err)
+		return nil, err
 	}
 	if path != rec.StagingPath && !rec.hasTarget(path) {
 		return nil, status.Errorf(codes.NotFound, "volume %q is not staged or published at %s", volID, path)
@@ -73,15 +63,12 @@ func (s *Server) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeS
 // process no longer serves its device or its cluster does not answer.
 func (s *Server) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolumeHealthRequest) (*csi.NodeGetVolumeHealthResponse, error) {
 	volID := req.GetVolumeId()
-	if volID == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_id is required")
+	if err := csiceph.Required("volume_id", volID); err != nil {
+		return nil, err
 	}
-	rec, err := s.vols.load(volID)
-	if errors.Is(err, csiceph.ErrNotStaged) {
-		return nil, status.Errorf(codes.NotFound, "volume %q is not staged on this node", volID)
-	}
+	rec, err := s.staged(volID)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "reading the state of volume %q: %v", volID, err)
+		return nil, err
 	}
 	return &csi.NodeGetVolumeHealthResponse{VolumeHealth: &csi.VolumeHealth{VolumeId: volID,
 		HealthStatuses: s.health(ctx, rec)}}, nil

@@ -11,6 +11,9 @@ import (
 	"slices"
 	"strings"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
 	"github.com/csi-gorbd/csi-gorbd/internal/records"
 )
@@ -54,6 +57,28 @@ func (r *volumeRecord) hasTarget(t string) bool { return slices.Contains(r.Targe
 
 func (r *volumeRecord) dropTarget(t string) {
 	r.Targets = slices.DeleteFunc(r.Targets, func(s string) bool { return s == t })
+}
+
+// staged returns the record of a staged volume, with the status an RPC
+// answers when there is none (NotFound) or it cannot be read (Internal).
+func (s *Server) staged(volID string) (*volumeRecord, error) {
+	rec, err := s.vols.load(volID)
+	if errors.Is(err, csiceph.ErrNotStaged) {
+		return nil, status.Errorf(codes.NotFound, "volume %q is not staged on this node", volID)
+	}
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "reading the state of volume %q: %v", volID, err)
+	}
+	return rec, nil
+}
+
+// stagedAt checks a request about a path of a staged volume (volume_id
+// and volume_path are required) and returns the volume's record.
+func (s *Server) stagedAt(volID, path string) (*volumeRecord, error) {
+	if err := csiceph.Required("volume_id", volID, "volume_path", path); err != nil {
+		return nil, err
+	}
+	return s.staged(volID)
 }
 
 // volumeStore is the volumes/ directory: one record file per volume,

@@ -1,9 +1,12 @@
 package csiceph
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func capOf(mode csi.VolumeCapability_AccessMode_Mode, block bool) *csi.VolumeCapability {
@@ -39,5 +42,15 @@ func TestCheckCapabilities(t *testing.T) {
 	}
 	if CheckCapabilities(nil) == nil {
 		t.Error("no capabilities accepted")
+	}
+}
+
+func TestRequired(t *testing.T) {
+	if err := Required("volume_id", "v", "target_path", "/t"); err != nil {
+		t.Errorf("all present: %v", err)
+	}
+	err := Required("volume_id", "v", "target_path", "", "staging_target_path", "")
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "target_path is required") {
+		t.Errorf("missing target_path: %v", err)
 	}
 }
