@@ -99,6 +99,11 @@ func (p *Pool) Get(ctx context.Context, cluster string, cr Credentials) (*rados.
 	}
 	p.mu.Unlock()
 	select {
+	case <-e.ready: // a ready connection wins over an ended context
+		return e.conn, e.err
+	default:
+	}
+	select {
 	case <-e.ready:
 		return e.conn, e.err
 	case <-ctx.Done():
