@@ -1,14 +1,9 @@
 package luks
 
-import (
-	"crypto/aes"
-	"fmt"
-
-	"golang.org/x/crypto/xts"
-)
+import "fmt"
 
 // CipherXTSPlain64 is the only data and keyslot cipher this package
-// implements: AES in XTS mode (IEEE 1619) with the "plain64" IV, the
+// implements: AES in XTS mode (IEEE 1619, xts.go) with the "plain64" IV, the
 // 64-bit little-endian number of the 512-byte sector counted from the
 // start of the segment (plus the segment's iv_tweak), whatever the
 // segment's sector size (dm-crypt without iv_large_sectors, and librbd).
@@ -17,7 +12,7 @@ const CipherXTSPlain64 = "aes-xts-plain64"
 // Cipher encrypts and decrypts a segment's sectors. It is safe for
 // concurrent use.
 type Cipher struct {
-	x          *xts.Cipher
+	x          *xtsCipher
 	sectorSize int
 	ivTweak    uint64
 }
@@ -35,9 +30,9 @@ func NewCipher(spec string, key []byte, sectorSize int, ivTweak uint64) (*Cipher
 	if !validSectorSize(sectorSize) {
 		return nil, fmt.Errorf("%w: sector size %d", ErrInvalid, sectorSize)
 	}
-	x, err := xts.NewCipher(aes.NewCipher, key)
+	x, err := newXTS(key)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, err
 	}
 	return &Cipher{x: x, sectorSize: sectorSize, ivTweak: ivTweak}, nil
 }
@@ -57,7 +52,7 @@ func (c *Cipher) Encrypt(dst, src []byte, off uint64) {
 	ss := c.sectorSize
 	sector := off/512 + c.ivTweak
 	for i := 0; i < len(src); i += ss {
-		c.x.Encrypt(dst[i:i+ss], src[i:i+ss], sector)
+		c.x.encrypt(dst[i:i+ss], src[i:i+ss], sector)
 		sector += uint64(ss / 512)
 	}
 }
@@ -68,7 +63,7 @@ func (c *Cipher) Decrypt(dst, src []byte, off uint64) {
 	ss := c.sectorSize
 	sector := off/512 + c.ivTweak
 	for i := 0; i < len(src); i += ss {
-		c.x.Decrypt(dst[i:i+ss], src[i:i+ss], sector)
+		c.x.decrypt(dst[i:i+ss], src[i:i+ss], sector)
 		sector += uint64(ss / 512)
 	}
 }
