@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/csi-gorbd/csi-gorbd/crypt/luks"
+	"github.com/csi-gorbd/csi-gorbd/internal/cephtest"
 	"github.com/csi-gorbd/csi-gorbd/rbd"
 	"github.com/csi-gorbd/csi-gorbd/rbd/encryption"
 )
@@ -28,6 +29,20 @@ import (
 // encImgSize: LUKS2 has a 16 MiB header area, LUKS1 4 MiB (with 4 MiB
 // objects); the rest is plaintext.
 const encImgSize = 24 << 20
+
+// forEncClusters runs fn on every release, tentacle256 (aes256k keys
+// only, which the host's Pacific tools cannot use) included: the
+// chroots' tools can. The clusters run in parallel: most of the time
+// goes to starting tools and unlocking librbd's keyslots (whose KDF
+// cryptsetup benchmarks to about a second).
+func forEncClusters(t *testing.T, fn func(t *testing.T, e *env)) {
+	for _, name := range cephtest.All() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, newEnv(t, name))
+		})
+	}
+}
 
 func plainSize(format string) int {
 	if format == "luks1" {
@@ -143,7 +158,7 @@ func sameBytes(t *testing.T, what string, got, want []byte) {
 // export` of ours is ciphertext that cryptsetup accepts.
 func TestEncryptionLibrbdInterop(t *testing.T) {
 	needTool(t, "qemu-io", "cryptsetup", "nbdcopy")
-	forClusters(t, func(t *testing.T, e *env) {
+	forEncClusters(t, func(t *testing.T, e *env) {
 		pass := "librbd interop passphrase"
 		pf := e.passFile(t, pass)
 		for _, format := range []string{"luks2", "luks1"} {
@@ -261,7 +276,7 @@ func (e *env) checkExportIsCiphertext(t *testing.T, image, pass string, model []
 // written through librbd, is unlocked here.
 func TestEncryptionDMCryptLayout(t *testing.T) {
 	needTool(t, "qemu-io", "cryptsetup")
-	forClusters(t, func(t *testing.T, e *env) {
+	forEncClusters(t, func(t *testing.T, e *env) {
 		pass := "dm-crypt layout passphrase"
 		pf := e.passFile(t, pass)
 		ours := e.newImageSize(t, encImgSize)
@@ -298,7 +313,7 @@ func TestEncryptionDMCryptLayout(t *testing.T) {
 // formatted with its own key (Reef and later) is refused clearly.
 func TestEncryptionClones(t *testing.T) {
 	needTool(t, "qemu-io")
-	forClusters(t, func(t *testing.T, e *env) {
+	forEncClusters(t, func(t *testing.T, e *env) {
 		pass := "clone passphrase"
 		pf := e.passFile(t, pass)
 		parent := e.newImageSize(t, encImgSize)
