@@ -22,7 +22,9 @@ func (s *Server) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeS
 	if err != nil {
 		return nil, err
 	}
-	if path != rec.StagingPath && !rec.hasTarget(path) {
+	// For a block volume the kubelet asks about its own per-pod device
+	// node (volumeDevices/<pv>/dev/<pod uid>), a bind of the NBD device.
+	if path != rec.StagingPath && !rec.hasTarget(path) && !(rec.Block && sameDevice(path, rec.Device)) {
 		return nil, status.Errorf(codes.NotFound, "volume %q is not staged or published at %s", volID, path)
 	}
 	st, err := os.Stat(path)
@@ -100,4 +102,14 @@ func deviceSize(path string) (int64, error) {
 		return 0, err
 	}
 	return int64(size), nil
+}
+
+// sameDevice reports whether path is a block device node of the same
+// device as dev.
+func sameDevice(path, dev string) bool {
+	var a, b unix.Stat_t
+	if dev == "" || unix.Stat(path, &a) != nil || unix.Stat(dev, &b) != nil {
+		return false
+	}
+	return a.Mode&unix.S_IFMT == unix.S_IFBLK && b.Mode&unix.S_IFMT == unix.S_IFBLK && a.Rdev == b.Rdev
 }
