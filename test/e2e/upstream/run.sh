@@ -63,7 +63,7 @@ CI_FOCUS=(
   'Dynamic PV \(default fs\)\] provisioning should provision storage with snapshot data source \(ROX mode\)'
   'Dynamic PV \(block volmode\)\] provisioning should provision storage with pvc data source$'
   'Dynamic Snapshot \(delete policy\)\] snapshottable .* check restore correctly works after modifying source data, check deletion \(persistent\)'
-  'Pre-provisioned Snapshot \(retain policy\)\] snapshottable .* check restore correctly works, check deletion \(ephemeral\)'
+  'Pre-provisioned Snapshot \(retain policy\)\] snapshottable .* check restore correctly works after modifying source data, check deletion \(persistent\)'
   'Dynamic Snapshot \(delete policy\)\] snapshottable-stress '
   'Dynamic PV \(block volmode\)\] multiVolume should concurrently access the single volume from pods on the same node'
   'Dynamic PV \(xfs\)\] multiVolume should concurrently access the volume and restored snapshot from pods on the same node'
@@ -76,7 +76,7 @@ CI_FOCUS=(
   'Dynamic PV \(default fs\)\] subPath should support existing single file'
   'Dynamic PV \(default fs\)\] fsgroupchangepolicy \(OnRootMismatch\)\[LinuxOnly\], pod created with an initial fsgroup, new pod fsgroup applied to volume contents'
   'Generic Ephemeral-volume \(default fs\) \(late-binding\)\] ephemeral should support expansion of pvcs created for ephemeral pvcs'
-  'Generic Ephemeral-volume \(block volmode\) \(late-binding\)\] ephemeral should create read-only inline ephemeral volume'
+  'Generic Ephemeral-volume \(block volmode\) \(late-binding\)\] ephemeral should create read/write inline ephemeral volume'
   'Dynamic PV \(default fs\)\] read-write-once-pod should block a second pod from using an in-use ReadWriteOncePod volume on the same node'
 )
 # Never run: [Disruptive] specs (they restart the kubelet or the node), and
