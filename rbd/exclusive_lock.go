@@ -153,7 +153,7 @@ func (l *exclusiveLock) acquire(ctx context.Context) error {
 		return nil
 	}
 	img := l.img
-	if img.watch.cookie == 0 {
+	if !img.watch.live() {
 		return fmt.Errorf("%w: image %q has no header watch", ErrInvalid, img.name)
 	}
 	backoff := lockRetryMin

@@ -104,6 +104,13 @@ func (img *Image) watchHeader(ctx context.Context) error {
 	return nil
 }
 
+// live reports whether the watch is registered and the image not closing.
+func (w *headerWatch) live() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.cookie != 0 && !w.closed
+}
+
 // background runs fn on a goroutine of the image's own, unless the image
 // is closing; Close cancels fn's context and waits for it.
 func (img *Image) background(fn func(ctx context.Context)) {
