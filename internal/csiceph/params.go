@@ -19,6 +19,21 @@ type Credentials struct {
 	User, Key string
 }
 
+// Redacted is what a secret prints as.
+const Redacted = "<redacted>"
+
+// Format prints the credentials with Key redacted, for every verb (%v,
+// %+v, %#v, %s, ...), by value or behind a pointer, also nested in other
+// values: no format string prints the key.
+func (c Credentials) Format(f fmt.State, verb rune) {
+	type plain Credentials
+	p := plain(c)
+	if p.Key != "" {
+		p.Key = Redacted
+	}
+	fmt.Fprintf(f, fmt.FormatString(f, verb), p)
+}
+
 // CredentialsFrom reads userID/userKey from CSI secrets; missing ones are
 // ErrSecrets.
 func CredentialsFrom(secrets map[string]string) (Credentials, error) {

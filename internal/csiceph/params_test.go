@@ -1,6 +1,7 @@
 package csiceph
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -103,4 +104,28 @@ func FuzzParseVolumeParams(f *testing.F) {
 			t.Fatalf("accepted %+v", p)
 		}
 	})
+}
+
+func TestCredentialsRedacted(t *testing.T) {
+	const key = "AQBcJ2NmAAAAABAAc0ZtV1f1hQ0Xb2Zk0pM2nA=="
+	c := Credentials{User: "csi-node", Key: key}
+	type nested struct {
+		C  Credentials
+		P  *Credentials
+		Cs []Credentials
+	}
+	for _, v := range []any{c, &c, nested{C: c, P: &c, Cs: []Credentials{c}}, map[string]Credentials{"a": c}} {
+		for _, f := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%T %v", "%10v", "%-v"} {
+			out := fmt.Sprintf(f, v)
+			if strings.Contains(out, key) || strings.Contains(out, fmt.Sprintf("%x", key)) || strings.Contains(out, fmt.Sprintf("%X", key)) {
+				t.Errorf("%s of %T prints the key: %s", f, v, out)
+			}
+		}
+	}
+	if out := fmt.Sprintf("%+v", c); !strings.Contains(out, "csi-node") || !strings.Contains(out, Redacted) {
+		t.Errorf("%%+v = %s: want the user and %s", out, Redacted)
+	}
+	if out := fmt.Sprintf("%+v", Credentials{User: "u"}); strings.Contains(out, Redacted) {
+		t.Errorf("an empty key prints as %s: %s", Redacted, out)
+	}
 }
