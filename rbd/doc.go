@@ -51,8 +51,13 @@
 // watch_notify.go): a writer takes it at Open when free, hands it over
 // when another client sends REQUEST_LOCK (draining its writes first), and
 // asks for it back on its next write; OpenOptions.Exclusive keeps it
-// instead, as krbd "-o exclusive" does. A dead owner (no watch left on the
-// header) is blocklisted, then its lock broken. Every opened head watches
+// instead, as krbd "-o exclusive" does, and an Open that finds it held
+// fails with a *LockedError naming the owner. A dead owner (no watch left
+// on the header, or named by OpenOptions.DeadClients) is blocklisted, then
+// its lock broken, once this client has the OSDMap that fences it
+// (Blocklist does the same for a caller fencing a watcher of an image
+// without the lock). Image.Watchers lists the other users; a NoWatch open
+// is none, and never locks. Every opened head watches
 // the header and refreshes on HEADER_UPDATE; maintenance requests sent to
 // the owner (resize, snap create, …) are answered EOPNOTSUPP, after which
 // librbd takes the lock and runs them itself.

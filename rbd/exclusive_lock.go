@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/csi-gorbd/csi-gorbd/rados"
 	"github.com/csi-gorbd/csi-gorbd/rados/entity"
 )
 
@@ -203,9 +204,10 @@ func (l *exclusiveLock) tryLock(ctx context.Context) (string, error) {
 	lc := rbdLockCookie(img.watch.cookie)
 	lock := opCall(clsLock, "lock", lockArgs(rbdLockName, LockExclusive, lc, rbdLockTag, "", 0, 0))
 	err := img.s.write(ctx, img.hdr(), lock)
+	var holder *Locker
 	if errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EEXIST) {
 		var broke bool
-		if broke, err = l.breakDeadOwner(ctx); err == nil {
+		if broke, holder, err = l.breakDeadOwner(ctx); err == nil {
 			err = syscall.EBUSY
 			if broke {
 				err = img.s.write(ctx, img.hdr(), lock)
@@ -214,12 +216,38 @@ func (l *exclusiveLock) tryLock(ctx context.Context) (string, error) {
 	}
 	if err != nil {
 		if errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EEXIST) {
-			return "", fmt.Errorf("%w: image %q is locked by another client: %w", ErrBusy, img.name, err)
+			le := &LockedError{Image: img.name, Err: err}
+			if holder != nil {
+				le.Owner, le.Addr = holder.Entity, holder.Addr
+			}
+			return "", le
 		}
 		return "", fmt.Errorf("rbd: %s: lock: %w", img.name, err)
 	}
 	return lc, nil
 }
+
+// LockedError says another live client holds an image's exclusive lock,
+// and which one (the zero Owner when it could not be read, e.g. the lock
+// changed hands meanwhile). It matches ErrBusy.
+type LockedError struct {
+	Image string
+	Owner entity.NumName // client.<global id>
+	Addr  entity.Addr    // the owner's address, as `rbd lock ls` shows it
+	Err   error          // the cluster's answer (EBUSY)
+}
+
+func (e *LockedError) Error() string {
+	if e.Owner.Num == 0 && e.Owner.Type == 0 {
+		return fmt.Sprintf("rbd: image %q is locked by another client", e.Image)
+	}
+	return fmt.Sprintf("rbd: image %q is locked by %v at %v", e.Image, e.Owner, e.Addr)
+}
+
+// Is matches ErrBusy.
+func (e *LockedError) Is(t error) bool { return t == ErrBusy }
+
+func (e *LockedError) Unwrap() error { return e.Err }
 
 // postAcquire runs once the header lock is ours (librbd's
 // PostAcquireRequest), in ACQUIRING: re-read the header, which another
@@ -323,18 +351,18 @@ func (l *exclusiveLock) releaseLocked(ctx context.Context) error {
 // (librbd's BreakRequest, krbd's rbd_try_lock). It reports whether the
 // lock is gone. An owner OpenOptions.DeadClients names is dead whatever
 // its watch says.
-func (l *exclusiveLock) breakDeadOwner(ctx context.Context) (bool, error) {
+func (l *exclusiveLock) breakDeadOwner(ctx context.Context) (broke bool, alive *Locker, err error) {
 	img := l.img
 	li, err := lockInfo(ctx, img.s, img.hdr())
 	if err != nil {
-		return false, fmt.Errorf("rbd: %s: lock info: %w", img.name, err)
+		return false, nil, fmt.Errorf("rbd: %s: lock info: %w", img.name, err)
 	}
 	if len(li.Lockers) == 0 {
-		return true, nil // released meanwhile: just retry
+		return true, nil, nil // released meanwhile: just retry
 	}
 	ws, err := img.s.listWatchers(ctx, img.hdr())
 	if err != nil {
-		return false, fmt.Errorf("rbd: %s: listing watchers: %w", img.name, err)
+		return false, nil, fmt.Errorf("rbd: %s: listing watchers: %w", img.name, err)
 	}
 	for _, lk := range li.Lockers {
 		if l.deadClients != nil && l.deadClients(lk.Entity) {
@@ -344,19 +372,19 @@ func (l *exclusiveLock) breakDeadOwner(ctx context.Context) (bool, error) {
 		fmt.Sscanf(lk.Cookie, "auto %d", &handle)
 		for _, w := range ws {
 			if w.Addr.IP == lk.Addr.IP && w.Addr.Nonce == lk.Addr.Nonce && (handle == 0 || w.Cookie == handle) {
-				return false, nil // alive
+				return false, &lk, nil // alive
 			}
 		}
 	}
 	for _, lk := range li.Lockers {
 		if err := blocklist(ctx, img.s, lk.Addr); err != nil {
-			return false, fmt.Errorf("rbd: %s: blocklisting dead lock owner %v (%v): %w", img.name, lk.Entity, lk.Addr, err)
+			return false, nil, fmt.Errorf("rbd: %s: blocklisting dead lock owner %v (%v): %w", img.name, lk.Entity, lk.Addr, err)
 		}
 		if err := breakLock(ctx, img.s, img.hdr(), lk); err != nil {
-			return false, fmt.Errorf("rbd: %s: breaking the lock of %v: %w", img.name, lk.Entity, err)
+			return false, nil, fmt.Errorf("rbd: %s: breaking the lock of %v: %w", img.name, lk.Entity, err)
 		}
 	}
-	return true, nil
+	return true, nil, nil
 }
 
 // lockInfo reads the rbd_lock lock of object oid (cls_lock get_info).
@@ -382,13 +410,33 @@ func breakLock(ctx context.Context, s store, oid string, lk Locker) error {
 // so a dead lock owner can be broken safely. The address is
 // "ip:port/nonce", the form the command parses. Pacific renamed the
 // command; older monitors only know "osd blacklist".
+//
+// It then waits for the OSDMap that carries the entry (librbd's
+// BreakRequest does the same), so this client's next ops reach the OSDs
+// with a map in which the old owner is fenced.
 func blocklist(ctx context.Context, s store, a entity.Addr) error {
 	addr := fmt.Sprintf("%s/%d", a.IP, a.Nonce)
 	_, err := s.monCommand(ctx, map[string]string{"prefix": "osd blocklist", "blocklistop": "add", "addr": addr})
 	if errors.Is(err, syscall.EINVAL) {
 		_, err = s.monCommand(ctx, map[string]string{"prefix": "osd blacklist", "blacklistop": "add", "addr": addr})
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return s.waitLatestMap(ctx)
+}
+
+// Blocklist fences a client's address cluster-wide (`ceph osd blocklist
+// add`, the monitors' default expiry) and waits until this connection
+// has the OSDMap that carries it: from then on the OSDs refuse the
+// client's ops (ESHUTDOWN, EBLOCKLISTED) and drop its watches. Callers
+// use it to fence a client they found watching an image that has no
+// exclusive lock to break; the lock itself fences its dead owners alone.
+func Blocklist(ctx context.Context, io *rados.IOContext, a entity.Addr) error {
+	if err := blocklist(ctx, newRadosStore(io), a); err != nil {
+		return fmt.Errorf("rbd: blocklisting %v: %w", a, err)
+	}
+	return nil
 }
 
 // peerWaiter returns a channel closed at the next lock announcement.

@@ -27,10 +27,13 @@ type OpenOptions struct {
 	// blocklisting its address) instead of after its watch has timed out
 	// on the OSD (osd_client_watch_timeout, 30 s by default).
 	DeadClients func(owner entity.NumName) bool
-
-	// internal opens (remove, trash, clone parents) register no header
-	// watch, so they do not count as users of the image.
-	internal bool
+	// NoWatch registers no header watch: the image does not count as a
+	// user of the image (`rbd status` and Watchers do not list it), never
+	// takes the exclusive lock (writes that need it fail) and does not
+	// follow other clients' header changes (Refresh re-reads it). For
+	// short looks at an image that must not disturb its users: its
+	// metadata, its lock owner, its watchers (remove and trash use it).
+	NoWatch bool
 }
 
 // Open opens the image called name.
@@ -79,7 +82,7 @@ func open(ctx context.Context, s store, name, id string, opts *OpenOptions) (*Im
 			return nil, err
 		}
 	}
-	if o.internal || img.snapID != NoSnap {
+	if o.NoWatch || img.snapID != NoSnap {
 		return img, nil
 	}
 	if err := img.watchHeader(ctx); err != nil {

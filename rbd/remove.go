@@ -21,7 +21,7 @@ func Remove(ctx context.Context, io *rados.IOContext, name string) error {
 // remove deletes an image by name, or by id (name empty: a trashed image,
 // which has no id object or directory entry).
 func remove(ctx context.Context, s store, name, id string) error {
-	img, err := open(ctx, s, name, id, &OpenOptions{ReadOnly: true, internal: true})
+	img, err := open(ctx, s, name, id, &OpenOptions{ReadOnly: true, NoWatch: true})
 	if err != nil {
 		return err
 	}

@@ -58,6 +58,9 @@ type store interface {
 	// monCommand sends a JSON command to the monitors and returns its
 	// output.
 	monCommand(ctx context.Context, cmd map[string]string) ([]byte, error)
+	// waitLatestMap waits until the client has the monitors' newest
+	// OSDMap.
+	waitLatestMap(ctx context.Context) error
 
 	// allocSnapID / releaseSnapID manage self-managed snapshot ids of this
 	// pool through the monitors.

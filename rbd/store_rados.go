@@ -109,6 +109,10 @@ func (s *radosStore) monCommand(ctx context.Context, cmd map[string]string) ([]b
 	return out, err
 }
 
+func (s *radosStore) waitLatestMap(ctx context.Context) error {
+	return s.io.Conn().WaitForLatestOSDMap(ctx)
+}
+
 func (s *radosStore) watch(ctx context.Context, oid string, handler func([]byte) []byte) (uint64, func(context.Context) error, error) {
 	w, err := s.io.Watch(ctx, oid, func(ev rados.NotifyEvent) []byte { return handler(ev.Payload) }, nil)
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 // unless forced.
 func TrashMove(ctx context.Context, io *rados.IOContext, name string, delay time.Duration) (string, error) {
 	s := newRadosStore(io)
-	img, err := open(ctx, s, name, "", &OpenOptions{ReadOnly: true, internal: true})
+	img, err := open(ctx, s, name, "", &OpenOptions{ReadOnly: true, NoWatch: true})
 	if err != nil {
 		return "", err
 	}

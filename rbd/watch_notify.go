@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/csi-gorbd/csi-gorbd/rados/encoding"
+	"github.com/csi-gorbd/csi-gorbd/rados/entity"
 )
 
 // The header watch: librbd's ImageWatcher protocol on rbd_header.<id>.
@@ -167,4 +168,30 @@ func (img *Image) backgroundRefresh(ctx context.Context) {
 // notifyUpdate tells the other watchers to re-read the header.
 func (img *Image) notifyUpdate(ctx context.Context) {
 	_, _ = img.s.notify(ctx, img.hdr(), notifyPayload(notifyHeaderUpdate, 0, 0))
+}
+
+// Watcher is another client's watch on an image's header: a user of the
+// image (`rbd status` lists them).
+type Watcher struct {
+	Entity entity.NumName // client.<global id>
+	Cookie uint64         // the watch handle
+	Addr   entity.Addr
+}
+
+// Watchers lists the other clients watching the image's header, leaving
+// out this image's own watch.
+func (img *Image) Watchers(ctx context.Context) ([]Watcher, error) {
+	ws, err := img.s.listWatchers(ctx, img.hdr())
+	if err != nil {
+		return nil, fmt.Errorf("rbd: %s: listing watchers: %w", img.name, err)
+	}
+	self := entity.NumName{Type: entity.TypeClient, Num: int64(img.s.clientID())}
+	out := make([]Watcher, 0, len(ws))
+	for _, w := range ws {
+		if img.watch.cookie != 0 && w.Cookie == img.watch.cookie && w.Entity == self {
+			continue
+		}
+		out = append(out, Watcher(w))
+	}
+	return out, nil
 }

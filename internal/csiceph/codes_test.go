@@ -91,6 +91,7 @@ var typedErrors = map[string]struct {
 	"rbd.ErrMalformed":          {rbd.ErrMalformed, codes.Internal},
 	"rbd.ErrOutOfRange":         {rbd.ErrOutOfRange, codes.OutOfRange},
 	"rbd.FeatureError":          {&rbd.FeatureError{}, codes.FailedPrecondition},
+	"rbd.LockedError":           {&rbd.LockedError{Image: "i"}, codes.FailedPrecondition},
 	"cephx.ErrBadKey":           {cephx.ErrBadKey, codes.InvalidArgument},
 	"cephx.ErrDecrypt":          {cephx.ErrDecrypt, codes.Internal},
 	"cephx.ErrProtocol":         {cephx.ErrProtocol, codes.Internal},
