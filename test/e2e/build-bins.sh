@@ -21,16 +21,19 @@
 #   csi-provisioner v6.3.0 is built inside its own module directory (its
 #               go.mod has replace directives, v6.4.0 needs a dependency the
 #               proxy refuses, and v6.3.0 does not compile against 0.37).
+#   csi-attacher v4.13.0 likewise in its own module directory (replace
+#               directives; it keeps its own k8s.io 0.37.0).
 #   tools/etcd  etcd 3.7.3 (Debian's 3.4 lacks RequestWatchProgress).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 export PATH=/usr/local/go/bin:$PATH CGO_ENABLED=0
 KV=v1.37.1
 PROVISIONER=github.com/kubernetes-csi/external-provisioner/v6@v6.3.0
+ATTACHER=github.com/kubernetes-csi/external-attacher/v4@v4.13.0
 KEY=$(cat "$HERE/build-bins.sh" "$HERE/tools/k8s/go.sum" "$HERE/tools/etcd/go.sum" | sha256sum | cut -c1-16)
 OUT=${GORBD_K8S_CACHE:-/var/tmp/gorbd/k8s}/$KEY/bin
 BINS=(etcd kube-apiserver kube-controller-manager kubectl csi-provisioner csi-snapshotter snapshot-controller csi-resizer
-  kube-scheduler kubelet agnhost e2e.test ginkgo)
+  kube-scheduler kubelet agnhost e2e.test ginkgo csi-attacher)
 
 complete() { for b in "${BINS[@]}"; do [ -x "$OUT/$b" ] || return 1; done; }
 if complete; then echo "$OUT"; exit 0; fi
@@ -79,6 +82,10 @@ chmod -R u+w "$TMP/crd"
 PDIR=$(go mod download -json "$PROVISIONER" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
 cd "$PDIR"
 t go build -trimpath -ldflags "-s -w" -o "$TMP/csi-provisioner" ./cmd/csi-provisioner
+
+ADIR=$(go mod download -json "$ATTACHER" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+cd "$ADIR"
+t go build -trimpath -ldflags "-s -w" -o "$TMP/csi-attacher" ./cmd/csi-attacher
 
 rm -rf "$OUT"; mv "$TMP" "$OUT"; trap - EXIT
 echo "build-bins: all built in $(( $(date +%s) - T0 ))s into $OUT" >&2
