@@ -161,3 +161,32 @@ func (v *Volume) metadataBytes() ([]byte, error) {
 	}
 	return b, err
 }
+
+// UnlockKey opens the volume with its volume key instead of a
+// passphrase (a key kept from an earlier unlock, as dm-crypt keeps it in
+// the kernel): the key is checked against the header's digest of the
+// data segment, and ErrWrongPassphrase is returned when it does not
+// match. No keyslot is opened, so Slot is -1 and keyslot changes
+// (AddKeyslot) still work; the Volume keeps a copy of key.
+func (h *Header) UnlockKey(key []byte, lim *Limits) (*Volume, error) {
+	l := lim.withDefaults()
+	var d *jsonDigest
+	if h.version == 1 {
+		l1 := h.l1
+		d = &jsonDigest{Type: "pbkdf2", Hash: l1.hashSpec, Iterations: int(l1.mkDigestIterations),
+			Salt: l1.mkDigestSalt[:], Digest: l1.mkDigest[:]}
+	} else if d = h.segmentDigest(); d == nil {
+		return nil, fmt.Errorf("%w: the data segment has no digest", ErrCorrupt)
+	}
+	if len(key) != h.KeySize() {
+		return nil, fmt.Errorf("%w: a %d-byte key for a %d-byte volume key", ErrWrongPassphrase, len(key), h.KeySize())
+	}
+	ok, err := checkDigest(d, key, l)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, ErrWrongPassphrase
+	}
+	return &Volume{h: h, key: append([]byte(nil), key...), slot: -1}, nil
+}

@@ -90,6 +90,25 @@ func (b *Backend) Encrypt(ctx context.Context, passphrase []byte, opts *encrypti
 	return nil
 }
 
+// EncryptKey is Encrypt with the volume key (encryption.OpenKey) instead
+// of a passphrase.
+func (b *Backend) EncryptKey(ctx context.Context, key []byte, opts *encryption.OpenOptions) error {
+	if b.enc != nil {
+		return fmt.Errorf("rbdbackend: %s is already unlocked", b.Description())
+	}
+	var o encryption.OpenOptions
+	if opts != nil {
+		o = *opts
+	}
+	o.ReadOnly = o.ReadOnly || b.readOnly
+	enc, err := encryption.OpenKey(ctx, b.img, key, &o)
+	if err != nil {
+		return fmt.Errorf("rbdbackend: unlocking %s with its volume key: %w", b.Description(), err)
+	}
+	b.enc, b.vol = enc, enc
+	return nil
+}
+
 // Encrypted returns the plaintext view, or nil for a plain image.
 func (b *Backend) Encrypted() *encryption.Image { return b.enc }
 

@@ -132,6 +132,25 @@ func Open(ctx context.Context, dev Device, passphrase []byte, opts *OpenOptions)
 	return newImage(dev, vol, o.ReadOnly)
 }
 
+// OpenKey is Open with the volume key instead of a passphrase (one kept
+// from an earlier unlock: reopening needs no KDF). A key that does not
+// match the header's digest fails with luks.ErrWrongPassphrase.
+func OpenKey(ctx context.Context, dev Device, key []byte, opts *OpenOptions) (*Image, error) {
+	var o OpenOptions
+	if opts != nil {
+		o = *opts
+	}
+	h, err := ReadHeader(ctx, dev)
+	if err != nil {
+		return nil, err
+	}
+	vol, err := h.UnlockKey(key, o.Limits)
+	if err != nil {
+		return nil, err
+	}
+	return newImage(dev, vol, o.ReadOnly)
+}
+
 func newImage(dev Device, vol *luks.Volume, readOnly bool) (*Image, error) {
 	h := vol.Header()
 	c, err := vol.NewCipher()
@@ -148,6 +167,10 @@ func newImage(dev Device, vol *luks.Volume, readOnly bool) (*Image, error) {
 	e.locks.init()
 	return e, nil
 }
+
+// VolumeKey returns a copy of the volume key (to reopen with OpenKey
+// without the KDF). The caller zeroes it.
+func (e *Image) VolumeKey() []byte { return append([]byte(nil), e.vol.Key()...) }
 
 // Header returns the LUKS header the image was opened with.
 func (e *Image) Header() *luks.Header { return e.h }

@@ -240,3 +240,40 @@ func TestPassphrases(t *testing.T) {
 		t.Fatalf("after resize: plaintext %d raw %d", img.Size(), dev.Size())
 	}
 }
+
+// OpenKey reopens with the volume key alone (LUKS1 and LUKS2) and shows
+// the same plaintext; a wrong key or one of the wrong size is refused.
+func TestOpenKey(t *testing.T) {
+	ctx := context.Background()
+	for _, version := range []int{1, 2} {
+		dev := newMemDev(20 << 20)
+		vol, err := Format(ctx, dev, []byte("pass"), &FormatOptions{Version: version, KDF: fastKDF})
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := NewImage(dev, vol, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := bytes.Repeat([]byte("plaintext "), 1000)
+		if _, err := img.WriteAt(ctx, want, 4096); err != nil {
+			t.Fatal(err)
+		}
+		key := img.VolumeKey()
+		byKey, err := OpenKey(ctx, dev, key, nil)
+		if err != nil {
+			t.Fatalf("LUKS%d: %v", version, err)
+		}
+		got := make([]byte, len(want))
+		if _, err := byKey.ReadAt(ctx, got, 4096); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("LUKS%d: read by key: %v", version, err)
+		}
+		key[0] ^= 1
+		if _, err := OpenKey(ctx, dev, key, nil); !errors.Is(err, luks.ErrWrongPassphrase) {
+			t.Fatalf("LUKS%d: wrong key: %v", version, err)
+		}
+		if _, err := OpenKey(ctx, dev, key[:16], nil); !errors.Is(err, luks.ErrWrongPassphrase) {
+			t.Fatalf("LUKS%d: short key: %v", version, err)
+		}
+	}
+}

@@ -11,6 +11,10 @@ import (
 // wrapped passphrase with the image (as ceph-csi's Secret-based KMS
 // types do, in the image's metadata) use Meta.
 type Volume struct {
+	// ID is the caller's name for the volume (a CSI volume or snapshot
+	// id). Stores that bind a wrapped passphrase to its volume use it:
+	// ceph-csi's metadata KMS seals with it as the salt.
+	ID                              string
 	Pool, Namespace, Image, ImageID string
 	// Meta is the image's key/value metadata (rbd image-meta); an
 	// *rbd.Image satisfies it. It may be nil for stores that do not need
