@@ -46,5 +46,14 @@
 //     CreateSnapshot can neither orphan nor lose a snapshot. The locks are
 //     per process: run one active controller (leader election).
 //
-// Not offered: ListVolumes, GetCapacity, ControllerPublish.
+//   - publish.go: ControllerPublishVolume/ControllerUnpublishVolume
+//     attach nothing (the node plugin does, at NodeStageVolume); they
+//     keep the image's attachments record (internal/csiceph), refuse a
+//     single-node volume published elsewhere with FailedPrecondition, and
+//     remember unpublished nodes as withdrawn so that the next node can
+//     fence a holder the CO took the volume from (see nodeserver). Node
+//     ids are checked against Options.Nodes (in Kubernetes the CSINode
+//     objects, package internal/kubenodes).
+//
+// Not offered: ListVolumes, GetCapacity.
 package controllerserver

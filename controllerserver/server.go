@@ -32,6 +32,15 @@ type Options struct {
 	// (with what they left behind) and background flattens that failed.
 	// The zero Logger discards.
 	Logger klog.Logger
+	// Nodes tells ControllerPublishVolume which node ids exist (others
+	// are NotFound); nil: every node exists.
+	Nodes NodeDirectory
+}
+
+// NodeDirectory knows the nodes that run this driver's node plugin (in
+// Kubernetes: the CSINode objects).
+type NodeDirectory interface {
+	NodeExists(ctx context.Context, nodeID string) (bool, error)
 }
 
 // DefaultMaxCloneDepth is the clone chain depth past which new clones are
@@ -44,6 +53,7 @@ type Server struct {
 
 	instance string
 	log      klog.Logger
+	nodes    NodeDirectory
 	conns    *csiceph.Pool
 	inflight sync.Map // name or id → struct{}
 	maxDepth int
@@ -66,7 +76,7 @@ func New(o Options) *Server {
 	if o.MaxCloneDepth == 0 {
 		o.MaxCloneDepth = DefaultMaxCloneDepth
 	}
-	s := &Server{instance: o.Instance, log: o.Logger, conns: csiceph.NewPool(csiceph.PoolOptions{Clusters: o.Clusters, ConnectTimeout: o.ConnectTimeout}),
+	s := &Server{instance: o.Instance, log: o.Logger, nodes: o.Nodes, conns: csiceph.NewPool(csiceph.PoolOptions{Clusters: o.Clusters, ConnectTimeout: o.ConnectTimeout}),
 		maxDepth: o.MaxCloneDepth, locks: map[string]chan struct{}{}}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	return s
@@ -267,6 +277,7 @@ func (s *Server) ControllerGetCapabilities(context.Context, *csi.ControllerGetCa
 		csi.ControllerServiceCapability_RPC_LIST_SNAPSHOTS,
 		csi.ControllerServiceCapability_RPC_CLONE_VOLUME,
 		csi.ControllerServiceCapability_RPC_EXPAND_VOLUME,
+		csi.ControllerServiceCapability_RPC_PUBLISH_UNPUBLISH_VOLUME,
 	} {
 		caps = append(caps, &csi.ControllerServiceCapability{Type: &csi.ControllerServiceCapability_Rpc{
 			Rpc: &csi.ControllerServiceCapability_RPC{Type: c}}})

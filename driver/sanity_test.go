@@ -115,7 +115,10 @@ func TestSanityController(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cs := controllerserver.New(controllerserver.Options{Clusters: cm, Instance: instance})
+	// One node exists: the stand-in's (csi-sanity publishes to the id
+	// NodeGetInfo gives, and expects NotFound for any other).
+	cs := controllerserver.New(controllerserver.Options{Clusters: cm, Instance: instance,
+		Nodes: controllerserver.NodeSet{"sanity-node": true}})
 	defer cs.Close()
 	d, err := driver.New(driver.Options{Name: "rbd.csi-gorbd.io", Version: "test", Mode: driver.ModeController,
 		Controller: cs, Ready: cs.Ready})

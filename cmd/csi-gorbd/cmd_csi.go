@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	goflag "flag"
+	"fmt"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -14,11 +15,13 @@ import (
 	"github.com/csi-gorbd/csi-gorbd/controllerserver"
 	"github.com/csi-gorbd/csi-gorbd/driver"
 	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
+	"github.com/csi-gorbd/csi-gorbd/internal/kubenodes"
 )
 
 // csiFlags are the CSI plugin's options, shared by controller, node and all.
 type csiFlags struct {
 	endpoint, driverName, nodeID, clusters, stateDir, metricsAddr, instance string
+	nodeDirectory, kubeSADir                                                string
 	maxCloneDepth                                                           int
 	reg                                                                     registrationFlags
 }
@@ -42,6 +45,8 @@ func newCSICmd(mode string) *cobra.Command {
 	fl.StringVar(&f.metricsAddr, "metrics-address", "", "serve /metrics (Prometheus), /healthz (liveness) and /readyz (Ceph sessions) on this host:port; empty: off")
 	fl.StringVar(&f.instance, "instance-id", "default", "journal instance id (drivers sharing a pool need distinct ids)")
 	fl.IntVar(&f.maxCloneDepth, "max-clone-depth", controllerserver.DefaultMaxCloneDepth, "flatten new clones in the background past this clone chain depth (StorageClass maxCloneDepth overrides)")
+	fl.StringVar(&f.nodeDirectory, "node-directory", "none", `where ControllerPublishVolume looks node ids up: "kubernetes" (the CSINode objects; NotFound for a node without this driver) or "none" (every node exists)`)
+	fl.StringVar(&f.kubeSADir, "kube-serviceaccount-dir", kubenodes.ServiceAccountDir, "--node-directory=kubernetes: directory with the ServiceAccount token and ca.crt (the API server comes from KUBERNETES_SERVICE_HOST/PORT)")
 	f.reg.add(fl)
 	kfs := goflag.NewFlagSet("klog", goflag.ContinueOnError)
 	klog.InitFlags(kfs)
@@ -74,8 +79,20 @@ func runCSI(ctx context.Context, mode string, f csiFlags) error {
 	opts.Metrics = driver.NewMetrics()
 	var ready []func(context.Context) bool
 	if mode != driver.ModeNode {
-		cs := controllerserver.New(controllerserver.Options{Clusters: clusters, Instance: f.instance, MaxCloneDepth: f.maxCloneDepth,
-			Logger: klog.Background().WithName("controller")})
+		co := controllerserver.Options{Clusters: clusters, Instance: f.instance, MaxCloneDepth: f.maxCloneDepth,
+			Logger: klog.Background().WithName("controller")}
+		switch f.nodeDirectory {
+		case "kubernetes":
+			nd, err := kubenodes.New(f.driverName, f.kubeSADir)
+			if err != nil {
+				return err
+			}
+			co.Nodes = nd
+		case "none", "":
+		default:
+			return fmt.Errorf("--node-directory %q: want kubernetes or none", f.nodeDirectory)
+		}
+		cs := controllerserver.New(co)
 		defer cs.Close()
 		opts.Controller = cs
 		ready = append(ready, cs.Ready)

@@ -29,6 +29,13 @@ var (
 	// ErrSizeMismatch: the image is not the size the device was asked to
 	// take.
 	ErrSizeMismatch = errors.New("csiceph: image size differs")
+	// ErrPublished: the volume is published to another node in a way
+	// that excludes the request's (a single-node access mode on either
+	// side).
+	ErrPublished = errors.New("csiceph: volume is published to another node")
+	// ErrPublishedOther: the volume is published to the same node with
+	// another capability.
+	ErrPublishedOther = errors.New("csiceph: volume is published to the node with another capability")
 )
 
 // Code maps an error to a gRPC code. It is the only place either service
@@ -72,8 +79,10 @@ func requestCode(err error) (codes.Code, bool) {
 		return codes.InvalidArgument, true
 	case errors.Is(err, ErrNotStaged):
 		return codes.NotFound, true
-	case errors.Is(err, ErrSizeMismatch):
+	case errors.Is(err, ErrSizeMismatch), errors.Is(err, ErrPublished):
 		return codes.FailedPrecondition, true
+	case errors.Is(err, ErrPublishedOther):
+		return codes.AlreadyExists, true
 	case errors.As(err, &me):
 		switch me.Type {
 		case mount.UnformattedReadOnly, mount.FilesystemMismatch, mount.HasFilesystemErrors:

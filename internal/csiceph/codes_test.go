@@ -115,6 +115,8 @@ var otherErrors = []struct {
 	{"ErrSecrets", ErrSecrets, codes.InvalidArgument},
 	{"ErrNotStaged", ErrNotStaged, codes.NotFound},
 	{"ErrSizeMismatch", ErrSizeMismatch, codes.FailedPrecondition},
+	{"ErrPublished", ErrPublished, codes.FailedPrecondition},
+	{"ErrPublishedOther", ErrPublishedOther, codes.AlreadyExists},
 	{"ENOENT", syscall.ENOENT, codes.NotFound},
 	{"EEXIST", syscall.EEXIST, codes.AlreadyExists},
 	{"EACCES", syscall.EACCES, codes.PermissionDenied},

@@ -13,6 +13,10 @@
 //   - params.go: secrets (userID/userKey), StorageClass parameters and the
 //     volume context keys the node reads.
 //   - caps.go: access-mode checks.
+//   - attachments.go: who uses a volume, in the image's metadata: the
+//     controller's publications (and withdrawals) and each node's stage
+//     record (the Ceph client holding the image there); fencing reads
+//     both.
 //   - codes.go: the errors of the CSI layer itself and Code, the only
 //     place an error becomes a gRPC code (codes_test.go lists every typed
 //     error of rados, rbd and cephx the services can meet, with its code).

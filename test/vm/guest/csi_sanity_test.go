@@ -70,7 +70,8 @@ func TestCSISanityNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs := controllerserver.New(controllerserver.Options{Clusters: clusters, Instance: s.Instance})
+	cs := controllerserver.New(controllerserver.Options{Clusters: clusters, Instance: s.Instance,
+		Nodes: controllerserver.NodeSet{"vm-node": true}})
 	defer cs.Close()
 	ns, err := nodeserver.New(ctx, nodeserver.Options{NodeID: "vm-node", Clusters: clusters,
 		StateDir: filepath.Join(s.Dir, "state"), MaxVolumes: 8})
