@@ -53,7 +53,7 @@ func TestDefaultValues(t *testing.T) {
 	objs := render(t, renderCases[0])
 
 	want := map[string]int{
-		"ServiceAccount": 2, "ConfigMap": 1, "ClusterRole": 3, "ClusterRoleBinding": 3,
+		"ServiceAccount": 2, "ConfigMap": 1, "ClusterRole": 4, "ClusterRoleBinding": 4,
 		"Role": 1, "RoleBinding": 1, "Service": 2, "DaemonSet": 1, "Deployment": 1, "CSIDriver": 1,
 	}
 	if got := kinds(objs); !reflect.DeepEqual(got, want) {
@@ -65,7 +65,7 @@ func TestDefaultValues(t *testing.T) {
 
 	// The plugin command lines, exactly.
 	if got, w := strs(container(t, ctrl, "csi-gorbd")["args"]),
-		pluginArgs("controller", "rbd.csi-gorbd.io", "/run/csi-gorbd", ":9090", "2"); !equalStrings(got, w) {
+		append(pluginArgs("controller", "rbd.csi-gorbd.io", "/run/csi-gorbd", ":9090", "2"), "--node-directory=kubernetes"); !equalStrings(got, w) {
 		t.Errorf("controller plugin args:\n got %q\nwant %q", got, w)
 	}
 	if got, w := strs(container(t, node, "csi-gorbd")["args"]),
@@ -80,15 +80,16 @@ func TestDefaultValues(t *testing.T) {
 		}
 	}
 
-	// Controller: the three sidecars, no attacher, no livenessprobe
-	// sidecar (the plugin serves /healthz), leader election on.
-	if got, w := containerNames(ctrl), []string{"csi-gorbd", "csi-provisioner", "csi-snapshotter", "csi-resizer"}; !equalStrings(got, w) {
+	// Controller: the four sidecars, no livenessprobe sidecar (the
+	// plugin serves /healthz), leader election on; the CSIDriver asks for
+	// attach, so the attacher's VolumeAttachments reach ControllerPublish.
+	if got, w := containerNames(ctrl), []string{"csi-gorbd", "csi-provisioner", "csi-snapshotter", "csi-resizer", "csi-attacher"}; !equalStrings(got, w) {
 		t.Errorf("controller containers: got %v want %v", got, w)
 	}
 	if n := str(dig(ctrl, "spec", "replicas")); n != "2" {
 		t.Errorf("controller replicas = %s, want 2", n)
 	}
-	for _, sc := range []string{"csi-provisioner", "csi-snapshotter", "csi-resizer"} {
+	for _, sc := range []string{"csi-provisioner", "csi-snapshotter", "csi-resizer", "csi-attacher"} {
 		args := strs(container(t, ctrl, sc)["args"])
 		if !contains(args, "--leader-election=true") || !contains(args, "--leader-election-namespace=kube-system") {
 			t.Errorf("%s lacks leader election: %v", sc, args)
@@ -139,7 +140,7 @@ func TestDefaultValues(t *testing.T) {
 
 	// CSIDriver.
 	drv := find(t, objs, "CSIDriver", "rbd.csi-gorbd.io")
-	wantDrv := map[string]any{"attachRequired": false, "podInfoOnMount": false, "fsGroupPolicy": "File",
+	wantDrv := map[string]any{"attachRequired": true, "podInfoOnMount": false, "fsGroupPolicy": "File",
 		"volumeLifecycleModes": []any{"Persistent"}}
 	if !reflect.DeepEqual(drv["spec"], wantDrv) {
 		t.Errorf("CSIDriver spec:\n got %v\nwant %v", drv["spec"], wantDrv)
@@ -305,7 +306,7 @@ func TestFullValues(t *testing.T) {
 	ctrl := find(t, objs, "Deployment", "gorbd-controller")
 	node := find(t, objs, "DaemonSet", "gorbd-node")
 	if got, w := strs(container(t, ctrl, "csi-gorbd")["args"]),
-		append(pluginArgs("controller", "rbd.example.org", "/run/csi-gorbd", ":19090", "5"), "--some-flag=1"); !equalStrings(got, w) {
+		append(pluginArgs("controller", "rbd.example.org", "/run/csi-gorbd", ":19090", "5"), "--some-flag=1", "--node-directory=kubernetes"); !equalStrings(got, w) {
 		t.Errorf("controller plugin args:\n got %q\nwant %q", got, w)
 	}
 	if got, w := strs(container(t, node, "csi-gorbd")["args"]),
@@ -315,7 +316,7 @@ func TestFullValues(t *testing.T) {
 	if img := str(container(t, node, "csi-gorbd")["image"]); img != "registry.example.org/csi-gorbd:v9.9.9" {
 		t.Errorf("plugin image %q", img)
 	}
-	if got, w := containerNames(ctrl), []string{"csi-gorbd", "csi-provisioner", "csi-snapshotter", "csi-resizer", "liveness-probe"}; !equalStrings(got, w) {
+	if got, w := containerNames(ctrl), []string{"csi-gorbd", "csi-provisioner", "csi-snapshotter", "csi-resizer", "csi-attacher", "liveness-probe"}; !equalStrings(got, w) {
 		t.Errorf("controller containers with livenessprobe on: %v", got)
 	}
 	if got, w := containerNames(node), []string{"csi-gorbd", "node-driver-registrar", "liveness-probe"}; !equalStrings(got, w) {
@@ -378,6 +379,8 @@ func TestFullValues(t *testing.T) {
 		"csi.storage.k8s.io/provisioner-secret-namespace":       "csi",
 		"csi.storage.k8s.io/controller-expand-secret-name":      "ceph-kubernetes",
 		"csi.storage.k8s.io/controller-expand-secret-namespace": "csi",
+		"csi.storage.k8s.io/controller-publish-secret-name":      "ceph-kubernetes",
+		"csi.storage.k8s.io/controller-publish-secret-namespace": "csi",
 		"csi.storage.k8s.io/node-stage-secret-name":             "ceph-kubernetes",
 		"csi.storage.k8s.io/node-stage-secret-namespace":        "csi",
 		"custom": "yes",
@@ -476,6 +479,13 @@ func TestRBACLeastPrivilege(t *testing.T) {
 			{"", "persistentvolumes", "get,list,patch,watch"},
 			{"", "secrets", "get"},
 		},
+		"-attacher": {
+			{"", "persistentvolumes", "get,list,patch,watch"},
+			{"", "secrets", "get"},
+			{"storage.k8s.io", "csinodes", "get,list,watch"},
+			{"storage.k8s.io", "volumeattachments", "get,list,patch,watch"},
+			{"storage.k8s.io", "volumeattachments/status", "patch"},
+		},
 	}
 	for suffix, w := range want {
 		cr := find(t, objs, "ClusterRole", suffix)
@@ -502,12 +512,21 @@ func TestRBACLeastPrivilege(t *testing.T) {
 	// Turning sidecars off drops their roles; leader election off drops the Role and the flags.
 	objs = render(t, renderCases[0], "sidecars.snapshotter.enabled=false", "sidecars.resizer.enabled=false",
 		"leaderElection.enabled=false", "controller.replicas=1")
-	if count(objs, "ClusterRole") != 1 || count(objs, "Role") != 0 || count(objs, "RoleBinding") != 0 {
+	if count(objs, "ClusterRole") != 2 || count(objs, "Role") != 0 || count(objs, "RoleBinding") != 0 {
 		t.Errorf("with snapshotter/resizer/leader election off: %v", kinds(objs))
 	}
 	ctrl := find(t, objs, "Deployment", "-controller")
-	if got := containerNames(ctrl); !equalStrings(got, []string{"csi-gorbd", "csi-provisioner"}) {
+	if got := containerNames(ctrl); !equalStrings(got, []string{"csi-gorbd", "csi-provisioner", "csi-attacher"}) {
 		t.Errorf("containers %v", got)
+	}
+	// The attacher off: no attach, no role, no node lookups, no publish secret.
+	objs = render(t, renderCases[0], "sidecars.attacher.enabled=false")
+	if containsAny(kinds(objs), "ClusterRole", 4) || contains(containerNames(find(t, objs, "Deployment", "-controller")), "csi-attacher") ||
+		contains(strs(container(t, find(t, objs, "Deployment", "-controller"), "csi-gorbd")["args"]), "--node-directory=kubernetes") {
+		t.Errorf("attacher off: %v", kinds(objs))
+	}
+	if ar := str(dig(find(t, objs, "CSIDriver", ""), "spec", "attachRequired")); ar != "false" {
+		t.Errorf("CSIDriver attachRequired = %s with the attacher off", ar)
 	}
 	if args := strs(container(t, ctrl, "csi-provisioner")["args"]); !contains(args, "--leader-election=false") {
 		t.Errorf("provisioner args with leader election off: %v", args)
@@ -579,3 +598,6 @@ func TestRequiredValues(t *testing.T) {
 		t.Errorf("VolumeSnapshotClass should default clusterID to storageClass.clusterID")
 	}
 }
+
+// containsAny reports whether kind appears n times in m.
+func containsAny(m map[string]int, kind string, n int) bool { return m[kind] == n }
