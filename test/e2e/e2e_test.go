@@ -112,6 +112,7 @@ func TestKubernetesE2E(t *testing.T) {
 			"provisioner": map[string]any{"extraArgs": []string{"--retry-interval-max=5s"}},
 			"snapshotter": map[string]any{"extraArgs": []string{"--retry-interval-start=500ms", "--retry-interval-max=5s"}},
 			"resizer":     map[string]any{"extraArgs": []string{"--retry-interval-start=500ms", "--retry-interval-max=5s"}},
+			"attacher":    map[string]any{"extraArgs": []string{"--retry-interval-start=500ms", "--retry-interval-max=5s"}},
 		},
 	}
 	vf := writeValues(t, dir, "values.yaml", values)
@@ -134,7 +135,8 @@ func TestKubernetesE2E(t *testing.T) {
 	if !t.Run("Provision", f.provision) ||
 		!t.Run("Snapshot", f.snapshot) ||
 		!t.Run("RestoreAndClone", f.restoreAndClone) ||
-		!t.Run("Expand", f.expand) {
+		!t.Run("Expand", f.expand) ||
+		!t.Run("Attach", f.attach) {
 		return
 	}
 	t.Run("BadParameters", func(t *testing.T) { f.badParameters(t, objs) })
@@ -205,7 +207,12 @@ func startController(ctx context.Context, t *testing.T, k *kube, ps *procs, plug
 		}
 		args = append(args, expand(a))
 	}
-	drv := ps.start(t, "csi-gorbd-controller", plugin, args...)
+	// --node-directory=kubernetes reads CSINodes as the pod would: the
+	// API server from KUBERNETES_SERVICE_HOST/PORT, the ServiceAccount's
+	// token and CA from its directory.
+	saDir, apiEnv := k.serviceAccountDir(ctx, t, releaseNS, pod.ServiceAccountName)
+	args = append(args, "--kube-serviceaccount-dir="+saDir)
+	drv := ps.startEnv(t, "csi-gorbd-controller", apiEnv, plugin, args...)
 	waitFor(ctx, t, 30*time.Second, "controller plugin socket", func() (bool, error) {
 		if err := drv.alive(); err != nil {
 			t.Fatal(err)
@@ -217,8 +224,9 @@ func startController(ctx context.Context, t *testing.T, k *kube, ps *procs, plug
 		return httpOK(ctx, fmt.Sprintf("http://127.0.0.1:%d/healthz", metricsPort))
 	})
 
-	sidecars := map[string]string{"csi-provisioner": "csi-provisioner", "csi-snapshotter": "csi-snapshotter", "csi-resizer": "csi-resizer"}
-	for _, name := range []string{"csi-provisioner", "csi-snapshotter", "csi-resizer"} {
+	sidecars := map[string]string{"csi-provisioner": "csi-provisioner", "csi-snapshotter": "csi-snapshotter", "csi-resizer": "csi-resizer",
+		"csi-attacher": "csi-attacher"}
+	for _, name := range []string{"csi-provisioner", "csi-snapshotter", "csi-resizer", "csi-attacher"} {
 		c, ok := byName[name]
 		if !ok {
 			t.Fatalf("rendered Deployment has no %s container", name)

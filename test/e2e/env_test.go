@@ -17,7 +17,7 @@ import (
 
 // binaries the suite starts, all from GORBD_E2E_BINS.
 var neededBins = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kubectl",
-	"csi-provisioner", "csi-snapshotter", "snapshot-controller", "csi-resizer"}
+	"csi-provisioner", "csi-snapshotter", "snapshot-controller", "csi-resizer", "csi-attacher"}
 
 // binsDir returns the directory build-bins.sh printed, skipping the test when
 // GORBD_E2E_BINS is unset (so a plain `go test ./...` passes by) and failing
@@ -109,12 +109,21 @@ type procs struct {
 
 func (ps *procs) start(t *testing.T, name, bin string, args ...string) *proc {
 	t.Helper()
+	return ps.startEnv(t, name, nil, bin, args...)
+}
+
+// startEnv is start with env added to the test's environment.
+func (ps *procs) startEnv(t *testing.T, name string, env []string, bin string, args ...string) *proc {
+	t.Helper()
 	logPath := filepath.Join(ps.dir, name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
