@@ -16,28 +16,35 @@
 // internal/csiceph. Files, bottom up:
 //
 //   - params.go: capacity rounding and request-name → image-name choice.
+//
 //   - journal.go: idempotency by request name. An omap object per pool
 //     (csi.volumes.<instance>, csi.snaps.<instance>) maps request names to
 //     what was made (and images back to request names); a repeat with
 //     another size or source gets AlreadyExists.
+//
 //   - server.go: the Server, its sessions (a pooled connection and a pool
 //     of the cluster), the per-image locks and Probe's readiness (pooled
 //     sessions answer, unpooled clusters' monitors accept connections).
+//
 //   - trash.go: snapshot semantics without hidden copies. A volume deleted
 //     while it has snapshots (or clones hanging from it) goes to the RBD
 //     trash and keeps serving them; a snapshot deleted while clones hang
 //     from it stays as a tombstoned RBD snapshot; whenever a clone goes,
 //     its parent chain is collected (dead snapshots removed, empty trashed
 //     images purged).
+//
 //   - flatten.go: a new clone whose chain is deeper than maxCloneDepth is
 //     flattened by a background goroutine, never inside a request and
 //     never for a volume a node already uses.
+//
 //   - cleanup.go: what a failed request made is undone, and every opened
 //     image closed, on a context that outlives the request (bounded);
 //     a cleanup that fails is logged with what it left, which a retry of
 //     the request or a later call picks up.
+//
 //   - clone.go: clone v2 from a snapshot or (through a temporary
 //     snapshot) from a volume.
+//
 //   - volume.go, snapshot.go: the CSI RPCs, each behind an in-flight
 //     guard on its name or id (a concurrent duplicate gets Aborted).
 //     Operations that change an image's snapshots or existence
