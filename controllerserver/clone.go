@@ -15,31 +15,67 @@ import (
 // cloneSnapPrefix names the temporary snapshot a volume clone hangs from.
 const cloneSnapPrefix = "csi-clone-"
 
-// cloneFrom makes rec.Image a clone v2 of src@snap, taking the snapshot
-// first when makeSnap (a volume source), and returns the clone's size
-// (the snapshot's). The source image may wait in the trash (its volume
-// was deleted while snapshots remained). A temporary snapshot this call
-// took goes again when the clone cannot be made.
-func (se *session) cloneFrom(ctx context.Context, src csiceph.VolumeID, snap string, rec volumeRecord, opts *rbd.CreateOptions, makeSnap bool) (uint64, error) {
-	if src.ClusterID != se.cluster {
-		return 0, status.Error(codes.InvalidArgument, "content source is on another cluster")
-	}
-	pio, err := se.poolIO(ctx, src.PoolID)
+// cloneFromSnapshot makes rec.Image a clone v2 of the snapshot id: a
+// native snapshot (csi-gorbd's, on the source volume's image) or
+// ceph-csi's (the snapshot of its csi-snap-<uuid> image). It returns the
+// clone's size.
+func (se *session) cloneFromSnapshot(ctx context.Context, id csiceph.SnapshotID, rec volumeRecord, opts *rbd.CreateOptions) (uint64, error) {
+	src, r, err := se.s.openSnapshot(ctx, id, se.secrets())
 	if err != nil {
-		return 0, se.fail(err)
+		return 0, gone(err, "source snapshot "+id.String())
 	}
-	unlock, err := se.s.lockImage(ctx, src.ClusterID, src.PoolID, src.Image)
+	if err := se.sameCluster(src); err != nil {
+		return 0, err
+	}
+	return se.cloneFrom(ctx, r.io, r.holder, r.snap, rec, opts, false)
+}
+
+// cloneFromVolume makes rec.Image a clone v2 of the volume id, through a
+// temporary snapshot (rec.CloneSnap) of its image.
+func (se *session) cloneFromVolume(ctx context.Context, id csiceph.VolumeID, rec volumeRecord, opts *rbd.CreateOptions) (uint64, error) {
+	src, v, err := se.s.openVolume(ctx, id, se.secrets())
+	if err != nil {
+		return 0, gone(err, "source volume "+id.String())
+	}
+	if err := se.sameCluster(src); err != nil {
+		return 0, err
+	}
+	return se.cloneFrom(ctx, v.io, v.image, rec.CloneSnap, rec, opts, true)
+}
+
+// sameCluster refuses a content source on another Ceph cluster (clones
+// cannot cross clusters).
+func (se *session) sameCluster(src *session) error {
+	if src.io.Conn().FSID() != se.io.Conn().FSID() {
+		return status.Error(codes.InvalidArgument, "content source is on another cluster")
+	}
+	return nil
+}
+
+// secrets are the session's credentials as CSI secrets (to open the
+// content source with).
+func (se *session) secrets() map[string]string {
+	return map[string]string{csiceph.SecretUserID: se.cred.User, csiceph.SecretUserKey: se.cred.Key}
+}
+
+// cloneFrom makes rec.Image a clone v2 of image@snap in pio, taking the
+// snapshot first when makeSnap (a volume source), and returns the clone's
+// size (the snapshot's). The source image may wait in the trash (its
+// volume was deleted while snapshots remained). A temporary snapshot this
+// call took goes again when the clone cannot be made.
+func (se *session) cloneFrom(ctx context.Context, pio *rados.IOContext, image, snap string, rec volumeRecord, opts *rbd.CreateOptions, makeSnap bool) (uint64, error) {
+	unlock, err := se.s.lockImage(ctx, pio, image)
 	if err != nil {
 		return 0, err
 	}
 	defer unlock()
-	size, trashID, took, err := se.sourceSnapshot(ctx, pio, src, snap, makeSnap)
+	size, trashID, took, err := se.sourceSnapshot(ctx, pio, image, snap, makeSnap)
 	if err == nil {
-		err = se.cloneSnapshot(ctx, pio, src.Image, trashID, snap, rec, size, opts)
+		err = se.cloneSnapshot(ctx, pio, image, trashID, snap, rec, size, opts)
 	}
 	if err != nil && took {
-		se.s.cleanup(ctx, fmt.Sprintf("temporary snapshot %s@%s (DeleteVolume of the source removes it)", src.Image, snap),
-			func(ctx context.Context) error { return se.dropSnapshot(ctx, pio, src.Image, snap) })
+		se.s.cleanup(ctx, fmt.Sprintf("temporary snapshot %s@%s (DeleteVolume of the source removes it)", image, snap),
+			func(ctx context.Context) error { return se.dropSnapshot(ctx, pio, image, snap) })
 	}
 	return size, err
 }
@@ -48,19 +84,19 @@ func (se *session) cloneFrom(ctx context.Context, src csiceph.VolumeID, snap str
 // makeSnap and it is not there. It returns the snapshot's size, the
 // source's trash id ("" when it is not in the trash) and whether this call
 // tried to take the snapshot (a failed try may still have taken it).
-func (se *session) sourceSnapshot(ctx context.Context, pio *rados.IOContext, src csiceph.VolumeID, snap string, makeSnap bool) (
+func (se *session) sourceSnapshot(ctx context.Context, pio *rados.IOContext, image, snap string, makeSnap bool) (
 	size uint64, trashID string, took bool, err error) {
-	parent, trashID, err := openImage(ctx, pio, src.Image, nil)
+	parent, trashID, err := openImage(ctx, pio, image, nil)
 	if err != nil {
 		if notFound(err) {
-			return 0, "", false, status.Errorf(codes.NotFound, "content source %s: image %q does not exist in pool %s (deleted, with all its snapshots?)",
-				src, src.Image, pio.PoolName())
+			return 0, "", false, status.Errorf(codes.NotFound, "content source: image %q does not exist in pool %s (deleted, with all its snapshots?)",
+				image, poolSpec(pio))
 		}
 		return 0, "", false, se.fail(err)
 	}
-	defer se.s.closeImage(ctx, parent, src.Image)
+	defer se.s.closeImage(ctx, parent, image)
 	if trashID != "" && makeSnap {
-		return 0, "", false, status.Errorf(codes.NotFound, "source volume %s was deleted", src.Image)
+		return 0, "", false, status.Errorf(codes.NotFound, "source volume %s was deleted", image)
 	}
 	for _, si := range parent.Stat().Snapshots {
 		if si.Name == snap && si.Namespace.Type == rbd.SnapNamespaceUser {
@@ -68,7 +104,7 @@ func (se *session) sourceSnapshot(ctx context.Context, pio *rados.IOContext, src
 		}
 	}
 	if !makeSnap {
-		return 0, "", false, status.Errorf(codes.NotFound, "snapshot %s of %s not found", snap, src.Image)
+		return 0, "", false, status.Errorf(codes.NotFound, "snapshot %s of %s not found", snap, image)
 	}
 	if _, err := parent.CreateSnapshot(ctx, snap); err != nil {
 		return 0, "", true, se.fail(err)
@@ -83,12 +119,14 @@ func (se *session) cloneSnapshot(ctx context.Context, pio *rados.IOContext, imag
 	if rec.Size < snapSize {
 		return status.Errorf(codes.OutOfRange, "requested size %d is smaller than the source (%d)", rec.Size, snapSize)
 	}
-	opts.DataPoolSet = false // a clone keeps its parent's layout
+	o := *opts
+	// A clone keeps its parent's layout.
+	o.DataPoolSet, o.Order, o.StripeUnit, o.StripeCount = false, 0, 0, 0
 	var err error
 	if trashID != "" {
-		_, err = rbd.CloneByID(ctx, pio, trashID, snap, se.io, rec.Image, opts)
+		_, err = rbd.CloneByID(ctx, pio, trashID, snap, se.io, rec.Image, &o)
 	} else {
-		_, err = rbd.Clone(ctx, pio, image, snap, se.io, rec.Image, opts)
+		_, err = rbd.Clone(ctx, pio, image, snap, se.io, rec.Image, &o)
 	}
 	if err != nil {
 		return se.fail(err)

@@ -34,7 +34,7 @@ func (se *session) chainDepth(ctx context.Context, name string) (int, error) {
 	depth := 0
 	for p != nil && depth < maxCollectDepth {
 		depth++
-		pio, err := se.poolIO(ctx, p.PoolID)
+		pio, err := se.poolIO(ctx, p.PoolID, p.Namespace)
 		if err != nil {
 			return depth, err
 		}
@@ -51,7 +51,7 @@ func (se *session) chainDepth(ctx context.Context, name string) (int, error) {
 
 // flattenLater queues a background flatten of the clone called image.
 func (se *session) flattenLater(image string) {
-	s, cluster, cred, pool := se.s, se.cluster, se.cred, se.io.PoolID()
+	s, cluster, cred, pool, ns := se.s, se.cluster, se.cred, se.io.PoolID(), se.io.Namespace()
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
@@ -59,7 +59,7 @@ func (se *session) flattenLater(image string) {
 		defer cancel()
 		var err error
 		for attempt := 0; attempt < flattenAttempts; attempt++ {
-			if err = s.flatten(ctx, cluster, cred, pool, image); err == nil {
+			if err = s.flatten(ctx, cluster, cred, pool, ns, image); err == nil {
 				return
 			}
 			t := time.NewTimer(flattenRetry)
@@ -75,7 +75,7 @@ func (se *session) flattenLater(image string) {
 	}()
 }
 
-func (s *Server) flatten(ctx context.Context, cluster string, cred csiceph.Credentials, pool int64, image string) error {
+func (s *Server) flatten(ctx context.Context, cluster string, cred csiceph.Credentials, pool int64, ns, image string) error {
 	c, err := s.conns.Get(ctx, cluster, cred)
 	if err != nil {
 		return err
@@ -85,8 +85,9 @@ func (s *Server) flatten(ctx context.Context, cluster string, cred csiceph.Crede
 		s.conns.Failed(c, err)
 		return err
 	}
+	io.SetNamespace(ns)
 	se := &session{s: s, cluster: cluster, cred: cred, io: io}
-	unlock, err := s.lockImage(ctx, cluster, pool, image)
+	unlock, err := s.lockImage(ctx, io, image)
 	if err != nil {
 		return err
 	}

@@ -159,7 +159,9 @@ func (f *fixture) trash() map[string]string {
 	return out
 }
 
-// journalKeys lists the keys of both journals.
+// journalKeys lists the keys of both journal directories and the
+// per-volume and per-snapshot journal objects of this fixture (their
+// csi.imagename has its prefix): a volume or snapshot counts twice.
 func (f *fixture) journalKeys() []string {
 	f.t.Helper()
 	var out []string
@@ -170,6 +172,33 @@ func (f *fixture) journalKeys() []string {
 		}
 		for k := range m {
 			out = append(out, oid+": "+k)
+		}
+	}
+	for _, oid := range f.entryObjects() {
+		out = append(out, "object "+oid)
+	}
+	return out
+}
+
+// entryObjects lists this fixture's csi.volume.<uuid> and csi.snap.<uuid>
+// objects.
+func (f *fixture) entryObjects() []string {
+	f.t.Helper()
+	var names []string
+	err := f.io.ListObjects(f.ctx, func(e rados.ListEntry) error {
+		if strings.HasPrefix(e.Oid, "csi.volume.") || strings.HasPrefix(e.Oid, "csi.snap.") {
+			names = append(names, e.Oid)
+		}
+		return nil
+	})
+	if err != nil {
+		f.t.Fatalf("listing objects: %v", err)
+	}
+	var out []string
+	for _, oid := range names {
+		m, err := f.io.GetOmapValuesByKeys(f.ctx, oid, "csi.imagename")
+		if err == nil && strings.HasPrefix(string(m["csi.imagename"]), f.prefix) {
+			out = append(out, oid)
 		}
 	}
 	return out
@@ -220,20 +249,17 @@ func (f *fixture) purge() {
 			break
 		}
 	}
-	for _, oid := range []string{VolumeJournalObject(f.instance), SnapshotJournalObject(f.instance)} {
+	for _, oid := range append(f.entryObjects(), VolumeJournalObject(f.instance), SnapshotJournalObject(f.instance)) {
 		_ = f.io.Remove(ctx, oid)
 	}
 }
 
 func (f *fixture) openVolume(v *csi.Volume) *rbd.Image {
 	f.t.Helper()
-	id, err := csiceph.ParseVolumeID(v.GetVolumeId())
+	name := v.GetVolumeContext()["imageName"]
+	img, err := rbd.Open(f.ctx, f.io, name, nil)
 	if err != nil {
-		f.t.Fatal(err)
-	}
-	img, err := rbd.Open(f.ctx, f.io, id.Image, nil)
-	if err != nil {
-		f.t.Fatalf("open %s: %v", id.Image, err)
+		f.t.Fatalf("open %s: %v", name, err)
 	}
 	return img
 }
@@ -403,7 +429,6 @@ func TestLifecycle(t *testing.T) {
 	if n := len(tr); n != 1 {
 		t.Errorf("%d trash entries while the clone lives, want 1", n)
 	}
-	sid, _ := csiceph.ParseSnapshotID(snap.GetSnapshotId())
 	for id := range tr {
 		img, err := rbd.OpenByID(f.ctx, f.io, id, &rbd.OpenOptions{ReadOnly: true})
 		if err != nil {
@@ -411,8 +436,8 @@ func TestLifecycle(t *testing.T) {
 		}
 		snaps := img.Stat().Snapshots
 		_ = img.Close(f.ctx)
-		if len(snaps) != 1 || snaps[0].Namespace.Type != rbd.SnapNamespaceTrash || snaps[0].Namespace.OriginalName != sid.Snap {
-			t.Errorf("trashed source's snapshots: %+v, want one in the trash namespace named %s", snaps, sid.Snap)
+		if len(snaps) != 1 || snaps[0].Namespace.Type != rbd.SnapNamespaceTrash || !strings.HasPrefix(snaps[0].Namespace.OriginalName, f.prefix+"s-") {
+			t.Errorf("trashed source's snapshots: %+v, want one in the trash namespace named %ss-<uuid>", snaps, f.prefix)
 		}
 	}
 

@@ -99,18 +99,18 @@ func (s *Server) ControllerUnpublishVolume(ctx context.Context, req *csi.Control
 // controller on the image (one active controller: leader election).
 func (s *Server) updateAttachments(ctx context.Context, id csiceph.VolumeID, node string, secrets map[string]string,
 	change func(*csiceph.Attachments) (bool, error)) error {
-	se, done, err := s.begin(ctx, "attach/"+id.String()+"/"+node, id, secrets, true)
+	se, v, done, err := s.begin(ctx, "attach/"+id.String()+"/"+node, id, secrets, true)
 	if err != nil {
-		return err
+		return gone(err, "volume "+id.String())
 	}
 	defer done()
 	// No watch, no lock: the record is metadata, and the node that holds
 	// the image must see no other user come and go.
-	img, err := rbd.Open(ctx, se.io, id.Image, &rbd.OpenOptions{NoWatch: true})
+	img, err := rbd.Open(ctx, v.io, v.image, &rbd.OpenOptions{NoWatch: true})
 	if err != nil {
-		return se.volumeErr(id, err)
+		return se.volumeErr(v, err)
 	}
-	defer se.s.closeImage(ctx, img, id.Image)
+	defer se.s.closeImage(ctx, img, v.image)
 	u, err := csiceph.ReadUsers(ctx, img)
 	if err != nil {
 		return se.fail(err)

@@ -13,6 +13,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
+	"github.com/csi-gorbd/csi-gorbd/internal/journal"
 	"github.com/csi-gorbd/csi-gorbd/rados"
 )
 
@@ -29,9 +30,16 @@ type Options struct {
 	// StorageClass parameter maxCloneDepth overrides it per volume.
 	MaxCloneDepth int
 	// Logger receives what requests cannot report: cleanups that failed
-	// (with what they left behind) and background flattens that failed.
-	// The zero Logger discards.
+	// (with what they left behind) and background flattens that failed,
+	// and the one line per request that names StorageClass parameters
+	// without meaning here. The zero Logger discards.
 	Logger klog.Logger
+	// Mapping is ceph-csi's cluster-mapping.json: where else a handle's
+	// volume may be (nil: nowhere).
+	Mapping csiceph.ClusterMapping
+	// DriverName prefixes the topology keys (topology.<DriverName>/<domain>),
+	// as the node plugin's NodeGetInfo reports them.
+	DriverName string
 	// Nodes tells ControllerPublishVolume which node ids exist (others
 	// are NotFound); nil: every node exists.
 	Nodes NodeDirectory
@@ -55,6 +63,8 @@ type Server struct {
 	log      klog.Logger
 	nodes    NodeDirectory
 	conns    *csiceph.Pool
+	mapping  csiceph.ClusterMapping
+	driver   string
 	inflight sync.Map // name or id → struct{}
 	maxDepth int
 
@@ -77,17 +87,19 @@ func New(o Options) *Server {
 		o.MaxCloneDepth = DefaultMaxCloneDepth
 	}
 	s := &Server{instance: o.Instance, log: o.Logger, nodes: o.Nodes, conns: csiceph.NewPool(csiceph.PoolOptions{Clusters: o.Clusters, ConnectTimeout: o.ConnectTimeout}),
-		maxDepth: o.MaxCloneDepth, locks: map[string]chan struct{}{}}
+		maxDepth: o.MaxCloneDepth, locks: map[string]chan struct{}{}, mapping: o.Mapping, driver: o.DriverName}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	return s
 }
 
 // lockImage serialises the operations that change an image's snapshot
 // set or existence (DeleteVolume, CreateSnapshot, cloning from it): they
-// wait for each other rather than fail, until ctx ends. The caller must
-// call the returned unlock.
-func (s *Server) lockImage(ctx context.Context, cluster string, pool int64, image string) (func(), error) {
-	key := fmt.Sprintf("%s/%d/%s", cluster, pool, image)
+// wait for each other rather than fail, until ctx ends. The image is the
+// one called image in io's pool and namespace (on io's cluster, by fsid:
+// two clusterIDs may name one cluster). The caller must call the returned
+// unlock.
+func (s *Server) lockImage(ctx context.Context, io *rados.IOContext, image string) (func(), error) {
+	key := fmt.Sprintf("%s/%d/%s/%s", io.Conn().FSID(), io.PoolID(), io.Namespace(), image)
 	for {
 		s.lockMu.Lock()
 		held, busy := s.locks[key]
@@ -155,28 +167,29 @@ func (s *Server) guard(key string) (func(), error) {
 	return func() { s.inflight.Delete(key) }, nil
 }
 
-// begin takes the in-flight guard on key and opens a session on the pool
-// of id, and with lock also takes the lock of id's image. The caller must
-// call done when err is nil.
+// begin takes the in-flight guard on key and finds the volume of id (the
+// session is on its image's pool and namespace), and with lock also takes
+// the lock of its image. The caller must call done when err is nil. A
+// volume that does not exist is errGone.
 func (s *Server) begin(ctx context.Context, key string, id csiceph.VolumeID, secrets map[string]string, lock bool) (
-	se *session, done func(), err error) {
+	se *session, v *volRef, done func(), err error) {
 	release, err := s.guard(key)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	if se, err = s.open(ctx, id.ClusterID, secrets, "", id.PoolID); err != nil {
+	if se, v, err = s.openVolume(ctx, id, secrets); err != nil {
 		release()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if !lock {
-		return se, release, nil
+		return se, v, release, nil
 	}
-	unlock, err := s.lockImage(ctx, id.ClusterID, id.PoolID, id.Image)
+	unlock, err := s.lockImage(ctx, v.io, v.image)
 	if err != nil {
 		release()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return se, func() { unlock(); release() }, nil
+	return se, v, func() { unlock(); release() }, nil
 }
 
 // session is one request's view of a pool.
@@ -208,7 +221,7 @@ func (s *Server) conn(ctx context.Context, cluster string, cr csiceph.Credential
 }
 
 // open starts a session on the pool named pool, or with id poolID when
-// pool is "".
+// pool is "", in the cluster's RADOS namespace (rbd.radosNamespace).
 func (s *Server) open(ctx context.Context, cluster string, secrets map[string]string, pool string, poolID int64) (*session, error) {
 	cr, err := csiceph.CredentialsFrom(secrets)
 	if err != nil {
@@ -234,6 +247,7 @@ func (s *Server) open(ctx context.Context, cluster string, secrets map[string]st
 		}
 		return nil, s.fail(c, err)
 	}
+	io.SetNamespace(s.conns.Clusters()[cluster].Namespace())
 	return &session{s: s, cluster: cluster, cred: cr, io: io}, nil
 }
 
@@ -248,24 +262,39 @@ func (se *session) fail(err error) error { return se.s.fail(se.io.Conn(), err) }
 
 // volumeErr says which volume a failure is about; a missing image gets
 // NotFound with the image and pool named.
-func (se *session) volumeErr(id csiceph.VolumeID, err error) error {
+func (se *session) volumeErr(v *volRef, err error) error {
 	if notFound(err) {
 		return status.Errorf(codes.NotFound, "volume %s: image %q does not exist in pool %s of cluster %q",
-			id, id.Image, se.io.PoolName(), id.ClusterID)
+			v.id, v.image, poolSpec(v.io), se.cluster)
 	}
 	return se.fail(err)
 }
 
-func (se *session) volJournal() journal {
-	return journal{io: se.io, oid: VolumeJournalObject(se.s.instance)}
+// poolSpec names io's pool and namespace as rbd does (pool or pool/ns).
+func poolSpec(io *rados.IOContext) string {
+	if ns := io.Namespace(); ns != "" {
+		return io.PoolName() + "/" + ns
+	}
+	return io.PoolName()
 }
 
-func (se *session) snapJournal() journal {
-	return journal{io: se.io, oid: SnapshotJournalObject(se.s.instance)}
+// volJournal and snapJournal are the journals of the session's pool and
+// namespace; legacyVolJournal and legacySnapJournal read what this driver
+// wrote before (the same directory objects, JSON values).
+func (se *session) volJournal() journal.Journal {
+	return journal.Journal{IO: se.io, Instance: se.s.instance, Kind: journal.Volumes}
 }
 
-func (se *session) volumeID(image string) string {
-	return csiceph.VolumeID{ClusterID: se.cluster, PoolID: se.io.PoolID(), Image: image}.String()
+func (se *session) snapJournal() journal.Journal {
+	return journal.Journal{IO: se.io, Instance: se.s.instance, Kind: journal.Snapshots}
+}
+
+func (se *session) legacyVolJournal() legacyJournal {
+	return legacyJournal{io: se.io, oid: VolumeJournalObject(se.s.instance)}
+}
+
+func (se *session) legacySnapJournal() legacyJournal {
+	return legacyJournal{io: se.io, oid: SnapshotJournalObject(se.s.instance)}
 }
 
 // ControllerGetCapabilities lists what this controller does.

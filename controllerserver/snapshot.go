@@ -2,6 +2,7 @@ package controllerserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -13,8 +14,18 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
+	"github.com/csi-gorbd/csi-gorbd/internal/journal"
 	"github.com/csi-gorbd/csi-gorbd/rbd"
 )
+
+// Snapshots are native RBD snapshots of the source volume's image, named
+// <snapshotNamePrefix><uuid> and journalled as ceph-csi journals its own:
+// csi.snaps.<instance> maps the request name to the uuid, and
+// csi.snap.<uuid> holds csi.snapname, csi.imagename (here the RBD
+// snapshot's name), csi.source (the source image) and csi-gorbd's marker
+// csi.gorbd.snapshot=native with the source volume's id. ceph-csi's own
+// snapshots (an image csi.imagename carrying a snapshot of that name) are
+// served as restore sources and deleted with their image.
 
 // CreateSnapshot takes a native RBD snapshot of the source image.
 func (s *Server) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequest) (*csi.CreateSnapshotResponse, error) {
@@ -22,44 +33,105 @@ func (s *Server) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequ
 	if err := csiceph.Required("name", name, "source_volume_id", req.GetSourceVolumeId()); err != nil {
 		return nil, err
 	}
+	sp, err := csiceph.ParseSnapshotParams(req.GetParameters())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
 	src, err := csiceph.ParseVolumeID(req.GetSourceVolumeId())
 	if err != nil {
 		return nil, status.Errorf(codes.NotFound, "source volume: %v", err)
 	}
-	se, done, err := s.begin(ctx, "snapshot-name/"+name, src, req.GetSecrets(), true)
+	se, v, done, err := s.begin(ctx, "snapshot-name/"+name, src, req.GetSecrets(), true)
+	if err != nil {
+		return nil, gone(err, "source volume "+src.String())
+	}
+	defer done()
+	img, err := rbd.Open(ctx, v.io, v.image, nil)
+	if err != nil {
+		return nil, se.volumeErr(v, err)
+	}
+	defer s.closeImage(ctx, img, v.image)
+
+	j := se.snapJournal()
+	dv, e, err := j.Find(ctx, name)
+	switch {
+	case err == nil && dv.Legacy != nil:
+		return se.legacySnapshot(ctx, img, name, src, dv.Legacy)
+	case err == nil && e.Attrs[journal.KeySnapKind] != journal.SnapKindNative:
+		// ceph-csi took it before the takeover.
+		if e.Attrs[journal.KeySource] != v.image {
+			return nil, status.Errorf(codes.AlreadyExists, "snapshot %q exists for another volume", name)
+		}
+		_, r, err := s.openSnapshot(ctx, csiceph.SnapshotID{VolumeID: csiceph.VolumeID{ClusterID: se.cluster, PoolID: v.io.PoolID(), UUID: e.UUID}}, req.GetSecrets())
+		if err != nil {
+			return nil, gone(err, "snapshot "+name)
+		}
+		sn, err := se.csiSnapshot(ctx, r, req.GetSourceVolumeId())
+		if err != nil {
+			return nil, err
+		}
+		return &csi.CreateSnapshotResponse{Snapshot: sn}, nil
+	case err == nil:
+		if e.Attrs[journal.KeySource] != v.image {
+			return nil, status.Errorf(codes.AlreadyExists, "snapshot %q exists for another volume", name)
+		}
+	case errors.Is(err, journal.ErrNotFound):
+		attrs := map[string]string{
+			journal.KeySource: v.image, journal.KeySnapKind: journal.SnapKindNative, journal.KeySourceVolume: src.String(),
+		}
+		if o := v.entry.Attrs[journal.KeyOwner]; o != "" {
+			attrs[journal.KeyOwner] = o
+		} else if sp.VSNamespace != "" {
+			attrs[journal.KeyOwner] = sp.VSNamespace
+		}
+		uuid := journal.NewUUID()
+		attrs[journal.KeyImageName] = sp.Prefix + uuid
+		if e, err = j.Reserve(ctx, name, attrs, uuid); err != nil {
+			s.cleanup(ctx, fmt.Sprintf("the journal entry of snapshot %q (a retry of the request uses it)", name),
+				func(ctx context.Context) error { return j.Release(ctx, name, uuid) })
+			return nil, se.fail(err)
+		}
+		dv.UUID = uuid
+	case errors.Is(err, journal.ErrConflict):
+		return nil, status.Errorf(codes.Internal, "snapshot %q: %v", name, err)
+	default:
+		return nil, se.fail(err)
+	}
+	snap := j.ImageName(e)
+	if !hasSnapshot(img, snap) {
+		if _, err := img.CreateSnapshot(ctx, snap); err != nil {
+			s.cleanup(ctx, fmt.Sprintf("snapshot %s@%s and the journal entry of snapshot %q (a retry of the request finishes them)",
+				v.image, snap, name),
+				func(ctx context.Context) error {
+					if err := se.undoSnapshot(ctx, img, snap); err != nil {
+						return err
+					}
+					return j.Release(ctx, name, e.UUID)
+				})
+			return nil, se.fail(err)
+		}
+	}
+	r := &snapRef{id: csiceph.SnapshotID{VolumeID: csiceph.VolumeID{ClusterID: se.cluster, PoolID: v.io.PoolID(), UUID: e.UUID}},
+		io: v.io, holder: v.image, snap: snap, native: true, entry: e}
+	sn, err := snapshotOf(img, r, req.GetSourceVolumeId())
 	if err != nil {
 		return nil, err
 	}
-	defer done()
-	j := se.snapJournal()
+	return &csi.CreateSnapshotResponse{Snapshot: sn}, nil
+}
+
+// legacySnapshot finishes a CreateSnapshot begun before this driver
+// adopted ceph-csi's journal (a legacy JSON entry): as it was begun.
+func (se *session) legacySnapshot(ctx context.Context, img *rbd.Image, name string, src csiceph.VolumeID, b []byte) (*csi.CreateSnapshotResponse, error) {
 	var rec snapRecord
-	found, err := j.get(ctx, snapKeyPrefix+name, &rec)
-	if err != nil {
-		return nil, se.fail(err)
+	if err := jsonUnmarshal(b, &rec); err != nil {
+		return nil, status.Errorf(codes.Internal, "journal entry of snapshot %q: %v", name, err)
 	}
-	if found && rec.Source != src.String() {
+	if rec.Source != src.String() {
 		return nil, status.Errorf(codes.AlreadyExists, "snapshot %q exists for another volume", name)
-	}
-	img, err := rbd.Open(ctx, se.io, src.Image, nil)
-	if err != nil {
-		return nil, se.volumeErr(src, err)
-	}
-	defer s.closeImage(ctx, img, src.Image)
-	if !found {
-		rec = snapRecord{Source: src.String(), Snap: newName(csiceph.SnapPrefix(req.GetParameters())), Size: img.Size(),
-			Created: time.Now().UnixNano()}
-		if err := se.reserve(ctx, j, fmt.Sprintf("snapshot %q", name),
-			map[string]any{snapKeyPrefix + name: rec, snapIDKey(src.Image, rec.Snap): name}); err != nil {
-			return nil, err
-		}
 	}
 	if !hasSnapshot(img, rec.Snap) {
 		if _, err := img.CreateSnapshot(ctx, rec.Snap); err != nil {
-			if !found {
-				s.cleanup(ctx, fmt.Sprintf("snapshot %s@%s and the journal entry of snapshot %q (a retry of the request finishes them)",
-					src.Image, rec.Snap, name),
-					func(ctx context.Context) error { return se.undoSnapshot(ctx, img, name, src.Image, rec.Snap) })
-			}
 			return nil, se.fail(err)
 		}
 	}
@@ -67,17 +139,23 @@ func (s *Server) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequ
 }
 
 func hasSnapshot(img *rbd.Image, snap string) bool {
-	for _, si := range img.Stat().Snapshots {
-		if si.Name == snap {
-			return true
-		}
-	}
-	return false
+	_, ok := userSnapshot(img, snap)
+	return ok
 }
 
-// undoSnapshot removes what a failed CreateSnapshot made: the snapshot,
-// if it was taken after all (the answer lost), and the journal entries.
-func (se *session) undoSnapshot(ctx context.Context, img *rbd.Image, name, image, snap string) error {
+// userSnapshot finds the user-namespace snapshot called snap.
+func userSnapshot(img *rbd.Image, snap string) (rbd.SnapshotInfo, bool) {
+	for _, si := range img.Stat().Snapshots {
+		if si.Name == snap && si.Namespace.Type == rbd.SnapNamespaceUser {
+			return si, true
+		}
+	}
+	return rbd.SnapshotInfo{}, false
+}
+
+// undoSnapshot removes the snapshot a failed CreateSnapshot may have
+// taken after all (the answer lost).
+func (se *session) undoSnapshot(ctx context.Context, img *rbd.Image, snap string) error {
 	if err := img.Refresh(ctx); err != nil {
 		return err
 	}
@@ -86,7 +164,36 @@ func (se *session) undoSnapshot(ctx context.Context, img *rbd.Image, name, image
 			return err
 		}
 	}
-	return se.snapJournal().remove(ctx, snapKeyPrefix+name, snapIDKey(image, snap))
+	return nil
+}
+
+// snapshotOf describes snapshot r of the open holder image.
+func snapshotOf(img *rbd.Image, r *snapRef, sourceID string) (*csi.Snapshot, error) {
+	si, ok := userSnapshot(img, r.snap)
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "snapshot %s: %s@%s does not exist", r.id, r.holder, r.snap)
+	}
+	return &csi.Snapshot{
+		SnapshotId:     r.id.String(),
+		SourceVolumeId: sourceID,
+		SizeBytes:      int64(si.Size),
+		CreationTime:   timestamppb.New(si.Timestamp),
+		ReadyToUse:     true,
+	}, nil
+}
+
+// csiSnapshot describes snapshot r, opening its holder image (which may
+// wait in the trash).
+func (se *session) csiSnapshot(ctx context.Context, r *snapRef, sourceID string) (*csi.Snapshot, error) {
+	img, _, err := openImage(ctx, r.io, r.holder, &rbd.OpenOptions{ReadOnly: true})
+	if err != nil {
+		if notFound(err) {
+			return nil, status.Errorf(codes.NotFound, "snapshot %s: image %q does not exist in %s", r.id, r.holder, poolSpec(r.io))
+		}
+		return nil, se.fail(err)
+	}
+	defer se.s.closeImage(ctx, img, r.holder)
+	return snapshotOf(img, r, sourceID)
 }
 
 func (r snapRecord) csi(src csiceph.VolumeID) *csi.Snapshot {
@@ -99,7 +206,8 @@ func (r snapRecord) csi(src csiceph.VolumeID) *csi.Snapshot {
 	}
 }
 
-// DeleteSnapshot removes the RBD snapshot; unknown ids are success.
+// DeleteSnapshot removes the snapshot (ceph-csi's: with its image);
+// unknown ids are success.
 func (s *Server) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshotRequest) (*csi.DeleteSnapshotResponse, error) {
 	if err := csiceph.Required("snapshot_id", req.GetSnapshotId()); err != nil {
 		return nil, err
@@ -108,18 +216,38 @@ func (s *Server) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshotRequ
 	if err != nil {
 		return &csi.DeleteSnapshotResponse{}, nil
 	}
-	se, done, err := s.begin(ctx, "snapshot-id/"+req.GetSnapshotId(), id.VolumeID, req.GetSecrets(), true)
-	if status.Code(err) == codes.NotFound {
-		return &csi.DeleteSnapshotResponse{}, nil // the pool is gone
+	release, err := s.guard("snapshot-id/" + req.GetSnapshotId())
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	se, r, err := s.openSnapshot(ctx, id, req.GetSecrets())
+	if errors.Is(err, errGone) {
+		return &csi.DeleteSnapshotResponse{}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	defer done()
-	if err := se.deleteSnapshot(ctx, id.Image, id.Snap); err != nil {
+	unlock, err := s.lockImage(ctx, r.io, r.holder)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := se.deleteSnapshot(ctx, r.holder, r.snap); err != nil {
 		return nil, se.fail(err)
 	}
-	if err := se.snapJournal().forget(ctx, snapIDKey(id.Image, id.Snap), snapKeyPrefix); err != nil {
+	switch {
+	case id.Legacy():
+		err = se.legacySnapJournal().forget(ctx, snapIDKey(id.Image, id.Snap), snapKeyPrefix)
+	case r.cephCSI():
+		// Its image goes too (to the trash while restores hang from it).
+		if err = se.deleteImage(ctx, r.holder); err == nil {
+			err = se.snapJournal().Release(ctx, r.entry.Name(), r.entry.UUID)
+		}
+	default:
+		err = se.snapJournal().Release(ctx, r.entry.Name(), r.entry.UUID)
+	}
+	if err != nil {
 		return nil, se.fail(err)
 	}
 	return &csi.DeleteSnapshotResponse{}, nil
@@ -168,70 +296,175 @@ func (s *Server) ListSnapshots(ctx context.Context, req *csi.ListSnapshotsReques
 		return nil, status.Error(codes.InvalidArgument, "max_entries must not be negative")
 	}
 	var entries []*csi.ListSnapshotsResponse_Entry
-	add := func(se *session) error {
-		found, err := se.listSnapshots(ctx, req.GetSnapshotId(), req.GetSourceVolumeId())
-		entries = append(entries, found...)
-		return err
-	}
-	var scope *csiceph.VolumeID
-	if id := req.GetSnapshotId(); id != "" {
-		sid, err := csiceph.ParseSnapshotID(id)
+	switch {
+	case req.GetSnapshotId() != "":
+		id, err := csiceph.ParseSnapshotID(req.GetSnapshotId())
 		if err != nil {
 			return &csi.ListSnapshotsResponse{}, nil
 		}
-		scope = &sid.VolumeID
-	} else if id := req.GetSourceVolumeId(); id != "" {
-		vid, err := csiceph.ParseVolumeID(id)
-		if err != nil {
+		se, r, err := s.openSnapshot(ctx, id, req.GetSecrets())
+		if errors.Is(err, errGone) {
 			return &csi.ListSnapshotsResponse{}, nil
 		}
-		scope = &vid
-	}
-	if scope != nil {
-		se, err := s.open(ctx, scope.ClusterID, req.GetSecrets(), "", scope.PoolID)
 		if err != nil {
-			if status.Code(err) == codes.NotFound {
-				return &csi.ListSnapshotsResponse{}, nil
-			}
 			return nil, err
 		}
-		if err := add(se); err != nil {
+		e, err := se.listEntry(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		if e != nil {
+			entries = append(entries, e)
+		}
+	case req.GetSourceVolumeId() != "":
+		id, err := csiceph.ParseVolumeID(req.GetSourceVolumeId())
+		if err != nil {
+			return &csi.ListSnapshotsResponse{}, nil
+		}
+		se, v, err := s.openVolume(ctx, id, req.GetSecrets())
+		if errors.Is(err, errGone) {
+			return &csi.ListSnapshotsResponse{}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		all, err := se.listSnapshots(ctx)
+		if err != nil {
 			return nil, se.fail(err)
 		}
-	} else if err := s.everyPool(ctx, req.GetSecrets(), add); err != nil {
-		return nil, err
+		for _, e := range all {
+			if e.Snapshot.SourceVolumeId == id.String() || (e.Snapshot.SourceVolumeId == "" && e.sourceImage == v.image) {
+				e.Snapshot.SourceVolumeId = id.String()
+				entries = append(entries, &csi.ListSnapshotsResponse_Entry{Snapshot: e.Snapshot})
+			}
+		}
+	default:
+		err := s.everyPool(ctx, req.GetSecrets(), func(se *session) error {
+			all, err := se.listSnapshots(ctx)
+			for _, e := range all {
+				entries = append(entries, &csi.ListSnapshotsResponse_Entry{Snapshot: e.Snapshot})
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	return page(entries, start, int(req.GetMaxEntries()))
 }
 
-// listSnapshots returns the snapshots of the session's snapshot journal,
-// only those with the snapshot or source volume id when one is given.
-func (se *session) listSnapshots(ctx context.Context, snapID, sourceID string) ([]*csi.ListSnapshotsResponse_Entry, error) {
-	m, err := se.snapJournal().all(ctx, snapKeyPrefix)
+// listEntry describes snapshot r for ListSnapshots (nil: its RBD snapshot
+// is gone).
+func (se *session) listEntry(ctx context.Context, r *snapRef) (*csi.ListSnapshotsResponse_Entry, error) {
+	if r.id.Legacy() {
+		all, err := se.listSnapshots(ctx)
+		if err != nil {
+			return nil, se.fail(err)
+		}
+		for _, e := range all {
+			if e.Snapshot.SnapshotId == r.id.String() {
+				return &csi.ListSnapshotsResponse_Entry{Snapshot: e.Snapshot}, nil
+			}
+		}
+		return nil, nil
+	}
+	sn, err := se.csiSnapshot(ctx, r, se.sourceVolumeID(ctx, r))
+	if status.Code(err) == codes.NotFound {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	var out []*csi.ListSnapshotsResponse_Entry
-	for _, v := range m {
+	return &csi.ListSnapshotsResponse_Entry{Snapshot: sn}, nil
+}
+
+// sourceVolumeID is the id of the volume snapshot r was taken of: native
+// snapshots record it; for ceph-csi's, the volume whose uuid ends the
+// source image's name and whose journal entry names that image ("" when
+// there is none).
+func (se *session) sourceVolumeID(ctx context.Context, r *snapRef) string {
+	if id := r.entry.Attrs[journal.KeySourceVolume]; id != "" {
+		return id
+	}
+	src := r.entry.Attrs[journal.KeySource]
+	if len(src) < 36 {
+		return ""
+	}
+	uuid := src[len(src)-36:]
+	if !csiceph.ValidUUID(uuid) {
+		return ""
+	}
+	j := journal.Journal{IO: r.io, Instance: se.s.instance, Kind: journal.Volumes}
+	e, err := j.Entry(ctx, uuid)
+	if err != nil || j.ImageName(e) != src {
+		return ""
+	}
+	return csiceph.VolumeID{ClusterID: se.cluster, PoolID: r.io.PoolID(), UUID: uuid}.String()
+}
+
+// listed is a snapshot found by listSnapshots, with its source image.
+type listed struct {
+	Snapshot    *csi.Snapshot
+	sourceImage string
+}
+
+// listSnapshots returns the snapshots of the session's snapshot journal
+// (both formats) whose RBD snapshots exist.
+func (se *session) listSnapshots(ctx context.Context) ([]listed, error) {
+	var out []listed
+	legacy, err := se.legacySnapJournal().all(ctx, snapKeyPrefix)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range legacy {
 		var rec snapRecord
 		if jsonUnmarshal(v, &rec) != nil {
-			continue
+			continue // a uuid: ceph-csi's format, below
 		}
 		src, err := csiceph.ParseVolumeID(rec.Source)
 		if err != nil {
 			continue
 		}
-		sn := rec.csi(src)
-		if (snapID != "" && sn.SnapshotId != snapID) || (sourceID != "" && sn.SourceVolumeId != sourceID) {
+		out = append(out, listed{Snapshot: rec.csi(src), sourceImage: src.Image})
+	}
+	j := se.snapJournal()
+	dir, err := j.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, dv := range dir {
+		if dv.UUID == "" || (dv.PoolID >= 0 && dv.PoolID != se.io.PoolID()) {
 			continue
 		}
-		out = append(out, &csi.ListSnapshotsResponse_Entry{Snapshot: sn})
+		e, err := j.Entry(ctx, dv.UUID)
+		if errors.Is(err, journal.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		r := &snapRef{id: csiceph.SnapshotID{VolumeID: csiceph.VolumeID{ClusterID: se.cluster, PoolID: se.io.PoolID(), UUID: e.UUID}},
+			io: se.io, entry: e, snap: j.ImageName(e)}
+		r.native = e.Attrs[journal.KeySnapKind] == journal.SnapKindNative
+		r.holder = r.snap
+		if r.native {
+			r.holder = e.Attrs[journal.KeySource]
+		}
+		sn, err := se.csiSnapshot(ctx, r, se.sourceVolumeID(ctx, r))
+		if status.Code(err) == codes.NotFound {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, listed{Snapshot: sn, sourceImage: e.Attrs[journal.KeySource]})
 	}
 	return out, nil
 }
 
 // everyPool calls add with a session on every pool of every configured
-// cluster; pools the secrets may not read are passed over.
+// cluster (in the cluster's RADOS namespace); pools the secrets may not
+// read are passed over.
 func (s *Server) everyPool(ctx context.Context, secrets map[string]string, add func(*session) error) error {
 	cr, err := csiceph.CredentialsFrom(secrets)
 	if err != nil {

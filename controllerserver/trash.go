@@ -72,13 +72,18 @@ func inTrash(ctx context.Context, io *rados.IOContext, id string) (bool, string,
 	return ok, e.Name, nil
 }
 
-// poolIO returns an IOContext for pool id, reusing se.io when it is that
-// pool.
-func (se *session) poolIO(ctx context.Context, pool int64) (*rados.IOContext, error) {
-	if pool == se.io.PoolID() {
+// poolIO returns an IOContext for pool id and RADOS namespace ns,
+// reusing se.io when it is that.
+func (se *session) poolIO(ctx context.Context, pool int64, ns string) (*rados.IOContext, error) {
+	if pool == se.io.PoolID() && ns == se.io.Namespace() {
 		return se.io, nil
 	}
-	return se.io.Conn().OpenIOContextByID(ctx, pool)
+	io, err := se.io.Conn().OpenIOContextByID(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	io.SetNamespace(ns)
+	return io, nil
 }
 
 // maxCollectDepth bounds the walk up a parent chain (twice the deepest
@@ -101,7 +106,7 @@ func (se *session) collect(ctx context.Context, p rbd.ParentSpec, child string) 
 // collectOne handles one parent; it returns the grandparent and the
 // parent's name when it purged the parent from the trash.
 func (se *session) collectOne(ctx context.Context, p rbd.ParentSpec, child string) (*rbd.ParentSpec, string, error) {
-	pio, err := se.poolIO(ctx, p.PoolID)
+	pio, err := se.poolIO(ctx, p.PoolID, p.Namespace)
 	if err != nil {
 		if csiceph.Code(err) == codes.NotFound {
 			return nil, "", nil

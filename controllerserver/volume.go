@@ -2,13 +2,16 @@ package controllerserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
+	"github.com/csi-gorbd/csi-gorbd/internal/journal"
 	"github.com/csi-gorbd/csi-gorbd/rbd"
 )
 
@@ -23,10 +26,15 @@ type createRequest struct {
 	source  string
 	srcSnap *csiceph.SnapshotID
 	srcVol  *csiceph.VolumeID
+	// pool and dataPool are where the image goes (the StorageClass's, or
+	// the topology pool the accessibility requirements chose), topology
+	// the segments it is accessible from (nil: everywhere).
+	pool, dataPool string
+	topology       map[string]string
 }
 
 // parseCreate checks a CreateVolume request.
-func parseCreate(req *csi.CreateVolumeRequest) (createRequest, error) {
+func (s *Server) parseCreate(req *csi.CreateVolumeRequest) (createRequest, error) {
 	cr := createRequest{name: req.GetName(), cap: req.GetCapacityRange()}
 	if cr.name == "" {
 		return cr, status.Error(codes.InvalidArgument, "name is required")
@@ -34,12 +42,23 @@ func parseCreate(req *csi.CreateVolumeRequest) (createRequest, error) {
 	if err := csiceph.CheckCapabilities(req.GetVolumeCapabilities()); err != nil {
 		return cr, status.Error(codes.InvalidArgument, err.Error())
 	}
+	p := req.GetParameters()
+	if fs := mountFSType(req.GetVolumeCapabilities()); fs != "" && p[csiceph.ParamMkfsOptions] != "" && p[csiceph.ParamFSType] == "" {
+		// mkfsOptions are checked against the filesystem the node makes.
+		p = copyWith(p, csiceph.ParamFSType, fs)
+	}
 	var err error
-	if cr.params, err = csiceph.ParseVolumeParams(req.GetParameters()); err != nil {
+	if cr.params, err = csiceph.ParseVolumeParams(p); err != nil {
 		return cr, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if fs := mountFSType(req.GetVolumeCapabilities()); fs != "" {
+		cr.params.Context[csiceph.ParamFSType] = fs
 	}
 	if cr.size, err = RoundCapacity(cr.cap); err != nil {
 		return cr, status.Error(codes.OutOfRange, err.Error())
+	}
+	if cr.pool, cr.dataPool, cr.topology, err = pickPool(cr.params, req.GetAccessibilityRequirements(), s.driver); err != nil {
+		return cr, err
 	}
 	cs := req.GetVolumeContentSource()
 	switch {
@@ -62,11 +81,49 @@ func parseCreate(req *csi.CreateVolumeRequest) (createRequest, error) {
 	return cr, nil
 }
 
-// CreateVolume makes (or finds, for a repeated name) an RBD image.
+// mountFSType is the filesystem type the capabilities ask for ("" for
+// none or block).
+func mountFSType(caps []*csi.VolumeCapability) string {
+	for _, c := range caps {
+		if fs := c.GetMount().GetFsType(); fs != "" {
+			return fs
+		}
+	}
+	return ""
+}
+
+func copyWith(m map[string]string, k, v string) map[string]string {
+	out := make(map[string]string, len(m)+1)
+	for a, b := range m {
+		out[a] = b
+	}
+	out[k] = v
+	return out
+}
+
+// CreateVolume makes (or finds, for a repeated name) an RBD image,
+// journalled the ceph-csi way.
 func (s *Server) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
-	cr, err := parseCreate(req)
+	cr, err := s.parseCreate(req)
 	if err != nil {
 		return nil, err
+	}
+	ci, err := s.conns.Clusters().Lookup(cr.params.ClusterID)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "%v; fix the StorageClass parameter clusterID or the clusters file", err)
+	}
+	if cr.params.RadosNamespaceSet && cr.params.RadosNamespace != ci.Namespace() {
+		return nil, status.Errorf(codes.InvalidArgument,
+			"parameter radosNamespace %q differs from the clusterID %q's rbd.radosNamespace %q in the clusters file (config.json), which is where volumes go",
+			cr.params.RadosNamespace, ci.ClusterID, ci.Namespace())
+	}
+	if len(cr.params.ClusterID) > csiceph.MaxClusterIDLen {
+		return nil, status.Errorf(codes.InvalidArgument, "clusterID %q is longer than the %d characters a volume handle carries",
+			cr.params.ClusterID, csiceph.MaxClusterIDLen)
+	}
+	if len(cr.params.Mechanism) > 0 {
+		s.log.Info("StorageClass parameters choose how ceph-csi's node maps volumes (krbd or rbd-nbd); they do not apply to this driver, whose node serves NBD from its own process",
+			"volume", cr.name, "parameters", cr.params.Mechanism)
 	}
 	release, err := s.guard("volume-name/" + cr.name)
 	if err != nil {
@@ -74,7 +131,7 @@ func (s *Server) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	}
 	defer release()
 
-	se, err := s.open(ctx, cr.params.ClusterID, req.GetSecrets(), cr.params.Pool, 0)
+	se, err := s.open(ctx, cr.params.ClusterID, req.GetSecrets(), cr.pool, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -87,57 +144,166 @@ func (s *Server) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 			// A failed request leaves nothing behind: what this call
 			// made goes, with its reservation.
 			s.cleanup(ctx, fmt.Sprintf("image %s and the journal entry of volume %q (a retry of the request finishes them)", rec.Image, cr.name),
-				func(ctx context.Context) error { return se.undoCreate(ctx, cr.name, rec.Image) })
+				func(ctx context.Context) error { return se.undoCreate(ctx, cr.name, rec) })
 		}
 		return nil, err
 	}
-	vol := &csi.Volume{
-		VolumeId:      se.volumeID(rec.Image),
-		CapacityBytes: int64(rec.Size),
-		VolumeContext: map[string]string{csiceph.ParamClusterID: cr.params.ClusterID, csiceph.ParamPool: cr.params.Pool,
-			csiceph.ContextImageName: rec.Image},
-		ContentSource: req.GetVolumeContentSource(),
+	if err := se.finishVolume(ctx, cr, rec); err != nil {
+		return nil, se.fail(err)
 	}
-	if cr.params.DataPool != "" {
-		vol.VolumeContext[csiceph.ParamDataPool] = cr.params.DataPool
-	}
-	return &csi.CreateVolumeResponse{Volume: vol}, nil
+	return &csi.CreateVolumeResponse{Volume: se.csiVolume(cr, rec, req.GetVolumeContentSource())}, nil
 }
 
-// reserveVolume finds the journal record of the request name, or makes
-// one (found false) with a new image name. A record that does not match
-// the request is AlreadyExists.
+// csiVolume is CreateVolume's answer: the handle, and the volume context
+// ceph-csi gives (the parameters, the pool, journal pool, image name and
+// RADOS namespace), which PVs keep and the node gets.
+func (se *session) csiVolume(cr createRequest, rec volumeRecord, src *csi.VolumeContentSource) *csi.Volume {
+	vctx := map[string]string{}
+	for k, v := range cr.params.Context {
+		vctx[k] = v
+	}
+	vctx[csiceph.ParamClusterID] = cr.params.ClusterID
+	vctx[csiceph.ParamPool] = cr.params.Pool
+	vctx[csiceph.ContextImageName] = rec.Image
+	if rec.UUID != "" {
+		vctx[csiceph.ContextJournalPool] = se.io.PoolName()
+	}
+	if ns := se.io.Namespace(); ns != "" {
+		vctx[csiceph.ContextRadosNS] = ns
+	}
+	if cr.dataPool != "" {
+		vctx[csiceph.ParamDataPool] = cr.dataPool
+	}
+	vol := &csi.Volume{
+		VolumeId:      se.volumeHandle(rec),
+		CapacityBytes: int64(rec.Size),
+		VolumeContext: vctx,
+		ContentSource: src,
+	}
+	if cr.topology != nil {
+		vol.AccessibleTopology = []*csi.Topology{{Segments: cr.topology}}
+	}
+	return vol
+}
+
+// volumeHandle is the id of the volume rec in the session's pool.
+func (se *session) volumeHandle(rec volumeRecord) string {
+	if rec.UUID == "" {
+		return csiceph.VolumeID{ClusterID: se.cluster, PoolID: se.io.PoolID(), Image: rec.Image}.String()
+	}
+	return csiceph.VolumeID{ClusterID: se.cluster, PoolID: se.io.PoolID(), UUID: rec.UUID}.String()
+}
+
+// reserveVolume finds the journal entry of the request name, or makes
+// one (found false) with a new uuid and image name. An entry that does
+// not match the request is AlreadyExists. An entry this driver wrote in
+// its legacy format is honoured as it is (a creation begun before an
+// upgrade finishes as it began).
 func (se *session) reserveVolume(ctx context.Context, cr createRequest) (rec volumeRecord, found bool, err error) {
 	j := se.volJournal()
-	found, err = j.get(ctx, volKeyPrefix+cr.name, &rec)
-	if err != nil {
+	dv, e, err := j.Find(ctx, cr.name)
+	switch {
+	case err == nil && dv.Legacy != nil:
+		if err := jsonUnmarshal(dv.Legacy, &rec); err != nil {
+			return rec, true, status.Errorf(codes.Internal, "journal entry of volume %q: %v", cr.name, err)
+		}
+	case err == nil:
+		if dv.PoolID >= 0 && dv.PoolID != se.io.PoolID() {
+			return rec, true, status.Errorf(codes.AlreadyExists, "volume %q exists with its image in pool id %d", cr.name, dv.PoolID)
+		}
+		rec = volumeRecord{Image: j.ImageName(e), UUID: e.UUID, Source: e.Attrs[journal.KeyContentSource], Size: cr.size}
+		if n, perr := strconv.ParseUint(e.Attrs[keySize], 10, 64); perr == nil {
+			rec.Size = n
+		} else if size, serr := se.imageSize(ctx, rec.Image); serr == nil {
+			rec.Size = size // ceph-csi's entry: the image says
+		}
+		if rec.Source == "" && cr.source != "" {
+			rec.Source = cr.source // ceph-csi records no source
+		}
+	case errors.Is(err, journal.ErrNotFound):
+		return se.newVolume(ctx, cr)
+	case errors.Is(err, journal.ErrConflict):
+		return rec, true, status.Errorf(codes.Internal, "volume %q: %v", cr.name, err)
+	default:
 		return rec, false, se.fail(err)
 	}
-	if found {
-		if rec.Source != cr.source {
-			return rec, true, status.Errorf(codes.AlreadyExists, "volume %q exists with another content source", cr.name)
-		}
-		if !fits(rec.Size, cr.cap) {
-			return rec, true, status.Errorf(codes.AlreadyExists, "volume %q exists with size %d", cr.name, rec.Size)
-		}
-		return rec, true, nil
+	if rec.Source != cr.source {
+		return rec, true, status.Errorf(codes.AlreadyExists, "volume %q exists with another content source", cr.name)
 	}
-	rec = volumeRecord{Image: newName(cr.params.NamePrefix), Size: cr.size, Source: cr.source}
+	if !fits(rec.Size, cr.cap) {
+		return rec, true, status.Errorf(codes.AlreadyExists, "volume %q exists with size %d", cr.name, rec.Size)
+	}
+	if cr.srcVol != nil && rec.CloneSnap == "" {
+		rec.CloneSnap = cloneSnapPrefix + rec.Image
+	}
+	return rec, true, nil
+}
+
+// keySize is the size a volume was asked with (csi-gorbd's key: a repeat
+// must fit it even while the image is not fully grown).
+const keySize = "csi.gorbd.size"
+
+// newVolume reserves a journal entry for a new volume: csi.volname, the
+// image name (the StorageClass's prefix and the uuid), the PVC namespace
+// as owner, and what it was asked with.
+func (se *session) newVolume(ctx context.Context, cr createRequest) (volumeRecord, bool, error) {
+	uuid := journal.NewUUID()
+	rec := volumeRecord{Image: cr.params.NamePrefix + uuid, UUID: uuid, Size: cr.size, Source: cr.source}
 	if cr.srcVol != nil {
 		rec.CloneSnap = cloneSnapPrefix + rec.Image
 	}
-	err = se.reserve(ctx, j, fmt.Sprintf("volume %q", cr.name), map[string]any{volKeyPrefix + cr.name: rec, imageKeyPrefix + rec.Image: cr.name})
-	return rec, false, err
+	attrs := map[string]string{journal.KeyImageName: rec.Image, keySize: strconv.FormatUint(rec.Size, 10)}
+	if cr.source != "" {
+		attrs[journal.KeyContentSource] = cr.source
+	}
+	if cr.params.PVCNamespace != "" {
+		attrs[journal.KeyOwner] = cr.params.PVCNamespace
+	}
+	if _, err := se.volJournal().Reserve(ctx, cr.name, attrs, uuid); err != nil {
+		se.s.cleanup(ctx, fmt.Sprintf("the journal entry of volume %q (a retry of the request uses it)", cr.name),
+			func(ctx context.Context) error { return se.volJournal().Release(ctx, cr.name, uuid) })
+		return rec, false, se.fail(err)
+	}
+	return rec, false, nil
+}
+
+// finishVolume records the image id in the journal (ceph-csi reads it;
+// it writes it itself when missing) and, on the image, the PV and PVC the
+// external-provisioner named (ceph-csi's --setmetadata keys).
+func (se *session) finishVolume(ctx context.Context, cr createRequest, rec volumeRecord) error {
+	img, err := rbd.Open(ctx, se.io, rec.Image, nil)
+	if err != nil {
+		return err
+	}
+	defer se.s.closeImage(ctx, img, rec.Image)
+	if rec.UUID != "" {
+		if err := se.volJournal().SetAttrs(ctx, rec.UUID, map[string]string{journal.KeyImageID: img.Stat().ID}); err != nil {
+			return err
+		}
+	}
+	for k, v := range map[string]string{csiceph.ParamPVName: cr.params.PVName, csiceph.ParamPVCName: cr.params.PVCName,
+		csiceph.ParamPVCNamespace: cr.params.PVCNamespace} {
+		if v == "" {
+			continue
+		}
+		if err := img.SetMetadata(ctx, k, []byte(v)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // undoCreate removes what a failed CreateVolume made: the image, if it
 // got that far (with what it holds on its parent), and the journal
 // entries.
-func (se *session) undoCreate(ctx context.Context, name, image string) error {
-	if err := se.deleteImage(ctx, image); err != nil {
+func (se *session) undoCreate(ctx context.Context, name string, rec volumeRecord) error {
+	if err := se.deleteImage(ctx, rec.Image); err != nil {
 		return err
 	}
-	return se.volJournal().remove(ctx, volKeyPrefix+name, imageKeyPrefix+image)
+	if rec.UUID == "" {
+		return se.legacyVolJournal().remove(ctx, volKeyPrefix+name, imageKeyPrefix+rec.Image)
+	}
+	return se.volJournal().Release(ctx, name, rec.UUID)
 }
 
 // makeImage creates the journalled image unless it exists, and grows it
@@ -175,28 +341,61 @@ func (se *session) imageSize(ctx context.Context, name string) (uint64, error) {
 	return img.Size(), nil
 }
 
+// createOptions are the image's features and layout: the StorageClass's,
+// else the cluster's rbd_default_* options, else layering and 4 MiB
+// objects.
+func (se *session) createOptions(ctx context.Context, cr createRequest) (*rbd.CreateOptions, error) {
+	co := se.s.conns.Clusters()[se.cluster].Options
+	opts := &rbd.CreateOptions{Features: cr.params.Features, Order: cr.params.Order,
+		StripeUnit: cr.params.StripeUnit, StripeCount: cr.params.StripeCount}
+	if opts.Features == 0 {
+		opts.Features = co.DefaultFeatures
+	}
+	if opts.Features == 0 {
+		opts.Features = rbd.FeatureLayering
+	}
+	if opts.Order == 0 {
+		opts.Order = co.DefaultOrder
+	}
+	if opts.StripeUnit != 0 {
+		order := opts.Order
+		if order == 0 {
+			order = 22
+		}
+		if opts.StripeUnit > 1<<order || (uint64(1)<<order)%opts.StripeUnit != 0 {
+			return nil, status.Errorf(codes.InvalidArgument, "parameter stripeUnit %d must divide the object size %d", opts.StripeUnit, uint64(1)<<order)
+		}
+	}
+	if cr.dataPool != "" {
+		id, err := se.io.Conn().LookupPool(ctx, cr.dataPool)
+		if err != nil {
+			if notFound(err) {
+				return nil, status.Errorf(codes.InvalidArgument, "data pool %q (parameter dataPool) does not exist: %v", cr.dataPool, err)
+			}
+			return nil, err
+		}
+		opts.DataPool, opts.DataPoolSet = id, true
+	}
+	return opts, nil
+}
+
 // createImage makes the journalled image: blank, or a clone of the
 // content source (flattened later when its chain is too deep). It returns
 // the size it made.
 func (se *session) createImage(ctx context.Context, cr createRequest, rec volumeRecord) (uint64, error) {
-	opts := &rbd.CreateOptions{Features: cr.params.Features}
-	if cr.params.DataPool != "" {
-		id, err := se.io.Conn().LookupPool(ctx, cr.params.DataPool)
-		if err != nil {
-			return 0, err
-		}
-		opts.DataPool, opts.DataPoolSet = id, true
+	opts, err := se.createOptions(ctx, cr)
+	if err != nil {
+		return 0, err
 	}
 	if cr.srcSnap == nil && cr.srcVol == nil {
 		_, err := rbd.Create(ctx, se.io, rec.Image, rec.Size, opts)
 		return rec.Size, err
 	}
 	var size uint64
-	var err error
 	if cr.srcSnap != nil {
-		size, err = se.cloneFrom(ctx, cr.srcSnap.VolumeID, cr.srcSnap.Snap, rec, opts, false)
+		size, err = se.cloneFromSnapshot(ctx, *cr.srcSnap, rec, opts)
 	} else {
-		size, err = se.cloneFrom(ctx, *cr.srcVol, rec.CloneSnap, rec, opts, true)
+		size, err = se.cloneFromVolume(ctx, *cr.srcVol, rec, opts)
 	}
 	if err != nil {
 		return 0, err
@@ -212,31 +411,47 @@ func (se *session) createImage(ctx context.Context, cr createRequest, rec volume
 }
 
 // DeleteVolume removes the image and its journal entries; an unknown or
-// already deleted volume is success.
+// already deleted volume is success. For ceph-csi's volumes that includes
+// the <image>-temp image its clones hang from.
 func (s *Server) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest) (*csi.DeleteVolumeResponse, error) {
 	if err := csiceph.Required("volume_id", req.GetVolumeId()); err != nil {
 		return nil, err
 	}
 	id, err := csiceph.ParseVolumeID(req.GetVolumeId())
 	if err != nil {
-		return &csi.DeleteVolumeResponse{}, nil // never ours: nothing to delete
+		return &csi.DeleteVolumeResponse{}, nil // never a volume of this format: nothing to delete
 	}
-	se, done, err := s.begin(ctx, "volume-id/"+req.GetVolumeId(), id, req.GetSecrets(), true)
-	if status.Code(err) == codes.NotFound {
-		return &csi.DeleteVolumeResponse{}, nil // the pool is gone
+	se, v, done, err := s.begin(ctx, "volume-id/"+req.GetVolumeId(), id, req.GetSecrets(), true)
+	if errors.Is(err, errGone) {
+		return &csi.DeleteVolumeResponse{}, nil // the pool or the journal entry is gone: deleted already
 	}
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	if err := se.deleteImage(ctx, id.Image); err != nil {
+	if err := se.deleteImage(ctx, v.image); err != nil {
 		return nil, se.fail(err)
 	}
-	if err := se.volJournal().forget(ctx, imageKeyPrefix+id.Image, volKeyPrefix); err != nil {
+	if id.Legacy() {
+		if err := se.legacyVolJournal().forget(ctx, imageKeyPrefix+id.Image, volKeyPrefix); err != nil {
+			return nil, se.fail(err)
+		}
+		return &csi.DeleteVolumeResponse{}, nil
+	}
+	// ceph-csi's clone of a volume hangs from a hidden <image>-temp image;
+	// it goes with the volume (after it, so its snapshot has no child).
+	if err := se.deleteImage(ctx, v.image+cephCSITempSuffix); err != nil {
+		return nil, se.fail(err)
+	}
+	if err := se.volJournal().Release(ctx, v.entry.Name(), v.entry.UUID); err != nil {
 		return nil, se.fail(err)
 	}
 	return &csi.DeleteVolumeResponse{}, nil
 }
+
+// cephCSITempSuffix names the intermediate image of ceph-csi's volume
+// clones (internal/rbd/clone.go).
+const cephCSITempSuffix = "-temp"
 
 // deleteImage removes the image called name, or moves it to the trash
 // when snapshots it must keep serving remain, then collects what it held
@@ -282,15 +497,15 @@ func (s *Server) ValidateVolumeCapabilities(ctx context.Context, req *csi.Valida
 	if err != nil {
 		return nil, status.Errorf(codes.NotFound, "volume %q: %v", req.GetVolumeId(), err)
 	}
-	se, err := s.open(ctx, id.ClusterID, req.GetSecrets(), "", id.PoolID)
+	se, v, err := s.openVolume(ctx, id, req.GetSecrets())
 	if err != nil {
-		return nil, err
+		return nil, gone(err, "volume "+req.GetVolumeId())
 	}
-	img, err := rbd.Open(ctx, se.io, id.Image, &rbd.OpenOptions{ReadOnly: true})
+	img, err := rbd.Open(ctx, v.io, v.image, &rbd.OpenOptions{ReadOnly: true})
 	if err != nil {
-		return nil, se.volumeErr(id, err)
+		return nil, se.volumeErr(v, err)
 	}
-	s.closeImage(ctx, img, id.Image)
+	s.closeImage(ctx, img, v.image)
 	if err := csiceph.CheckCapabilities(req.GetVolumeCapabilities()); err != nil {
 		return &csi.ValidateVolumeCapabilitiesResponse{Message: err.Error()}, nil
 	}
@@ -317,16 +532,16 @@ func (s *Server) ControllerExpandVolume(ctx context.Context, req *csi.Controller
 	if err != nil {
 		return nil, status.Errorf(codes.NotFound, "volume %q: %v", req.GetVolumeId(), err)
 	}
-	se, done, err := s.begin(ctx, "volume-id/"+req.GetVolumeId(), id, req.GetSecrets(), false)
+	se, v, done, err := s.begin(ctx, "volume-id/"+req.GetVolumeId(), id, req.GetSecrets(), false)
 	if err != nil {
-		return nil, err
+		return nil, gone(err, "volume "+req.GetVolumeId())
 	}
 	defer done()
-	img, err := rbd.Open(ctx, se.io, id.Image, nil)
+	img, err := rbd.Open(ctx, v.io, v.image, nil)
 	if err != nil {
-		return nil, se.volumeErr(id, err)
+		return nil, se.volumeErr(v, err)
 	}
-	defer s.closeImage(ctx, img, id.Image)
+	defer s.closeImage(ctx, img, v.image)
 	cur := img.Size()
 	if size > cur {
 		if err := img.Resize(ctx, size); err != nil {

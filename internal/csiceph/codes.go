@@ -77,7 +77,7 @@ func requestCode(err error) (codes.Code, bool) {
 		errors.Is(err, cephx.ErrBadKey), errors.Is(err, cephx.ErrKeyring), errors.Is(err, rados.ErrNoKey),
 		errors.Is(err, config.ErrBadMonHost), errors.Is(err, config.ErrNoMonitors):
 		return codes.InvalidArgument, true
-	case errors.Is(err, ErrNotStaged):
+	case errors.Is(err, ErrNotStaged), errors.Is(err, ErrNoVolume):
 		return codes.NotFound, true
 	case errors.Is(err, ErrSizeMismatch), errors.Is(err, ErrPublished):
 		return codes.FailedPrecondition, true

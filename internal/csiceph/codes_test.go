@@ -114,6 +114,7 @@ var otherErrors = []struct {
 	{"ErrUnknownCluster", ErrUnknownCluster, codes.InvalidArgument},
 	{"ErrSecrets", ErrSecrets, codes.InvalidArgument},
 	{"ErrNotStaged", ErrNotStaged, codes.NotFound},
+	{"ErrNoVolume", ErrNoVolume, codes.NotFound},
 	{"ErrSizeMismatch", ErrSizeMismatch, codes.FailedPrecondition},
 	{"ErrPublished", ErrPublished, codes.FailedPrecondition},
 	{"ErrPublishedOther", ErrPublishedOther, codes.AlreadyExists},

@@ -114,9 +114,14 @@ func (p *Pool) Get(ctx context.Context, cluster string, cr Credentials) (*rados.
 // connect dials for entry e and publishes the result.
 func (p *Pool) connect(k string, e *pooled, ci ClusterInfo, cr Credentials) {
 	defer p.dials.Done()
-	ctx, cancel := context.WithTimeout(p.ctx, p.timeout)
+	timeout := p.timeout
+	if ci.Options.ConnectTimeout > 0 {
+		timeout = ci.Options.ConnectTimeout // the cluster's client_mount_timeout
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, timeout)
 	defer cancel()
-	c, err := p.dial(ctx, rados.Config{Monitors: ci.Monitors, User: cr.User, Key: cr.Key, ConnectTimeout: p.timeout})
+	c, err := p.dial(ctx, rados.Config{Monitors: ci.Monitors, User: cr.User, Key: cr.Key, ConnectTimeout: timeout,
+		MsMode: ci.Options.MsMode})
 	if err == nil && p.onConnect != nil {
 		if err = p.onConnect(c); err != nil {
 			_ = c.Close()

@@ -189,3 +189,25 @@ func TestPoolUnknownCluster(t *testing.T) {
 		t.Errorf("message %q lacks %q", err, want)
 	}
 }
+
+// TestPoolClusterOptions: a cluster's cephOptions (ms_mode,
+// client_mount_timeout) reach the dial.
+func TestPoolClusterOptions(t *testing.T) {
+	cs, err := ParseClusters([]byte(`[{"clusterID":"c","monitors":["127.0.0.1:1"],"cephOptions":{"ms_mode":"secure","client_mount_timeout":"7"}}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPool(PoolOptions{Clusters: cs})
+	defer p.Close()
+	var got rados.Config
+	p.dial = func(_ context.Context, cfg rados.Config) (*rados.Conn, error) {
+		got = cfg
+		return nil, errors.New("no cluster here")
+	}
+	if _, err := p.Get(context.Background(), "c", Credentials{User: "u", Key: "k"}); err == nil {
+		t.Fatal("dial error lost")
+	}
+	if got.MsMode != "secure" || got.ConnectTimeout != 7*time.Second {
+		t.Errorf("dialled with %+v", got)
+	}
+}

@@ -4,18 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"maps"
-	"slices"
 	"syscall"
 
 	"github.com/csi-gorbd/csi-gorbd/rados"
 )
 
-// Journal keys. The volume journal object csi.volumes.<instance> holds
-// "csi.volume.<request name>" → volumeRecord and "csi.image.<image name>"
-// → request name; the snapshot journal csi.snaps.<instance> holds
-// "csi.snap.<request name>" → snapRecord and "csi.snapid.<image>@<snap>"
-// → request name. Both live in the pool of the image they describe.
+// The journal this driver wrote before it adopted ceph-csi's (package
+// internal/journal), still read so that volumes and snapshots made then
+// keep working; nothing new is written in it. The volume journal object
+// csi.volumes.<instance> held "csi.volume.<request name>" → volumeRecord
+// (JSON) and "csi.image.<image name>" → request name; the snapshot journal
+// csi.snaps.<instance> held "csi.snap.<request name>" → snapRecord (JSON)
+// and "csi.snapid.<image>@<snap>" → request name. Both live in the pool of
+// the image they describe, in its default namespace; legacy volume and
+// snapshot ids (csiceph's "v1."/"s1.") name the image and snapshot.
 const (
 	volKeyPrefix    = "csi.volume."
 	imageKeyPrefix  = "csi.image."
@@ -36,6 +38,9 @@ type volumeRecord struct {
 	// CloneSnap is the temporary snapshot on the source volume a volume
 	// clone hangs from; it is removed with the clone.
 	CloneSnap string `json:"cloneSnap,omitempty"`
+	// UUID is the journal uuid of a volume in ceph-csi's format (never
+	// in a legacy record).
+	UUID string `json:"-"`
 }
 
 type snapRecord struct {
@@ -45,12 +50,12 @@ type snapRecord struct {
 	Created int64  `json:"created"` // unix nanoseconds
 }
 
-type journal struct {
+type legacyJournal struct {
 	io  *rados.IOContext
 	oid string
 }
 
-func (j journal) get(ctx context.Context, key string, v any) (bool, error) {
+func (j legacyJournal) get(ctx context.Context, key string, v any) (bool, error) {
 	m, err := j.io.GetOmapValuesByKeys(ctx, j.oid, key)
 	if errors.Is(err, syscall.ENOENT) {
 		return false, nil
@@ -69,23 +74,7 @@ func (j journal) get(ctx context.Context, key string, v any) (bool, error) {
 	return true, json.Unmarshal(b, v)
 }
 
-func (j journal) put(ctx context.Context, kv map[string]any) error {
-	m := make(map[string][]byte, len(kv))
-	for k, v := range kv {
-		if s, ok := v.(string); ok {
-			m[k] = []byte(s)
-			continue
-		}
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		m[k] = b
-	}
-	return j.io.SetOmap(ctx, j.oid, m)
-}
-
-func (j journal) remove(ctx context.Context, keys ...string) error {
+func (j legacyJournal) remove(ctx context.Context, keys ...string) error {
 	err := j.io.RmOmapKeys(ctx, j.oid, keys...)
 	if errors.Is(err, syscall.ENOENT) {
 		return nil
@@ -93,7 +82,7 @@ func (j journal) remove(ctx context.Context, keys ...string) error {
 	return err
 }
 
-func (j journal) all(ctx context.Context, prefix string) (map[string][]byte, error) {
+func (j legacyJournal) all(ctx context.Context, prefix string) (map[string][]byte, error) {
 	m, err := j.io.GetAllOmapValues(ctx, j.oid, prefix)
 	if errors.Is(err, syscall.ENOENT) {
 		return nil, nil
@@ -108,7 +97,7 @@ func snapIDKey(image, snap string) string { return snapIDKeyPrefix + image + "@"
 // forget removes a pair of journal entries found by their reverse key
 // (image or snapshot → request name): the reverse key and forwardPrefix
 // followed by the request name. Entries already gone are no error.
-func (j journal) forget(ctx context.Context, reverseKey, forwardPrefix string) error {
+func (j legacyJournal) forget(ctx context.Context, reverseKey, forwardPrefix string) error {
 	var name string
 	found, err := j.get(ctx, reverseKey, &name)
 	if err != nil || !found {
@@ -117,17 +106,5 @@ func (j journal) forget(ctx context.Context, reverseKey, forwardPrefix string) e
 	return j.remove(ctx, reverseKey, forwardPrefix+name)
 }
 
-// reserve writes the journal entries kv of a request (what names it). A
-// failed write may still land on the OSD: it is taken back as a cleanup.
-func (se *session) reserve(ctx context.Context, j journal, what string, kv map[string]any) error {
-	err := j.put(ctx, kv)
-	if err != nil {
-		keys := slices.Collect(maps.Keys(kv))
-		se.s.cleanup(ctx, "the journal entry of "+what+" (a retry of the request uses it)",
-			func(ctx context.Context) error { return j.remove(ctx, keys...) })
-		return se.fail(err)
-	}
-	return nil
-}
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
