@@ -91,6 +91,7 @@ func (s *Server) openVolume(ctx context.Context, volumeID string, readOnly bool)
 		s.conns.Failed(c, err)
 		return nil, err
 	}
+	io.SetNamespace(rec.Namespace)
 	fsid := c.FSID()
 	img, err := rbd.Open(ctx, io, rec.Image, &rbd.OpenOptions{ReadOnly: readOnly,
 		DeadClients: func(n entity.NumName) bool {

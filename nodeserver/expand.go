@@ -16,7 +16,7 @@ import (
 // filesystem on it.
 func (s *Server) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolumeRequest) (*csi.NodeExpandVolumeResponse, error) {
 	volID, path := req.GetVolumeId(), req.GetVolumePath()
-	rec, err := s.stagedAt(volID, path)
+	rec, err := s.stagedAt(volID, path, req.GetStagingTargetPath())
 	if err != nil {
 		return nil, err
 	}
@@ -25,6 +25,9 @@ func (s *Server) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolume
 		return nil, err
 	}
 	defer release()
+	if rec.Foreign != "" {
+		return s.expandForeign(rec, path)
+	}
 	if err := s.ensureServed(ctx, rec); err != nil {
 		return nil, err
 	}
@@ -66,4 +69,29 @@ func (s *Server) backend(volID string) *rbdVolume {
 	s.bmu.Lock()
 	defer s.bmu.Unlock()
 	return s.backends[volID]
+}
+
+// expandForeign grows the filesystem of a volume ceph-csi staged: its
+// krbd device follows the image's size by itself (the kernel client
+// watches the header); an rbd-nbd device needs its daemon, which went
+// with ceph-csi's node plugin.
+func (s *Server) expandForeign(rec *volumeRecord, path string) (*csi.NodeExpandVolumeResponse, error) {
+	if rec.Foreign != mapperKRBD || rec.Device == "" {
+		return nil, status.Errorf(codes.FailedPrecondition,
+			"volume %q is still attached by ceph-csi's %s; unstage it (its pods stop) and stage it again to expand it", rec.VolumeID, rec.Foreign)
+	}
+	size, err := deviceSize(rec.Device)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "size of %s: %v", rec.Device, err)
+	}
+	if !rec.Block {
+		mnt := rec.ForeignMount
+		if m, _ := s.isMountPoint(path); m {
+			mnt = path
+		}
+		if _, err := s.resizer.Resize(rec.Device, mnt); err != nil {
+			return nil, status.Errorf(codes.Internal, "growing the filesystem on %s: %v", rec.Device, err)
+		}
+	}
+	return &csi.NodeExpandVolumeResponse{CapacityBytes: size}, nil
 }

@@ -32,7 +32,7 @@ func (s *Server) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 		return nil, err
 	}
 	defer release()
-	rec, err := s.staged(volID)
+	rec, err := s.staged(volID, staging)
 	if status.Code(err) == codes.NotFound {
 		return nil, status.Errorf(codes.FailedPrecondition, "volume %q is not staged on this node: call NodeStageVolume first", volID)
 	}
@@ -73,9 +73,8 @@ func (s *Server) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 	if req.GetReadonly() || rec.ReadOnly {
 		opts = append(opts, "ro")
 	}
-	source := staging
+	source := rec.mountSource()
 	if block {
-		source = rec.Device
 		if err := makeFile(target); err != nil {
 			return nil, status.Errorf(codes.Internal, "creating the target file %s: %v", target, err)
 		}

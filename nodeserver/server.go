@@ -42,6 +42,17 @@ type Options struct {
 	// OnEvent receives the attach manager's events (may be nil; must not
 	// block).
 	OnEvent func(attach.Event)
+	// Mapping is ceph-csi's cluster-mapping.json: where else a handle's
+	// volume may be.
+	Mapping csiceph.ClusterMapping
+	// Topology is the node's accessible topology NodeGetInfo reports
+	// (topology.<driver>/<domain> → value, from the node's domain labels;
+	// nil: none).
+	Topology map[string]string
+
+	// SysRBD is krbd's sysfs directory ("": /sys/bus/rbd), where volumes
+	// ceph-csi mapped with krbd are found and unmapped.
+	SysRBD string
 
 	// Kernel, Mounter and Exec replace the real kernel, mount(8) and
 	// command runner (tests); nil means the real ones.
@@ -192,9 +203,13 @@ func (s *Server) guard(volumeID string) (func(), error) {
 	return func() { s.inflight.Delete(volumeID) }, nil
 }
 
-// NodeGetInfo returns the node id (no topology).
+// NodeGetInfo returns the node id and, with domain labels, its topology.
 func (s *Server) NodeGetInfo(context.Context, *csi.NodeGetInfoRequest) (*csi.NodeGetInfoResponse, error) {
-	return &csi.NodeGetInfoResponse{NodeId: s.o.NodeID, MaxVolumesPerNode: s.o.MaxVolumes}, nil
+	r := &csi.NodeGetInfoResponse{NodeId: s.o.NodeID, MaxVolumesPerNode: s.o.MaxVolumes}
+	if len(s.o.Topology) > 0 {
+		r.AccessibleTopology = &csi.Topology{Segments: s.o.Topology}
+	}
+	return r, nil
 }
 
 // NodeGetCapabilities lists what the node service does.

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -51,6 +51,25 @@ func checkCapability(vc *csi.VolumeCapability, volCtx map[string]string) (string
 	return fsType, nil
 }
 
+// checkContext refuses what a volume context asks that the node cannot
+// do: encryption (ceph-csi's encrypted volumes carry LUKS; serving them
+// raw would show the ciphertext), mkfsOptions off the allowlist. The
+// rest of ceph-csi's keys (mounter, mapOptions, ...) choose how its node
+// maps volumes and mean nothing here.
+func checkContext(vctx map[string]string, fsType string) error {
+	if e := vctx[csiceph.ParamEncrypted]; e != "" {
+		if b, err := strconv.ParseBool(e); err != nil || b {
+			return status.Errorf(codes.InvalidArgument, "volume context %s=%q: encrypted volumes are not supported by this node plugin yet", csiceph.ParamEncrypted, e)
+		}
+	}
+	if o := vctx[csiceph.ParamMkfsOptions]; o != "" && fsType != "" {
+		if _, err := csiceph.CheckMkfsOptions(fsType, o); err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+	}
+	return nil
+}
+
 // mountOptions are the options for mounting the staged filesystem.
 func mountOptions(vc *csi.VolumeCapability, fsType string, ro bool) []string {
 	opts := append([]string(nil), vc.GetMount().GetMountFlags()...)
@@ -86,6 +105,9 @@ func (s *Server) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 	if err != nil {
 		return nil, status.Errorf(codes.NotFound, "volume %q is not a volume of this driver: %v", volID, err)
 	}
+	if err := checkContext(req.GetVolumeContext(), fsType); err != nil {
+		return nil, err
+	}
 	release, err := s.guard(volID)
 	if err != nil {
 		return nil, err
@@ -94,7 +116,10 @@ func (s *Server) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 
 	block := vc.GetBlock() != nil
 	ro := csiceph.ReadOnlyMode(vc.GetAccessMode().GetMode())
-	rec, err := s.vols.load(volID)
+	rec, err := s.loadOrAdopt(volID, staging)
+	if err == nil && rec.Foreign != "" {
+		return s.stageForeign(rec, block)
+	}
 	if err == nil && rec.Device == "" {
 		// A crash between recording the volume and attaching it: start
 		// over.
@@ -136,8 +161,10 @@ func (s *Server) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 	}
 	if !mounted {
 		mkfs := defaultMkfsOptions[fsType]
-		if o := strings.Fields(req.GetVolumeContext()[csiceph.ParamMkfsOptions]); len(o) > 0 {
-			mkfs = o
+		if o := req.GetVolumeContext()[csiceph.ParamMkfsOptions]; o != "" {
+			if mkfs, err = csiceph.CheckMkfsOptions(fsType, o); err != nil {
+				return nil, s.undoStage(ctx, fresh, volID, status.Error(codes.InvalidArgument, err.Error()))
+			}
 		}
 		err = s.mounter.FormatAndMountSensitiveWithFormatOptions(rec.Device, staging, fsType, mountOptions(vc, fsType, ro), nil, mkfs)
 		if err != nil {
@@ -169,8 +196,12 @@ func (s *Server) attachNew(ctx context.Context, id csiceph.VolumeID, volID strin
 	if _, err := s.o.Clusters.Lookup(id.ClusterID); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "volume %q: %v (this node plugin's)", volID, err)
 	}
+	loc, err := s.conns.ResolveVolume(ctx, id, cr, s.o.Mapping)
+	if err != nil {
+		return nil, csiceph.Status(err, "finding the image of volume "+volID)
+	}
 	rec := &volumeRecord{
-		VolumeID: volID, ClusterID: id.ClusterID, PoolID: id.PoolID, Image: id.Image,
+		VolumeID: volID, ClusterID: loc.ClusterID, PoolID: loc.PoolID, Namespace: loc.Namespace, Image: loc.Image,
 		UserID: cr.User, UserKey: cr.Key,
 		StagingPath: req.GetStagingTargetPath(), Block: block, FSType: fsType,
 		AccessMode: int32(req.GetVolumeCapability().GetAccessMode().GetMode()), ReadOnly: ro,
@@ -190,7 +221,7 @@ func (s *Server) attachNew(ctx context.Context, id csiceph.VolumeID, volID strin
 	})
 	if err != nil {
 		_ = s.vols.remove(volID)
-		return nil, csiceph.Status(err, fmt.Sprintf("attaching image %s (pool id %d) of volume %q", id.Image, id.PoolID, volID))
+		return nil, csiceph.Status(err, fmt.Sprintf("attaching image %s (pool id %d, namespace %q) of volume %q", loc.Image, loc.PoolID, loc.Namespace, volID))
 	}
 	rec.Device = r.Device()
 	if err := s.vols.save(rec); err != nil {
@@ -199,10 +230,27 @@ func (s *Server) attachNew(ctx context.Context, id csiceph.VolumeID, volID strin
 	return rec, nil
 }
 
+// stageForeign answers NodeStageVolume for a volume ceph-csi's node
+// plugin staged (adopted): it stays on its kernel device and mount until
+// it is unstaged; its access type cannot change meanwhile.
+func (s *Server) stageForeign(rec *volumeRecord, block bool) (*csi.NodeStageVolumeResponse, error) {
+	if rec.Block != block {
+		return nil, status.Errorf(codes.AlreadyExists, "volume %q is staged by ceph-csi's node plugin as %s", rec.VolumeID, accessType(rec.Block))
+	}
+	if !block {
+		if m, err := s.isMountPoint(rec.ForeignMount); err != nil || !m {
+			return nil, status.Errorf(codes.FailedPrecondition,
+				"volume %q: ceph-csi's staging left %s but nothing is mounted at %s (%v): unstage it and stage again",
+				rec.VolumeID, cephCSIStashFile, rec.ForeignMount, err)
+		}
+	}
+	return &csi.NodeStageVolumeResponse{}, nil
+}
+
 // ensureServed makes sure the device of a staged volume is served by this
 // process, recovering it when it is not (a failed recovery at start).
 func (s *Server) ensureServed(ctx context.Context, rec *volumeRecord) error {
-	if s.served(rec.VolumeID) {
+	if rec.Foreign != "" || s.served(rec.VolumeID) {
 		return nil
 	}
 	_, err := s.mgr.Recover(ctx)
@@ -257,9 +305,9 @@ func (s *Server) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolu
 		return nil, err
 	}
 	defer release()
-	rec, err := s.vols.load(volID)
+	rec, err := s.loadOrAdopt(volID, staging)
 	if err != nil && !errors.Is(err, csiceph.ErrNotStaged) {
-		return nil, status.Errorf(codes.Internal, "reading the state of volume %q: %v", volID, err)
+		return nil, csiceph.Status(err, "reading the state of volume "+volID)
 	}
 	if rec != nil {
 		for _, t := range rec.Targets {
@@ -267,6 +315,15 @@ func (s *Server) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolu
 				return nil, status.Errorf(codes.FailedPrecondition, "volume %q is still published at %s", volID, t)
 			}
 		}
+	}
+	if rec != nil && rec.Foreign != "" {
+		if err := s.unstageForeign(ctx, rec); err != nil {
+			return nil, err
+		}
+		if err := s.vols.remove(volID); err != nil {
+			return nil, status.Errorf(codes.Internal, "removing the state of volume %q: %v", volID, err)
+		}
+		return &csi.NodeUnstageVolumeResponse{}, nil
 	}
 	if rec == nil || !rec.Block {
 		if err := s.unmountAll(staging); err != nil {

@@ -18,13 +18,16 @@ import (
 // volume condition to NodeGetVolumeHealth.
 func (s *Server) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
 	volID, path := req.GetVolumeId(), req.GetVolumePath()
-	rec, err := s.stagedAt(volID, path)
+	rec, err := s.stagedAt(volID, path, req.GetStagingTargetPath())
 	if err != nil {
 		return nil, err
 	}
 	// For a block volume the kubelet asks about its own per-pod device
 	// node (volumeDevices/<pv>/dev/<pod uid>), a bind of the NBD device.
-	if path != rec.StagingPath && !rec.hasTarget(path) && !(rec.Block && sameDevice(path, rec.Device)) {
+	if rec.Foreign != "" && path == rec.StagingPath {
+		path = rec.ForeignMount // ceph-csi mounted below the staging path
+	}
+	if path != rec.StagingPath && path != rec.ForeignMount && !rec.hasTarget(path) && !(rec.Block && sameDevice(path, rec.Device)) {
 		return nil, status.Errorf(codes.NotFound, "volume %q is not staged or published at %s", volID, path)
 	}
 	st, err := os.Stat(path)
@@ -68,7 +71,7 @@ func (s *Server) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolume
 	if err := csiceph.Required("volume_id", volID); err != nil {
 		return nil, err
 	}
-	rec, err := s.staged(volID)
+	rec, err := s.staged(volID, "")
 	if err != nil {
 		return nil, err
 	}
@@ -78,6 +81,13 @@ func (s *Server) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolume
 
 // health lists what is wrong with a staged volume (nothing: empty).
 func (s *Server) health(ctx context.Context, rec *volumeRecord) []*csi.VolumeHealth_VolumeHealthEntry {
+	if rec.Foreign != "" {
+		if _, err := os.Stat(rec.Device); rec.Device == "" || err != nil {
+			return []*csi.VolumeHealth_VolumeHealthEntry{{Status: csi.VolumeHealthErrorType_INACCESSIBLE, Reason: "DeviceGone",
+				Message: fmt.Sprintf("ceph-csi's %s device %q of this volume is gone", rec.Foreign, rec.Device)}}
+		}
+		return nil
+	}
 	if !s.served(rec.VolumeID) {
 		return []*csi.VolumeHealth_VolumeHealthEntry{{Status: csi.VolumeHealthErrorType_INACCESSIBLE, Reason: "DeviceNotServed",
 			Message: fmt.Sprintf("device %s is not served by this node plugin: its I/O stalls, then fails", rec.Device)}}

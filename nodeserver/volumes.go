@@ -29,9 +29,11 @@ const maxRecordSize = 1 << 20
 type volumeRecord struct {
 	Version  int    `json:"version"`
 	VolumeID string `json:"volumeID"`
-	// ClusterID, PoolID and Image come from the volume id.
+	// ClusterID, PoolID, Namespace and Image are where the volume id led
+	// (a ceph-csi handle through its journal entry).
 	ClusterID string `json:"clusterID"`
 	PoolID    int64  `json:"poolID"`
+	Namespace string `json:"namespace,omitempty"`
 	Image     string `json:"image"`
 	// UserID and UserKey are the node-stage secrets.
 	UserID  string `json:"userID"`
@@ -46,6 +48,28 @@ type volumeRecord struct {
 	Device string `json:"device,omitempty"`
 	// Targets are the published target paths.
 	Targets []string `json:"targets,omitempty"`
+
+	// Foreign is set for a volume ceph-csi's node plugin staged (see
+	// foreign.go): its mapper (krbd or rbd-nbd); ForeignMount is where it
+	// mounted it (<staging path>/<volume id>), ForeignPool the pool named
+	// in its stash, UnmapOptions its unmapOptions. Device is the kernel
+	// device it made; ClusterID and PoolID are unknown.
+	Foreign      string `json:"foreign,omitempty"`
+	ForeignMount string `json:"foreignMount,omitempty"`
+	ForeignPool  string `json:"foreignPool,omitempty"`
+	UnmapOptions string `json:"unmapOptions,omitempty"`
+}
+
+// mountSource is what NodePublishVolume bind-mounts: the staging path, or
+// for a foreign volume ceph-csi's mount below it (block: the device).
+func (r *volumeRecord) mountSource() string {
+	switch {
+	case r.Block:
+		return r.Device
+	case r.Foreign != "":
+		return r.ForeignMount
+	}
+	return r.StagingPath
 }
 
 // credentials are the node-stage secrets the record keeps.
@@ -59,12 +83,16 @@ func (r *volumeRecord) dropTarget(t string) {
 	r.Targets = slices.DeleteFunc(r.Targets, func(s string) bool { return s == t })
 }
 
-// staged returns the record of a staged volume, with the status an RPC
+// staged returns the record of a staged volume (adopting one ceph-csi's
+// node plugin staged at staging, see foreign.go), with the status an RPC
 // answers when there is none (NotFound) or it cannot be read (Internal).
-func (s *Server) staged(volID string) (*volumeRecord, error) {
-	rec, err := s.vols.load(volID)
+func (s *Server) staged(volID, staging string) (*volumeRecord, error) {
+	rec, err := s.loadOrAdopt(volID, staging)
 	if errors.Is(err, csiceph.ErrNotStaged) {
 		return nil, status.Errorf(codes.NotFound, "volume %q is not staged on this node", volID)
+	}
+	if _, ok := status.FromError(err); ok && err != nil {
+		return nil, err
 	}
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "reading the state of volume %q: %v", volID, err)
@@ -74,11 +102,11 @@ func (s *Server) staged(volID string) (*volumeRecord, error) {
 
 // stagedAt checks a request about a path of a staged volume (volume_id
 // and volume_path are required) and returns the volume's record.
-func (s *Server) stagedAt(volID, path string) (*volumeRecord, error) {
+func (s *Server) stagedAt(volID, path, staging string) (*volumeRecord, error) {
 	if err := csiceph.Required("volume_id", volID, "volume_path", path); err != nil {
 		return nil, err
 	}
-	return s.staged(volID)
+	return s.staged(volID, staging)
 }
 
 // volumeStore is the volumes/ directory: one record file per volume,
@@ -123,7 +151,7 @@ func decodeVolumeRecord(b []byte) (*volumeRecord, error) {
 	if r.Version != volumeRecordVersion {
 		return nil, fmt.Errorf("nodeserver: volume record version %d not supported", r.Version)
 	}
-	if r.VolumeID == "" || r.Image == "" || r.ClusterID == "" || r.PoolID < 0 {
+	if r.VolumeID == "" || r.Image == "" || (r.Foreign == "" && r.ClusterID == "") || r.PoolID < 0 {
 		return nil, errors.New("nodeserver: bad volume record: volume id, cluster, pool and image are required")
 	}
 	return &r, nil

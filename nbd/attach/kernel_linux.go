@@ -11,6 +11,10 @@ import (
 
 type netlinkKernel struct{}
 
+// NetlinkKernel is the real kernel: the nbd driver's generic netlink
+// interface (the Kernel a Config without one uses).
+func NetlinkKernel() Kernel { return netlinkKernel{} }
+
 func (netlinkKernel) Connect(ctx context.Context, socks []*os.File, p ConnectParams) (int, error) {
 	opts := []nbdnl.Option{
 		nbdnl.WithIndex(p.Index),
