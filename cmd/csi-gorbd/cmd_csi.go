@@ -5,6 +5,7 @@ import (
 	goflag "flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 type csiFlags struct {
 	endpoint, driverName, nodeID, clusters, stateDir, metricsAddr, instance string
 	nodeDirectory, kubeSADir                                                string
+	clusterMapping, domainLabels                                            string
 	maxCloneDepth                                                           int
 	reg                                                                     registrationFlags
 }
@@ -40,7 +42,10 @@ func newCSICmd(mode string) *cobra.Command {
 	fl.StringVar(&f.endpoint, "endpoint", "unix:///csi/csi.sock", "CSI endpoint (unix:///path; tcp://host:port only in controller mode)")
 	fl.StringVar(&f.driverName, "drivername", "rbd.csi-gorbd.io", "CSI driver name")
 	fl.StringVar(&f.nodeID, "nodeid", "", "node id (required for node and all)")
-	fl.StringVar(&f.clusters, "clusters", "/etc/csi-gorbd/clusters.json", `clusters file: JSON [{"clusterID": "...", "monitors": ["host:port"]}]`)
+	fl.StringVar(&f.clusters, "clusters", "/etc/csi-gorbd/clusters.json",
+		`clusters file, ceph-csi's config.json: JSON [{"clusterID": "...", "monitors": ["host:port"], "rbd": {"radosNamespace": "..."}, "cephOptions": {"ms_mode": "secure"}}]`)
+	fl.StringVar(&f.clusterMapping, "cluster-mapping", "", "ceph-csi's cluster-mapping.json (default: cluster-mapping.json beside the clusters file, if there)")
+	fl.StringVar(&f.domainLabels, "domainlabels", "", "node labels (comma-separated) reported as topology.<drivername>/<name> for topologyConstrainedPools, as ceph-csi's --domainlabels")
 	fl.StringVar(&f.stateDir, "state-dir", "/var/lib/csi-gorbd", "directory for the plugin's local state")
 	fl.StringVar(&f.metricsAddr, "metrics-address", "", "serve /metrics (Prometheus), /healthz (liveness) and /readyz (Ceph sessions) on this host:port; empty: off")
 	fl.StringVar(&f.instance, "instance-id", "default", "journal instance id (drivers sharing a pool need distinct ids)")
@@ -71,6 +76,13 @@ func runCSI(ctx context.Context, mode string, f csiFlags) error {
 	if err != nil {
 		return err
 	}
+	for _, n := range clusters.Notes() {
+		klog.InfoS("clusters file: accepted, not honoured", "note", n)
+	}
+	mapping, err := loadMapping(f)
+	if err != nil {
+		return err
+	}
 	if f.stateDir != "" {
 		if err := os.MkdirAll(f.stateDir, 0o750); err != nil {
 			return err
@@ -80,7 +92,7 @@ func runCSI(ctx context.Context, mode string, f csiFlags) error {
 	var ready []func(context.Context) bool
 	if mode != driver.ModeNode {
 		co := controllerserver.Options{Clusters: clusters, Instance: f.instance, MaxCloneDepth: f.maxCloneDepth,
-			Logger: klog.Background().WithName("controller")}
+			Logger: klog.Background().WithName("controller"), Mapping: mapping, DriverName: f.driverName}
 		switch f.nodeDirectory {
 		case "kubernetes":
 			nd, err := kubenodes.New(f.driverName, f.kubeSADir)
@@ -101,7 +113,7 @@ func runCSI(ctx context.Context, mode string, f csiFlags) error {
 	if mode != driver.ModeController {
 		// The node service takes its devices over (restart recovery)
 		// before the endpoint opens: see startNode.
-		ns, err := startNode(ctx, f, clusters)
+		ns, err := startNode(ctx, f, clusters, mapping)
 		if err != nil {
 			return err
 		}
@@ -140,4 +152,23 @@ func runCSI(ctx context.Context, mode string, f csiFlags) error {
 		return err
 	}
 	return d.Serve(ctx, ln)
+}
+
+// loadMapping reads --cluster-mapping, or cluster-mapping.json beside the
+// clusters file (ceph-csi keeps both in its config map).
+func loadMapping(f csiFlags) (csiceph.ClusterMapping, error) {
+	path := f.clusterMapping
+	if path == "" {
+		path = filepath.Join(filepath.Dir(f.clusters), "cluster-mapping.json")
+	} else if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("--cluster-mapping: %w", err)
+	}
+	m, err := csiceph.LoadClusterMapping(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(m) > 0 {
+		klog.InfoS("cluster mapping", "file", path, "entries", len(m))
+	}
+	return m, nil
 }

@@ -20,15 +20,25 @@ import (
 // whose device nobody serves. A device that cannot be recovered is
 // logged; its volume reports an abnormal condition and NodeStageVolume
 // retries the recovery.
-func startNode(ctx context.Context, f csiFlags, clusters csiceph.Clusters) (*nodeserver.Server, error) {
+func startNode(ctx context.Context, f csiFlags, clusters csiceph.Clusters, mapping csiceph.ClusterMapping) (*nodeserver.Server, error) {
 	if f.nodeID == "" {
 		return nil, errors.New("--nodeid is required for the node service (the Kubernetes node name)")
+	}
+	var topo map[string]string
+	if f.domainLabels != "" {
+		var err error
+		if topo, err = nodeTopology(ctx, f.nodeID, f.domainLabels, f.driverName); err != nil {
+			return nil, err
+		}
+		klog.InfoS("node topology", "segments", topo)
 	}
 	ns, err := nodeserver.New(ctx, nodeserver.Options{
 		NodeID:   f.nodeID,
 		Clusters: clusters,
 		StateDir: filepath.Join(f.stateDir, "node"),
 		OnEvent:  func(e attach.Event) { klog.InfoS("nbd", "event", e.String()) },
+		Mapping:  mapping,
+		Topology: topo,
 	})
 	if err != nil {
 		return nil, err

@@ -176,3 +176,21 @@ func (d *Directory) NodeExists(ctx context.Context, nodeID string) (bool, error)
 	}
 	return false, nil
 }
+
+// NodeLabels returns the labels of the Node called name (the node
+// plugin's topology: its domain labels; the ServiceAccount needs get on
+// nodes).
+func (d *Directory) NodeLabels(ctx context.Context, name string) (map[string]string, error) {
+	var n struct {
+		Metadata struct {
+			Labels map[string]string `json:"labels"`
+		} `json:"metadata"`
+	}
+	if err := d.get(ctx, "/api/v1/nodes/"+url.PathEscape(name), &n); err != nil {
+		if errors.Is(err, errNotFound) {
+			return nil, fmt.Errorf("kubenodes: node %q does not exist", name)
+		}
+		return nil, err
+	}
+	return n.Metadata.Labels, nil
+}
