@@ -4,23 +4,32 @@
 // and volumes made from a snapshot or another volume are clone v2 children
 // (no data is copied).
 //
-// Inputs follow ceph-csi: a clusters file (JSON list of {"clusterID",
-// "monitors"}), secrets userID/userKey, StorageClass parameters clusterID,
-// pool, dataPool, imageFeatures (default "layering"), volumeNamePrefix
-// (default "csi-vol-"), snapshotNamePrefix (default "csi-snap-"),
-// maxCloneDepth (default: the driver's --max-clone-depth, 8).
+// Inputs and on-disk formats are ceph-csi's (docs/ceph-csi-compat.md):
+// its config.json as the clusters file (rbd.radosNamespace honoured, and
+// cephOptions), its cluster-mapping.json, secrets userID/userKey, its
+// StorageClass parameters (each honoured, logged as without meaning for
+// this node, or refused by name; csiceph.ParseVolumeParams), its volume
+// and snapshot handles and its omap journal. ceph-csi's own volumes and
+// snapshots (csi-snap-<uuid> images) are served in place.
 //
 // What both services share (volume and snapshot ids, the clusters file,
 // secrets and StorageClass parameters, access-mode checks, the one error
 // → gRPC code table and the pool of cluster connections) lives in package
 // internal/csiceph. Files, bottom up:
 //
-//   - params.go: capacity rounding and request-name → image-name choice.
+//   - params.go: capacity rounding.
 //
-//   - journal.go: idempotency by request name. An omap object per pool
-//     (csi.volumes.<instance>, csi.snaps.<instance>) maps request names to
-//     what was made (and images back to request names); a repeat with
-//     another size or source gets AlreadyExists.
+//   - legacy.go: the journal this driver wrote before adopting ceph-csi's
+//     (JSON under the same keys, "v1."/"s1." ids): still read.
+//
+//   - resolve.go: ids to images. A handle leads through its pool and the
+//     clusterID's namespace to csi.volume.<uuid> / csi.snap.<uuid>
+//     (package internal/journal), or through cluster-mapping.json
+//     elsewhere; idempotency by request name is the journal's directory
+//     (a repeat with another size or source gets AlreadyExists).
+//
+//   - topology.go: topologyConstrainedPools against the accessibility
+//     requirements, as ceph-csi places volumes.
 //
 //   - server.go: the Server, its sessions (a pooled connection and a pool
 //     of the cluster), the per-image locks and Probe's readiness (pooled

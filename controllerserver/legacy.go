@@ -106,5 +106,4 @@ func (j legacyJournal) forget(ctx context.Context, reverseKey, forwardPrefix str
 	return j.remove(ctx, reverseKey, forwardPrefix+name)
 }
 
-
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

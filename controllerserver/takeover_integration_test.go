@@ -501,7 +501,9 @@ func TestParametersHonoured(t *testing.T) {
 	if _, err := cli.RBD(f.ctx, "namespace", "create", "--pool", f.pool, "--namespace", ns); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = cli.RBD(context.Background(), "namespace", "remove", "--pool", f.pool, "--namespace", ns) })
+	t.Cleanup(func() {
+		_, _ = cli.RBD(context.Background(), "namespace", "remove", "--pool", f.pool, "--namespace", ns)
+	})
 	nsCluster := f.cluster + "-ns"
 	s := New(Options{Instance: f.instance, Clusters: csiceph.Clusters{nsCluster: {ClusterID: nsCluster, Monitors: []string{f.mon},
 		RBD: csiceph.RBDConfig{RadosNamespace: ns}}}})

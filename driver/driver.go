@@ -37,6 +37,10 @@ type Options struct {
 	Ready func(context.Context) bool
 	// Metrics, when set, counts and times every call (see NewMetrics).
 	Metrics *Metrics
+	// Topology advertises VOLUME_ACCESSIBILITY_CONSTRAINTS: the node
+	// plugins report topology segments and the controller honours
+	// accessibility requirements.
+	Topology bool
 }
 
 // Driver is the gRPC server of the plugin.

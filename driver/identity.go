@@ -18,8 +18,8 @@ func (i *identity) GetPluginInfo(context.Context, *csi.GetPluginInfoRequest) (*c
 
 func (i *identity) GetPluginCapabilities(context.Context, *csi.GetPluginCapabilitiesRequest) (*csi.GetPluginCapabilitiesResponse, error) {
 	// As ceph-csi's RBD plugin: volumes grow while in use (the node grows
-	// the filesystem), and the controller places volumes by topology
-	// (topologyConstrainedPools) from the segments nodes report.
+	// the filesystem); with topology (--domainlabels) the controller places
+	// volumes by topologyConstrainedPools from the segments nodes report.
 	resp := &csi.GetPluginCapabilitiesResponse{Capabilities: []*csi.PluginCapability{
 		{Type: &csi.PluginCapability_VolumeExpansion_{VolumeExpansion: &csi.PluginCapability_VolumeExpansion{
 			Type: csi.PluginCapability_VolumeExpansion_ONLINE}}},
@@ -27,7 +27,10 @@ func (i *identity) GetPluginCapabilities(context.Context, *csi.GetPluginCapabili
 	if i.o.Controller != nil {
 		resp.Capabilities = append(resp.Capabilities,
 			&csi.PluginCapability{Type: &csi.PluginCapability_Service_{Service: &csi.PluginCapability_Service{
-				Type: csi.PluginCapability_Service_CONTROLLER_SERVICE}}},
+				Type: csi.PluginCapability_Service_CONTROLLER_SERVICE}}})
+	}
+	if i.o.Topology {
+		resp.Capabilities = append(resp.Capabilities,
 			&csi.PluginCapability{Type: &csi.PluginCapability_Service_{Service: &csi.PluginCapability_Service{
 				Type: csi.PluginCapability_Service_VOLUME_ACCESSIBILITY_CONSTRAINTS}}})
 	}

@@ -43,7 +43,9 @@ func (k *fakeKernel) Connect(_ context.Context, socks []*os.File, p attach.Conne
 	return i, nil
 }
 
-func (k *fakeKernel) Reconfigure(context.Context, int, []*os.File, attach.ReconfigureParams) error { return nil }
+func (k *fakeKernel) Reconfigure(context.Context, int, []*os.File, attach.ReconfigureParams) error {
+	return nil
+}
 
 func (k *fakeKernel) Disconnect(_ context.Context, index int) error {
 	k.mu.Lock()

@@ -5,8 +5,8 @@ import (
 	goflag "flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"syscall"
 
@@ -45,7 +45,7 @@ func newCSICmd(mode string) *cobra.Command {
 	fl.StringVar(&f.clusters, "clusters", "/etc/csi-gorbd/clusters.json",
 		`clusters file, ceph-csi's config.json: JSON [{"clusterID": "...", "monitors": ["host:port"], "rbd": {"radosNamespace": "..."}, "cephOptions": {"ms_mode": "secure"}}]`)
 	fl.StringVar(&f.clusterMapping, "cluster-mapping", "", "ceph-csi's cluster-mapping.json (default: cluster-mapping.json beside the clusters file, if there)")
-	fl.StringVar(&f.domainLabels, "domainlabels", "", "node labels (comma-separated) reported as topology.<drivername>/<name> for topologyConstrainedPools, as ceph-csi's --domainlabels")
+	fl.StringVar(&f.domainLabels, "domainlabels", "", "node labels (comma-separated) reported as topology.<drivername>/<name> for topologyConstrainedPools, as ceph-csi's --domainlabels; in controller mode it turns topology-aware placement on")
 	fl.StringVar(&f.stateDir, "state-dir", "/var/lib/csi-gorbd", "directory for the plugin's local state")
 	fl.StringVar(&f.metricsAddr, "metrics-address", "", "serve /metrics (Prometheus), /healthz (liveness) and /readyz (Ceph sessions) on this host:port; empty: off")
 	fl.StringVar(&f.instance, "instance-id", "default", "journal instance id (drivers sharing a pool need distinct ids)")
@@ -71,7 +71,7 @@ func runCSI(ctx context.Context, mode string, f csiFlags) error {
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 		version = bi.Main.Version
 	}
-	opts := driver.Options{Name: f.driverName, Version: version, NodeID: f.nodeID, Mode: mode}
+	opts := driver.Options{Name: f.driverName, Version: version, NodeID: f.nodeID, Mode: mode, Topology: f.domainLabels != ""}
 	clusters, err := csiceph.LoadClusters(f.clusters)
 	if err != nil {
 		return err

@@ -27,7 +27,7 @@ func startNode(ctx context.Context, f csiFlags, clusters csiceph.Clusters, mappi
 	var topo map[string]string
 	if f.domainLabels != "" {
 		var err error
-		if topo, err = nodeTopology(ctx, f.nodeID, f.domainLabels, f.driverName); err != nil {
+		if topo, err = nodeTopology(ctx, f.nodeID, f.domainLabels, f.driverName, f.kubeSADir); err != nil {
 			return nil, err
 		}
 		klog.InfoS("node topology", "segments", topo)

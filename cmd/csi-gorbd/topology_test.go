@@ -57,17 +57,14 @@ func TestNodeTopologyAPI(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "token"), []byte("tok\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	old := serviceAccountDir
-	serviceAccountDir = dir
-	defer func() { serviceAccountDir = old }()
 	host, port, _ := net.SplitHostPort(strings.TrimPrefix(srv.URL, "https://"))
 	t.Setenv("KUBERNETES_SERVICE_HOST", host)
 	t.Setenv("KUBERNETES_SERVICE_PORT", port)
-	got, err := nodeTopology(context.Background(), "n1", "topology.kubernetes.io/zone", "rbd.csi.ceph.com")
+	got, err := nodeTopology(context.Background(), "n1", "topology.kubernetes.io/zone", "rbd.csi.ceph.com", dir)
 	if err != nil || got["topology.rbd.csi.ceph.com/zone"] != "z9" {
 		t.Errorf("%v %v", got, err)
 	}
-	if _, err := nodeTopology(context.Background(), "n2", "topology.kubernetes.io/zone", "d"); err == nil || !strings.Contains(err.Error(), "403") {
+	if _, err := nodeTopology(context.Background(), "n2", "topology.kubernetes.io/zone", "d", dir); err == nil || !strings.Contains(err.Error(), "403") {
 		t.Errorf("refused: %v", err)
 	}
 }

@@ -123,7 +123,7 @@ var volumeParamUse = map[string]paramUse{
 	ParamVolumePrefix: useHonour, ParamSnapPrefix: useHonour, ParamMaxCloneDepth: useHonour,
 	ParamStripeUnit: useHonour, ParamStripeCount: useHonour, ParamObjectSize: useHonour,
 	ParamMkfsOptions: useHonour, ParamTopologyPools: useHonour, ParamRadosNS: useHonour,
-	ParamEncrypted: useHonour, // "false" only; "true" is refused until encryption lands
+	ParamEncrypted:   useHonour,                               // "false" only; "true" is refused until encryption lands
 	"encryptionType": useHonour, "encryptionKMSID": useHonour, // meaningful only with encrypted (refused)
 
 	"mounter": useNodeMechanism, "mapOptions": useNodeMechanism, "unmapOptions": useNodeMechanism,

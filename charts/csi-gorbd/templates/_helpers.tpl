@@ -118,6 +118,10 @@ Call with (dict "ctx" $ "mode" "node" "stateDir" "/run/csi-gorbd" "metricsPort" 
 - {{ printf ":%d" (int .metricsPort) | quote }}
 - -v
 - {{ .ctx.Values.logLevel | quote }}
+{{- if .ctx.Values.topology.domainLabels }}
+- --domainlabels
+- {{ join "," .ctx.Values.topology.domainLabels | quote }}
+{{- end }}
 {{- range .extraArgs }}
 - {{ . | quote }}
 {{- end }}
