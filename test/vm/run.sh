@@ -148,7 +148,9 @@ guest_env > "$R/etc/gorbd-vm.env"
 chmod 600 "$R/etc/gorbd-vm.env"
 # modules in dependency order; -C /dev/null ignores the host's modprobe.d
 MODS="nbd xfs"
-[ "$NET" = 1 ] && MODS="virtio_pci virtio_net $MODS"
+# rbd (krbd, with libceph): the takeover test maps a volume as ceph-csi's
+# node plugin did before csi-gorbd unmaps it.
+[ "$NET" = 1 ] && MODS="virtio_pci virtio_net $MODS rbd"
 : > "$R/etc/modules.order"
 for m in $MODS; do
 	modprobe -C /dev/null -d "$KDIR" -S "$KVER" --show-depends "$m" | awk '$1=="insmod"{print $2}'

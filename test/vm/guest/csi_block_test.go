@@ -73,7 +73,8 @@ func TestCSIBlockAndReadOnly(t *testing.T) {
 			t.Errorf("stage with key %q: %v, want %v", k.key, err, k.want)
 		}
 	}
-	missing := strings.Replace(bid, s.Prefix, s.Prefix+"missing-", 1)
+	// The same handle with another journal uuid: no such volume.
+	missing := bid[:len(bid)-36] + "00000000-0000-4000-8000-" + csiRandHex() + "00"
 	_, err := nc.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: missing, StagingTargetPath: staging,
 		VolumeCapability: blk, Secrets: s.Secrets})
 	if status.Code(err) != codes.NotFound {
