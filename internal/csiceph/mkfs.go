@@ -79,6 +79,11 @@ func CheckMkfsOptions(fsType, opts string) ([]string, error) {
 		if !mkfsValueOK(val) {
 			return nil, fmt.Errorf("parameter %s: value %q of option %s may only hold letters, digits and ._,=:^+-", ParamMkfsOptions, val, flag)
 		}
+		if fsType == "ext4" && flag == "-m" && val != "0" {
+			// mount-utils formats ext4 with its own -m0 after these
+			// options: another reserve would be silently overridden.
+			return nil, fmt.Errorf("parameter %s: option -m %s cannot be honoured: the node reserves no blocks (-m0) on ext4", ParamMkfsOptions, val)
+		}
 	}
 	return args, nil
 }

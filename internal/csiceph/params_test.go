@@ -252,7 +252,7 @@ func TestCheckMkfsOptions(t *testing.T) {
 	for _, bad := range []struct{ fs, opts string }{
 		{"ext4", ""}, {"ext4", "-d /etc"}, {"ext4", "-d/etc"}, {"ext4", "-z undo"}, {"ext4", "-E root_owner=0:0,offset=/x"},
 		{"ext4", "-n"}, {"ext4", "-S"}, {"ext4", "-e panic"}, {"ext4", "-c"}, {"ext4", "/dev/sda"}, {"ext4", "-m"},
-		{"ext4", "-j1"}, {"ext4", "-L a;b"}, {"xfs", "-p proto"}, {"xfs", "-N"}, {"xfs", "-l logdev=/dev/sdb"},
+		{"ext4", "-j1"}, {"ext4", "-L a;b"}, {"ext4", "-m 2"}, {"ext4", "-m5"}, {"xfs", "-p proto"}, {"xfs", "-N"}, {"xfs", "-l logdev=/dev/sdb"},
 		{"xfs", "-Ediscard"}, {"btrfs", "-K"},
 	} {
 		if _, err := CheckMkfsOptions(bad.fs, bad.opts); err == nil || !strings.Contains(err.Error(), "mkfsOptions") {
