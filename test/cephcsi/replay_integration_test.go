@@ -83,3 +83,25 @@ func TestReplayMatchesCapture(t *testing.T) {
 		})
 	}
 }
+
+// TestCapturedPV: a replayed volume's PV names the replayed pool and the
+// captured volume context.
+func TestCapturedPV(t *testing.T) {
+	e := NewReplayEnv(t, "pacific", "testdata", "v3.12.2")
+	pv, err := e.Replayed.PV(e.State, "vol-node-params")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := ParseHandle(pv.VolumeHandle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := e.Replayed.Pools["ccsi-cc"]
+	if pv.Driver != "rbd.csi.ceph.com" || pv.VolumeAttributes["pool"] != target || pv.VolumeAttributes["imageName"] == "" ||
+		pv.VolumeAttributes["mounter"] == "" || pv.CapacityBytes <= 0 {
+		t.Errorf("%+v", pv)
+	}
+	if id, _ := e.Replayed.PoolIDs[35]; h.PoolID != id {
+		t.Errorf("handle pool %d, want the replayed %d", h.PoolID, id)
+	}
+}
