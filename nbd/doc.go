@@ -35,6 +35,18 @@
 // exports and the per-export counts; the budgets have locks of their own,
 // taken with no other lock held.
 //
+// # QoS and observation
+//
+// An export may carry a [qos.Limiter] (Export.Limiter): a worker waits
+// for it before calling the backend with a read, write, trim or
+// write-zeroes (flushes pass), so a throttled request holds one worker
+// and its payload, and the in-flight bounds above push back on the
+// client. The limiter sleeps on runtime timers in the worker itself; no
+// goroutine is added per export. An export may also carry an [Observer]
+// (Export.Observer), told about every request with its length, latency
+// and time spent throttled (the per-volume metrics); without one nothing
+// is timed.
+//
 // # Errors
 //
 // Backend errors are mapped to NBD error numbers through the syscall.Errno

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+
+	"github.com/csi-gorbd/csi-gorbd/nbd/qos"
 )
 
 // Default size constraints (see "Size constraints" in the spec).
@@ -33,6 +35,15 @@ type Export struct {
 	MinBlockSize       uint32
 	PreferredBlockSize uint32
 	MaxPayload         uint32
+
+	// Limiter, when set, throttles the export's reads, writes, trims and
+	// write-zeroes (flushes are never held): a worker waits for it before
+	// calling the backend. Share one Limiter between every connection
+	// and Export value that serve the same device; change its limits at
+	// any time (qos.Limiter.Set).
+	Limiter *qos.Limiter
+	// Observer, when set, is told about every request (metrics).
+	Observer Observer
 }
 
 // Optional capabilities a Backend may implement.

@@ -9,6 +9,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/csi-gorbd/csi-gorbd/nbd/qos"
 )
 
 // request is one transmission-phase request on its way from the reader
@@ -16,9 +18,10 @@ import (
 // and their payload buffers are pooled.
 type request struct {
 	requestHeader
-	buf    *[]byte // payload: write data, or read result
-	charge int64   // bytes charged to the in-flight budget
-	errno  Errno   // set by validation or execution
+	buf    *[]byte   // payload: write data, or read result
+	charge int64     // bytes charged to the in-flight budget
+	errno  Errno     // set by validation or execution
+	start  time.Time // when it was handed to the workers (only with an Observer)
 }
 
 var requestPool = sync.Pool{New: func() any { return new(request) }}
@@ -34,6 +37,8 @@ type conn struct {
 	minBlock   uint32
 	maxPayload uint32
 	fastZero   [2]bool // indexed by NO_HOLE
+	lim        *qos.Limiter
+	obs        Observer
 
 	// bctx is handed to the backend: it survives the cancellation of the
 	// serving context (in-flight requests finish) and is cancelled when
@@ -57,6 +62,8 @@ func newConn(nc net.Conn, br *bufio.Reader, bw *bufio.Writer, exp *Export, opts 
 		nc: nc, br: br, bw: bw, exp: exp, opts: opts,
 		minBlock:   exp.minBlock(),
 		maxPayload: exp.maxPayload(),
+		lim:        exp.Limiter,
+		obs:        exp.Observer,
 		stopRead:   make(chan struct{}),
 		budget:     newInflight(opts.MaxInFlight),
 		reqs:       make(chan *request, opts.Workers),
@@ -194,6 +201,12 @@ func (c *conn) read(ctx context.Context) error {
 				return nil
 			}
 		}
+		if c.obs != nil {
+			if op, ok := opOf(h.typ); ok {
+				r.start = time.Now()
+				c.obs.Begin(op)
+			}
+		}
 		c.reqs <- r
 	}
 }
@@ -262,14 +275,36 @@ func (c *conn) validate(h *requestHeader) Errno {
 	return 0
 }
 
-// work executes requests until the reader closes the queue.
+// work executes requests until the reader closes the queue. A limited
+// request first waits for the export's Limiter, in this worker.
 func (c *conn) work() {
 	for r := range c.reqs {
+		var throttled time.Duration
 		if r.errno == 0 && r.length > 0 || r.errno == 0 && r.typ == cmdFlush {
-			r.errno = ErrnoOf(c.execute(r))
+			var err error
+			if c.lim != nil {
+				throttled, err = c.throttle(r)
+			}
+			if err == nil {
+				err = c.execute(r)
+			}
+			r.errno = ErrnoOf(err)
+		}
+		if c.obs != nil && !r.start.IsZero() {
+			op, _ := opOf(r.typ)
+			c.obs.End(op, r.length, time.Since(r.start), throttled, r.errno)
 		}
 		c.replies <- r
 	}
+}
+
+// throttle waits until the Limiter lets r run.
+func (c *conn) throttle(r *request) (time.Duration, error) {
+	op, ok := opOf(r.typ)
+	if !ok || !qosOps[op].limited {
+		return 0, nil
+	}
+	return c.lim.Wait(c.bctx, qosOps[op].op, uint64(r.length))
 }
 
 func (c *conn) execute(r *request) error {

@@ -13,8 +13,20 @@ type NBDServer struct {
 	Options *nbd.Options
 }
 
+// ExportConfigurer is implemented by backends that set more of the
+// export the kernel is served (a QoS limiter, an observer for metrics):
+// NBDServer calls it on each export it makes for the backend, one per
+// connection, so what it sets must be shared by all of them.
+type ExportConfigurer interface {
+	ConfigureExport(e *nbd.Export)
+}
+
 func (s NBDServer) export(b nbd.Backend, readOnly bool) *nbd.Export {
-	return &nbd.Export{Name: "kernel", Backend: b, ReadOnly: readOnly}
+	e := &nbd.Export{Name: "kernel", Backend: b, ReadOnly: readOnly}
+	if c, ok := b.(ExportConfigurer); ok {
+		c.ConfigureExport(e)
+	}
+	return e
 }
 
 // ServeTransmission implements Server.
