@@ -48,6 +48,8 @@ type Image struct {
 	lock  exclusiveLock
 	om    objectMap
 	watch headerWatch
+
+	onUpdate atomic.Pointer[func(context.Context)] // see OnHeaderUpdate
 }
 
 // newImage returns an image not yet refreshed.
@@ -99,6 +101,21 @@ func (img *Image) Size() uint64 { return img.state().size }
 
 // Refresh re-reads the header, as after a HEADER_UPDATE notify.
 func (img *Image) Refresh(ctx context.Context) error { return img.refresh(ctx) }
+
+// OnHeaderUpdate sets fn to run after each header refresh a HEADER_UPDATE
+// notify starts (another client's `rbd resize`, `rbd snap create`, `rbd
+// config image set`, `rbd image-meta set`, or our own SetMetadata), even
+// when the refresh failed. It runs on the image's background goroutines,
+// with a context Close cancels (Close waits for it), concurrently for
+// notifies that come close together; it must not call Close. nil
+// removes it.
+func (img *Image) OnHeaderUpdate(fn func(ctx context.Context)) {
+	if fn == nil {
+		img.onUpdate.Store(nil)
+		return
+	}
+	img.onUpdate.Store(&fn)
+}
 
 // Close releases the exclusive lock and the header watch, if held, and
 // stops and waits for the background work the watch started.

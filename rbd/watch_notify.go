@@ -163,6 +163,9 @@ func (img *Image) backgroundRefresh(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
 	defer cancel()
 	_ = img.refresh(ctx)
+	if fn := img.onUpdate.Load(); fn != nil {
+		(*fn)(ctx)
+	}
 }
 
 // notifyUpdate tells the other watchers to re-read the header.
