@@ -14,6 +14,7 @@ import (
 	"github.com/csi-gorbd/csi-gorbd/internal/incarnation"
 	"github.com/csi-gorbd/csi-gorbd/internal/rbdbackend"
 	"github.com/csi-gorbd/csi-gorbd/nbd"
+	"github.com/csi-gorbd/csi-gorbd/nbd/qos"
 	"github.com/csi-gorbd/csi-gorbd/rados"
 	"github.com/csi-gorbd/csi-gorbd/rados/entity"
 	"github.com/csi-gorbd/csi-gorbd/rbd"
@@ -103,6 +104,10 @@ func (n *nbdCLI) openRBDExportOwned(ctx context.Context, cmd *cobra.Command, ima
 		b.Close(ctx)
 		return fail(err)
 	}
+	if err := enableQoS(ctx, cmd, b, image); err != nil {
+		b.Close(ctx)
+		return fail(err)
+	}
 	return &rbdExport{Backend: b, conn: conn, owner: owner, stateDir: n.stateDir}, nil
 }
 
@@ -116,7 +121,10 @@ func (n *nbdCLI) openRBDExport(ctx context.Context, cmd *cobra.Command, image st
 	}
 	b, err := rbdbackend.Open(ctx, conn, image, readOnly)
 	if err == nil {
-		if err = unlockExport(ctx, cmd, b, image, readOnly, n.stateDir); err != nil {
+		if err = unlockExport(ctx, cmd, b, image, readOnly, n.stateDir); err == nil {
+			err = enableQoS(ctx, cmd, b, image)
+		}
+		if err != nil {
 			b.Close(ctx)
 		}
 	}
@@ -135,8 +143,9 @@ type sharedConn struct {
 	images []*rbdbackend.Backend
 }
 
-// open opens image on the shared connection (connecting first if needed).
-func (s *sharedConn) open(ctx context.Context, cmd *cobra.Command, image string, readOnly bool) (*rbdbackend.Backend, error) {
+// open opens image on the shared connection (connecting first if needed);
+// withQoS makes it follow the image's QoS settings (Backend.Limiter).
+func (s *sharedConn) open(ctx context.Context, cmd *cobra.Command, image string, readOnly, withQoS bool) (*rbdbackend.Backend, error) {
 	if _, err := rbdbackend.ParseSpec(image); err != nil {
 		return nil, err
 	}
@@ -149,7 +158,10 @@ func (s *sharedConn) open(ctx context.Context, cmd *cobra.Command, image string,
 	}
 	b, err := rbdbackend.Open(ctx, s.conn, image, readOnly)
 	if err == nil {
-		if err = unlockExport(ctx, cmd, b, image, readOnly, ""); err != nil {
+		if err = unlockExport(ctx, cmd, b, image, readOnly, ""); err == nil && withQoS {
+			err = enableQoS(ctx, cmd, b, image)
+		}
+		if err != nil {
 			b.Close(ctx)
 		}
 	}
@@ -174,6 +186,23 @@ func (s *sharedConn) closeAll() error {
 		s.conn = nil
 	}
 	return errors.Join(errs...)
+}
+
+// enableQoS makes b follow the image's librbd QoS settings (rbd config
+// image|pool set rbd_qos_*), live, and reports every change on stderr.
+func enableQoS(ctx context.Context, cmd *cobra.Command, b *rbdbackend.Backend, image string) error {
+	w := cmd.ErrOrStderr()
+	_, err := b.EnableQoS(ctx, func(l qos.Limits, err error) {
+		if err != nil {
+			fmt.Fprintf(w, "qos %s: %s (%v)\n", image, l, err)
+			return
+		}
+		fmt.Fprintf(w, "qos %s: %s\n", image, l)
+	})
+	if err != nil {
+		return fmt.Errorf("reading the QoS settings of %s: %w", image, err)
+	}
+	return nil
 }
 
 // ownerWait bounds waiting for an image's owner file: a server that is

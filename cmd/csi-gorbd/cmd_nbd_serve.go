@@ -13,8 +13,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/csi-gorbd/csi-gorbd/internal/rbdbackend"
 	"github.com/csi-gorbd/csi-gorbd/nbd"
 	"github.com/csi-gorbd/csi-gorbd/nbd/memory"
+	"github.com/csi-gorbd/csi-gorbd/nbd/qos"
+	"github.com/csi-gorbd/csi-gorbd/rbd"
 )
 
 // nbdServeOpts are the options of one `nbd serve`.
@@ -30,6 +33,8 @@ type nbdServeOpts struct {
 	allowRemote bool
 	maxConns    int
 	exportBytes string
+	qos         bool
+	qosLimits   []string
 }
 
 func (n *nbdCLI) serveCmd() *cobra.Command {
@@ -62,6 +67,8 @@ connection: each is an export named by its spec.
 	f.StringVar(&o.maxInFlight, "max-inflight", "", "payload bytes in flight per connection (`SIZE`, default 64MiB)")
 	f.StringVar(&o.exportBytes, "max-export-inflight", "256MiB", "payload bytes in flight per export, all its connections together (`SIZE`; 0: no bound)")
 	f.IntVar(&o.maxConns, "max-connections", 16, "connections per export at once (0: no limit)")
+	f.BoolVar(&o.qos, "qos", true, "honour the images' librbd QoS settings (rbd_qos_* set by rbd config image|pool set), following image changes live")
+	f.StringArrayVar(&o.qosLimits, "qos-limit", nil, "limit the --memory device with a librbd QoS option, `OPTION=VALUE` (e.g. rbd_qos_iops_limit=200; repeatable)")
 	f.BoolVar(&o.allowRemote, "allow-remote", false, "let --listen tcp: take a non-loopback address: NBD has no authentication or encryption, so anyone who reaches it can read and write the exports")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) of the serving to `FILE`")
 	f.MarkHidden("cpuprofile")
@@ -133,12 +140,14 @@ func (o *nbdServeOpts) server() (*nbd.Server, error) {
 // addServeExports adds the --memory device or the images to srv and
 // returns their total size. Images opened are closed by shared.closeAll.
 func addServeExports(ctx context.Context, cmd *cobra.Command, srv *nbd.Server, args []string, o *nbdServeOpts, shared *sharedConn) (int64, error) {
-	add := func(name, desc string, b nbd.Backend, ro bool) error {
-		return srv.AddExport(&nbd.Export{Name: name, Description: desc, Backend: b, ReadOnly: ro})
+	add := func(name, desc string, b nbd.Backend, ro bool, lim *qos.Limiter) error {
+		return srv.AddExport(&nbd.Export{Name: name, Description: desc, Backend: b, ReadOnly: ro, Limiter: lim})
 	}
 	switch {
 	case o.memory != "" && len(args) > 0:
 		return 0, errors.New("give either --memory or an image, not both")
+	case len(o.qosLimits) > 0 && o.memory == "":
+		return 0, errors.New("--qos-limit limits the --memory device; an image's limits are its own (rbd config image set)")
 	case o.memory != "":
 		n, err := parseSize(o.memory)
 		if err != nil {
@@ -148,8 +157,12 @@ func addServeExports(ctx context.Context, cmd *cobra.Command, srv *nbd.Server, a
 		if desc == "" {
 			desc = "in-memory device"
 		}
+		lim, err := memoryLimiter(o.qosLimits)
+		if err != nil {
+			return 0, err
+		}
 		b := memory.New(n)
-		return b.Size(), add(o.name, desc, b, o.readOnly)
+		return b.Size(), add(o.name, desc, b, o.readOnly, lim)
 	case len(args) > 1 && o.name != "":
 		return 0, errors.New("--name names a single export; with several images each export is named by its spec")
 	case len(args) == 0:
@@ -157,7 +170,7 @@ func addServeExports(ctx context.Context, cmd *cobra.Command, srv *nbd.Server, a
 	}
 	var size int64
 	for _, spec := range args {
-		b, err := shared.open(ctx, cmd, spec, o.readOnly)
+		b, err := shared.open(ctx, cmd, spec, o.readOnly, o.qos)
 		if err != nil {
 			return 0, err
 		}
@@ -174,12 +187,36 @@ func addServeExports(ctx context.Context, cmd *cobra.Command, srv *nbd.Server, a
 				desc = o.description
 			}
 		}
-		if err := add(name, desc, b, ro); err != nil {
+		if err := add(name, desc, b, ro, b.Limiter()); err != nil {
 			return 0, err
 		}
 		size += b.Size()
 	}
 	return size, nil
+}
+
+// memoryLimiter makes the --memory device's limiter from --qos-limit
+// OPTION=VALUE pairs (librbd's QoS options); nil without any.
+func memoryLimiter(pairs []string) (*qos.Limiter, error) {
+	if len(pairs) == 0 {
+		return nil, nil
+	}
+	m := map[string]string{}
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || !rbd.IsQoSOption(k) {
+			return nil, fmt.Errorf("--qos-limit %q: want OPTION=VALUE with one of %s", p, strings.Join(rbd.QoSOptions(), ", "))
+		}
+		if _, err := rbd.ParseQoSValue(k, v); err != nil {
+			return nil, fmt.Errorf("--qos-limit: %w", err)
+		}
+		m[k] = v
+	}
+	q, err := rbd.QoSFrom(m)
+	if err != nil {
+		return nil, fmt.Errorf("--qos-limit: %w", err)
+	}
+	return qos.New(rbdbackend.Limits(q)), nil
 }
 
 // parseSize parses a byte count with an optional binary suffix: K, M, G,

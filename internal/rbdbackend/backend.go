@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/csi-gorbd/csi-gorbd/nbd"
+	"github.com/csi-gorbd/csi-gorbd/nbd/attach"
 	"github.com/csi-gorbd/csi-gorbd/rados"
 	"github.com/csi-gorbd/csi-gorbd/rbd"
 	"github.com/csi-gorbd/csi-gorbd/rbd/encryption"
@@ -24,6 +25,7 @@ type Backend struct {
 	enc      *encryption.Image // nil unless encrypted
 	spec     Spec
 	readOnly bool
+	qos      *qosState // nil until EnableQoS
 }
 
 // volume is what the NBD commands run on: an *rbd.Image or its
@@ -37,9 +39,10 @@ type volume interface {
 }
 
 var (
-	_ nbd.Backend          = (*Backend)(nil)
-	_ nbd.FastZeroer       = (*Backend)(nil)
-	_ nbd.MultiConnBackend = (*Backend)(nil)
+	_ nbd.Backend             = (*Backend)(nil)
+	_ nbd.FastZeroer          = (*Backend)(nil)
+	_ nbd.MultiConnBackend    = (*Backend)(nil)
+	_ attach.ExportConfigurer = (*Backend)(nil)
 )
 
 // New wraps an already open image. readOnly must be true when img was
