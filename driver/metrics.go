@@ -48,6 +48,7 @@ type Metrics struct {
 	errors   *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	inflight *prometheus.GaugeVec
+	vols     *volumeMetrics
 
 	mu       sync.Mutex
 	attached []AttachedCounter
@@ -57,7 +58,8 @@ type Metrics struct {
 // NewMetrics makes the collectors: per-RPC request and error counts and
 // latency (filled by the gRPC interceptor), calls in flight, attached
 // volumes (from AttachedCounter sources), Ceph session health (from
-// HealthReporter sources), plus the Go runtime and process collectors.
+// HealthReporter sources), the per-volume I/O of the node plugin (see
+// Volume), plus the Go runtime and process collectors.
 func NewMetrics() *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -86,6 +88,7 @@ func NewMetrics() *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	m.vols = newVolumeMetrics(m.reg)
 	return m
 }
 

@@ -43,6 +43,9 @@ type rbdVolume struct {
 	*rbdbackend.Backend
 	s  *Server
 	id string
+
+	obs     nbd.Observer // the volume's metrics, or nil (volume_io.go)
+	release func()       // ends obs, or nil
 }
 
 var (
@@ -56,6 +59,9 @@ func (v *rbdVolume) Close() error {
 		delete(v.s.backends, v.id)
 	}
 	v.s.bmu.Unlock()
+	if v.release != nil {
+		v.release()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	return v.Backend.Close(ctx)
@@ -102,6 +108,12 @@ func (s *Server) openVolume(ctx context.Context, volumeID string, readOnly bool)
 		return nil, err
 	}
 	v := &rbdVolume{Backend: rbdbackend.New(img, readOnly), s: s, id: volumeID}
+	if err := s.instrument(ctx, v, rec); err != nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		defer cancel()
+		_ = v.Backend.Close(cctx)
+		return nil, err
+	}
 	s.bmu.Lock()
 	s.backends[volumeID] = v
 	s.bmu.Unlock()

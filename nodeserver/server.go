@@ -18,6 +18,7 @@ import (
 	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
 	"github.com/csi-gorbd/csi-gorbd/internal/incarnation"
 	"github.com/csi-gorbd/csi-gorbd/nbd/attach"
+	"github.com/csi-gorbd/csi-gorbd/nbd/qos"
 )
 
 // ownerWait bounds waiting for the state directory's lock.
@@ -53,6 +54,12 @@ type Options struct {
 	// SysRBD is krbd's sysfs directory ("": /sys/bus/rbd), where volumes
 	// ceph-csi mapped with krbd are found and unmapped.
 	SysRBD string
+
+	// OnQoS is told the QoS limits of a volume whenever they change, or
+	// could not be read (may be nil; must not block).
+	OnQoS func(volumeID string, l qos.Limits, err error)
+	// VolumeMetrics receives every served volume's I/O (may be nil).
+	VolumeMetrics VolumeMetrics
 
 	// Kernel, Mounter and Exec replace the real kernel, mount(8) and
 	// command runner (tests); nil means the real ones.

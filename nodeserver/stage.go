@@ -205,6 +205,7 @@ func (s *Server) attachNew(ctx context.Context, id csiceph.VolumeID, volID strin
 		UserID: cr.User, UserKey: cr.Key,
 		StagingPath: req.GetStagingTargetPath(), Block: block, FSType: fsType,
 		AccessMode: int32(req.GetVolumeCapability().GetAccessMode().GetMode()), ReadOnly: ro,
+		PVName: req.GetVolumeContext()[ContextPVName],
 	}
 	if err := s.vols.save(rec); err != nil {
 		return nil, status.Errorf(codes.Internal, "saving the state of volume %q: %v", volID, err)

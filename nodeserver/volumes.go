@@ -58,6 +58,10 @@ type volumeRecord struct {
 	ForeignMount string `json:"foreignMount,omitempty"`
 	ForeignPool  string `json:"foreignPool,omitempty"`
 	UnmapOptions string `json:"unmapOptions,omitempty"`
+
+	// PVName is the PersistentVolume's name, when the volume context
+	// carries it (the per-volume metrics' label).
+	PVName string `json:"pvName,omitempty"`
 }
 
 // mountSource is what NodePublishVolume bind-mounts: the staging path, or

@@ -113,7 +113,7 @@ func runCSI(ctx context.Context, mode string, f csiFlags) error {
 	if mode != driver.ModeController {
 		// The node service takes its devices over (restart recovery)
 		// before the endpoint opens: see startNode.
-		ns, err := startNode(ctx, f, clusters, mapping)
+		ns, err := startNode(ctx, f, clusters, mapping, opts.Metrics)
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/csi-gorbd/csi-gorbd/driver"
 	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
 	"github.com/csi-gorbd/csi-gorbd/nbd/attach"
+	"github.com/csi-gorbd/csi-gorbd/nbd/qos"
 	"github.com/csi-gorbd/csi-gorbd/nodeserver"
 )
 
@@ -20,7 +21,7 @@ import (
 // whose device nobody serves. A device that cannot be recovered is
 // logged; its volume reports an abnormal condition and NodeStageVolume
 // retries the recovery.
-func startNode(ctx context.Context, f csiFlags, clusters csiceph.Clusters, mapping csiceph.ClusterMapping) (*nodeserver.Server, error) {
+func startNode(ctx context.Context, f csiFlags, clusters csiceph.Clusters, mapping csiceph.ClusterMapping, metrics *driver.Metrics) (*nodeserver.Server, error) {
 	if f.nodeID == "" {
 		return nil, errors.New("--nodeid is required for the node service (the Kubernetes node name)")
 	}
@@ -39,6 +40,14 @@ func startNode(ctx context.Context, f csiFlags, clusters csiceph.Clusters, mappi
 		OnEvent:  func(e attach.Event) { klog.InfoS("nbd", "event", e.String()) },
 		Mapping:  mapping,
 		Topology: topo,
+		OnQoS: func(volumeID string, l qos.Limits, err error) {
+			if err != nil {
+				klog.ErrorS(err, "QoS settings", "volume", volumeID, "limits", l.String())
+				return
+			}
+			klog.InfoS("QoS limits", "volume", volumeID, "limits", l.String())
+		},
+		VolumeMetrics: metrics,
 	})
 	if err != nil {
 		return nil, err
