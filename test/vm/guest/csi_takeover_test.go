@@ -12,6 +12,10 @@ import (
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+
+	"github.com/csi-gorbd/csi-gorbd/nbd"
+	"github.com/csi-gorbd/csi-gorbd/nbd/memory"
+	"github.com/csi-gorbd/csi-gorbd/nbd/nbdnl"
 )
 
 // The node side of the migration from ceph-csi (docs/migrating-from-ceph-csi.md),
@@ -220,5 +224,61 @@ func TestCSIMkfsOptions(t *testing.T) {
 	}
 	if _, err := nc.NodeUnstageVolume(ctx, &csi.NodeUnstageVolumeRequest{VolumeId: volID, StagingTargetPath: staging}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCSITakeoverNBD: a volume ceph-csi's node staged with rbd-nbd (here a
+// userspace NBD server of the test's own, connected over netlink as
+// rbd-nbd does, with ext4 on it mounted at <staging>/<volume id>) is
+// unstaged by csi-gorbd's node plugin: unmounted, and the device
+// disconnected through nbd netlink. No Ceph is involved in that.
+func TestCSITakeoverNBD(t *testing.T) {
+	needVM(t)
+	ctx := testCtx(t, 3*time.Minute)
+	t.Setenv("PATH", csiPath)
+	dir := t.TempDir()
+	const index, size = 6, 64 << 20
+	exp := &nbd.Export{Name: "rbd-nbd", Backend: memory.New(size)}
+	sock, served := pair(t, ctx, exp)
+	got, err := nbdnl.Connect(ctx, []*os.File{sock}, nbdnl.WithIndex(index), nbdnl.WithSize(size), nbdnl.WithBlockSize(4096),
+		nbdnl.WithServerFlags(uint64(exp.TransmissionFlags(false))))
+	sock.Close()
+	if err != nil || got != index {
+		t.Fatalf("connect nbd%d: %d %v", index, got, err)
+	}
+	dev := "/dev/nbd6"
+	const volID = "0001-0009-cluster-1-0000000000000002-66666666-2222-4333-8444-555555555555"
+	staging := filepath.Join(dir, "globalmount")
+	cephMount := filepath.Join(staging, volID)
+	if err := os.MkdirAll(cephMount, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	sh(t, "mkfs.ext4 -q "+dev+" && mount "+dev+" "+cephMount+" && echo data > "+cephMount+"/f && sync")
+	stash, _ := json.Marshal(map[string]any{"Version": 3, "pool": "rbd", "radosNamespace": "", "image": "csi-vol-66666666",
+		"unmapOptions": "nbd:force", "accessType": true, "encrypted": false, "device": dev})
+	writeFile0600(t, filepath.Join(staging, "image-meta.json"), string(stash))
+
+	clusters := filepath.Join(dir, "clusters.json")
+	writeFile0600(t, clusters, `[{"clusterID":"cluster-1","monitors":["127.0.0.1:1"]}]`)
+	psock := filepath.Join(dir, "csi.sock")
+	startPlugin(t, ctx, psock, "node", "--endpoint", "unix://"+psock, "--nodeid", "vm-node", "--drivername", "rbd.csi.ceph.com",
+		"--clusters", clusters, "--state-dir", filepath.Join(dir, "state"))
+	nc := csi.NewNodeClient(csiConn(t, psock))
+	if _, err := nc.NodeUnstageVolume(ctx, &csi.NodeUnstageVolumeRequest{VolumeId: volID, StagingTargetPath: staging}); err != nil {
+		t.Fatalf("NodeUnstageVolume of ceph-csi's rbd-nbd volume: %v", err)
+	}
+	waitDisconnected(t, ctx, index)
+	if out := sh(t, "cat /proc/mounts"); strings.Contains(out, cephMount) {
+		t.Errorf("ceph-csi's mount left:\n%s", out)
+	}
+	select {
+	case <-served:
+	case <-time.After(30 * time.Second):
+		t.Error("the rbd-nbd stand-in still serves after the disconnect")
+	}
+	// The data went through the device: it is in the stand-in's backend.
+	buf := make([]byte, 4096)
+	if err := exp.Backend.ReadAt(ctx, buf, 1024); err != nil || buf[56] != 0x53 || buf[57] != 0xef {
+		t.Errorf("no ext4 superblock in the backend: %v", err)
 	}
 }
