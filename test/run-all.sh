@@ -3,7 +3,7 @@
 #   1. install host packages (test/deps.sh)
 #   2. start every throw-away Ceph cluster (Pacific, 3-mon Pacific, Reef,
 #      Tentacle with AES and with aes256k keys, a secure-only and an auth-none mon)
-#   3. go vet, build the static binary
+#   3. go vet, gofmt, build the static binary
 #   4. go test ./... (unit + integration against the real clusters; a missing
 #      cluster FAILS the run because GORBD_REQUIRE_CLUSTERS=1), then go test
 #      -race over the unit tests and over rbd's integration tests on Pacific
@@ -34,6 +34,7 @@ bash test/cluster/start-all.sh
 
 step "go vet + build"
 go vet ./...
+unformatted=$(gofmt -l $(git ls-files "*.go")); if [ -n "$unformatted" ]; then echo "gofmt needed:"; echo "$unformatted"; exit 1; fi
 make -s build
 ./bin/csi-gorbd version
 
