@@ -31,6 +31,9 @@ type createRequest struct {
 	// the segments it is accessible from (nil: everywhere).
 	pool, dataPool string
 	topology       map[string]string
+	// qos are the StorageClass's QoS parameters with the
+	// VolumeAttributesClass's (the mutable parameters) over them.
+	qos csiceph.QoSRequest
 }
 
 // parseCreate checks a CreateVolume request.
@@ -56,6 +59,9 @@ func (s *Server) parseCreate(req *csi.CreateVolumeRequest) (createRequest, error
 	}
 	if cr.size, err = RoundCapacity(cr.cap); err != nil {
 		return cr, status.Error(codes.OutOfRange, err.Error())
+	}
+	if cr.qos, err = parseCreateQoS(p, req.GetMutableParameters()); err != nil {
+		return cr, err
 	}
 	if cr.pool, cr.dataPool, cr.topology, err = pickPool(cr.params, req.GetAccessibilityRequirements(), s.driver); err != nil {
 		return cr, err
@@ -174,6 +180,9 @@ func (se *session) csiVolume(cr createRequest, rec volumeRecord, src *csi.Volume
 	if cr.dataPool != "" {
 		vctx[csiceph.ParamDataPool] = cr.dataPool
 	}
+	if cr.params.PVName != "" {
+		vctx[csiceph.ParamPVName] = cr.params.PVName // the node's metrics label
+	}
 	vol := &csi.Volume{
 		VolumeId:      se.volumeHandle(rec),
 		CapacityBytes: int64(rec.Size),
@@ -290,7 +299,7 @@ func (se *session) finishVolume(ctx context.Context, cr createRequest, rec volum
 			return err
 		}
 	}
-	return nil
+	return applyQoS(ctx, img, cr.qos)
 }
 
 // undoCreate removes what a failed CreateVolume made: the image, if it
@@ -548,6 +557,9 @@ func (s *Server) ControllerExpandVolume(ctx context.Context, req *csi.Controller
 			return nil, se.fail(err)
 		}
 		cur = size
+	}
+	if err := rescaleQoS(ctx, img); err != nil { // per-GiB QoS limits follow the size
+		return nil, se.fail(fmt.Errorf("re-scaling the QoS limits of image %s: %w", v.image, err))
 	}
 	nodeExpand := req.GetVolumeCapability() == nil || req.GetVolumeCapability().GetBlock() == nil
 	return &csi.ControllerExpandVolumeResponse{CapacityBytes: int64(cur), NodeExpansionRequired: nodeExpand}, nil

@@ -172,6 +172,7 @@ func TestSanityController(t *testing.T) {
 	cfg.SecretsFile = secrets
 	cfg.TestVolumeParameters = map[string]string{"clusterID": clusterID, "pool": pool, "volumeNamePrefix": volPrefix}
 	cfg.TestSnapshotParameters = map[string]string{"snapshotNamePrefix": snapPrefix}
+	cfg.TestVolumeMutableParameters = map[string]string{"baseIops": "1000", "rbd_qos_write_bps_limit": "64M"}
 	cfg.TestVolumeSize = 16 << 20
 	cfg.TestVolumeExpandSize = 32 << 20
 	cfg.IdempotentCount = 3

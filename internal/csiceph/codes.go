@@ -73,7 +73,7 @@ func contextCode(err error) (codes.Code, bool) {
 func requestCode(err error) (codes.Code, bool) {
 	var me mount.MountError
 	switch {
-	case errors.Is(err, ErrUnknownCluster), errors.Is(err, ErrBadID), errors.Is(err, ErrSecrets),
+	case errors.Is(err, ErrUnknownCluster), errors.Is(err, ErrBadID), errors.Is(err, ErrSecrets), errors.Is(err, ErrMutableParams),
 		errors.Is(err, cephx.ErrBadKey), errors.Is(err, cephx.ErrKeyring), errors.Is(err, rados.ErrNoKey),
 		errors.Is(err, config.ErrBadMonHost), errors.Is(err, config.ErrNoMonitors):
 		return codes.InvalidArgument, true
@@ -111,7 +111,7 @@ func cephCode(err error) (codes.Code, bool) {
 		return codes.FailedPrecondition, true
 	case errors.Is(err, rbd.ErrOutOfRange):
 		return codes.OutOfRange, true
-	case errors.Is(err, rbd.ErrInvalid), errors.Is(err, syscall.EINVAL):
+	case errors.Is(err, rbd.ErrInvalid), errors.Is(err, rbd.ErrQoSValue), errors.Is(err, syscall.EINVAL):
 		return codes.InvalidArgument, true
 	case errors.Is(err, rados.ErrNoMonitor), errors.Is(err, rados.ErrClosed), errors.Is(err, rados.ErrSecureRequired),
 		errors.Is(err, rados.ErrAuthMethod), errors.Is(err, cephx.ErrBadMethod), errors.Is(err, cephx.ErrNoTicket),

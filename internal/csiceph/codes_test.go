@@ -46,6 +46,7 @@ func TestCode(t *testing.T) {
 		{fmt.Errorf("open: %w", cephx.ErrBadKey), codes.InvalidArgument},
 		{fmt.Errorf("x: %w", ErrUnknownCluster), codes.InvalidArgument},
 		{fmt.Errorf("x: %w", ErrNotStaged), codes.NotFound},
+		{fmt.Errorf("x: %w", ErrMutableParams), codes.InvalidArgument},
 		{mount.NewMountError(mount.UnformattedReadOnly, "blank"), codes.FailedPrecondition},
 		{mount.NewMountError(mount.FormatFailed, "mkfs"), codes.Internal},
 	} {
@@ -88,6 +89,7 @@ var typedErrors = map[string]struct {
 	"rbd.ErrBusy":               {rbd.ErrBusy, codes.FailedPrecondition},
 	"rbd.ErrFormat1":            {rbd.ErrFormat1, codes.FailedPrecondition},
 	"rbd.ErrInvalid":            {rbd.ErrInvalid, codes.InvalidArgument},
+	"rbd.ErrQoSValue":           {rbd.ErrQoSValue, codes.InvalidArgument},
 	"rbd.ErrMalformed":          {rbd.ErrMalformed, codes.Internal},
 	"rbd.ErrOutOfRange":         {rbd.ErrOutOfRange, codes.OutOfRange},
 	"rbd.FeatureError":          {&rbd.FeatureError{}, codes.FailedPrecondition},

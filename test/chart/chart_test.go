@@ -101,6 +101,17 @@ func TestDefaultValues(t *testing.T) {
 	if args := strs(container(t, ctrl, "csi-resizer")["args"]); !contains(args, "--handle-volume-inuse-error=false") {
 		t.Errorf("resizer must not watch pods (its ClusterRole has none): %v", args)
 	}
+	// VolumeAttributesClasses reach the driver (CreateVolume's mutable
+	// parameters, ControllerModifyVolume), whatever the API discovery says.
+	for _, sc := range []string{"csi-provisioner", "csi-resizer"} {
+		found := false
+		for _, a := range strs(container(t, ctrl, sc)["args"]) {
+			found = found || strings.HasPrefix(a, "--feature-gates=") && strings.Contains(a, "VolumeAttributesClass=true")
+		}
+		if !found {
+			t.Errorf("%s runs without --feature-gates=VolumeAttributesClass=true", sc)
+		}
+	}
 	if p := str(dig(container(t, ctrl, "csi-gorbd"), "livenessProbe", "httpGet", "path")); p != "/healthz" {
 		t.Errorf("controller plugin liveness probe path %q", p)
 	}
@@ -464,6 +475,7 @@ func TestRBACLeastPrivilege(t *testing.T) {
 			{"snapshot.storage.k8s.io", "volumesnapshots", "get,list,update,watch"},
 			{"storage.k8s.io", "storageclasses", "get,list,watch"},
 			{"storage.k8s.io", "volumeattachments", "get,list,watch"},
+			{"storage.k8s.io", "volumeattributesclasses", "get,list,watch"},
 		},
 		"-snapshotter": {
 			{"", "events", "create,list,patch,update,watch"},
@@ -478,6 +490,7 @@ func TestRBACLeastPrivilege(t *testing.T) {
 			{"", "persistentvolumeclaims/status", "patch"},
 			{"", "persistentvolumes", "get,list,patch,watch"},
 			{"", "secrets", "get"},
+			{"storage.k8s.io", "volumeattributesclasses", "get,list,watch"},
 		},
 		"-attacher": {
 			{"", "persistentvolumes", "get,list,patch,watch"},
