@@ -136,6 +136,7 @@ func TestKubernetesE2E(t *testing.T) {
 		!t.Run("Snapshot", f.snapshot) ||
 		!t.Run("RestoreAndClone", f.restoreAndClone) ||
 		!t.Run("Expand", f.expand) ||
+		!t.Run("Modify", f.modify) ||
 		!t.Run("Attach", f.attach) {
 		return
 	}
