@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/csi-gorbd/csi-gorbd/driver"
 	"github.com/csi-gorbd/csi-gorbd/internal/rbdbackend"
 	"github.com/csi-gorbd/csi-gorbd/nbd"
 	"github.com/csi-gorbd/csi-gorbd/nbd/memory"
@@ -35,6 +36,8 @@ type nbdServeOpts struct {
 	exportBytes string
 	qos         bool
 	qosLimits   []string
+	metricsAddr string
+	metrics     *driver.Metrics // with --metrics-address
 }
 
 func (n *nbdCLI) serveCmd() *cobra.Command {
@@ -69,6 +72,7 @@ connection: each is an export named by its spec.
 	f.IntVar(&o.maxConns, "max-connections", 16, "connections per export at once (0: no limit)")
 	f.BoolVar(&o.qos, "qos", true, "honour the images' librbd QoS settings (rbd_qos_* set by rbd config image|pool set), following image changes live")
 	f.StringArrayVar(&o.qosLimits, "qos-limit", nil, "limit the --memory device with a librbd QoS option, `OPTION=VALUE` (e.g. rbd_qos_iops_limit=200; repeatable)")
+	f.StringVar(&o.metricsAddr, "metrics-address", "", "serve Prometheus /metrics on `HOST:PORT`: every export's requests, bytes, errors, latency and QoS waits, labelled volume_id=<export name>")
 	f.BoolVar(&o.allowRemote, "allow-remote", false, "let --listen tcp: take a non-loopback address: NBD has no authentication or encryption, so anyone who reaches it can read and write the exports")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) of the serving to `FILE`")
 	f.MarkHidden("cpuprofile")
@@ -89,6 +93,9 @@ func (n *nbdCLI) runServe(cmd *cobra.Command, args []string, o *nbdServeOpts) er
 	size, err := addServeExports(ctx, cmd, srv, args, o, shared)
 	defer shared.closeAll()
 	if err != nil {
+		return err
+	}
+	if err := o.serveMetrics(ctx, cmd); err != nil {
 		return err
 	}
 	l, err := listenNBD(ctx, o.listen, o.allowRemote)
@@ -140,8 +147,15 @@ func (o *nbdServeOpts) server() (*nbd.Server, error) {
 // addServeExports adds the --memory device or the images to srv and
 // returns their total size. Images opened are closed by shared.closeAll.
 func addServeExports(ctx context.Context, cmd *cobra.Command, srv *nbd.Server, args []string, o *nbdServeOpts, shared *sharedConn) (int64, error) {
+	if o.metricsAddr != "" {
+		o.metrics = driver.NewMetrics()
+	}
 	add := func(name, desc string, b nbd.Backend, ro bool, lim *qos.Limiter) error {
-		return srv.AddExport(&nbd.Export{Name: name, Description: desc, Backend: b, ReadOnly: ro, Limiter: lim})
+		e := &nbd.Export{Name: name, Description: desc, Backend: b, ReadOnly: ro, Limiter: lim}
+		if o.metrics != nil {
+			e.Observer, _ = o.metrics.Volume(name, "")
+		}
+		return srv.AddExport(e)
 	}
 	switch {
 	case o.memory != "" && len(args) > 0:
@@ -193,6 +207,20 @@ func addServeExports(ctx context.Context, cmd *cobra.Command, srv *nbd.Server, a
 		size += b.Size()
 	}
 	return size, nil
+}
+
+// serveMetrics serves the exports' series on --metrics-address (the node
+// plugin's per-volume metrics, with the export name as volume_id).
+func (o *nbdServeOpts) serveMetrics(ctx context.Context, cmd *cobra.Command) error {
+	if o.metrics == nil {
+		return nil
+	}
+	a, err := driver.ServeMetrics(ctx, o.metricsAddr, o.metrics, driver.HealthOptions{})
+	if err != nil {
+		return fmt.Errorf("--metrics-address: %w", err)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "metrics on http://%s/metrics\n", a)
+	return nil
 }
 
 // memoryLimiter makes the --memory device's limiter from --qos-limit
