@@ -92,7 +92,9 @@ type Spec struct {
 	Connections int
 	// Device asks for a given device ("/dev/nbd3"); "" lets the kernel pick.
 	Device string
-	// BlockSize defaults to DefaultBlockSize.
+	// BlockSize is the device's logical block size; 0 takes the
+	// backend's PreferredBlockSize when it is larger than
+	// DefaultBlockSize (at most 4096), else DefaultBlockSize.
 	BlockSize int64
 	// Timeout is the kernel's per-request timeout (0: kernel default).
 	Timeout time.Duration
@@ -193,9 +195,6 @@ func (m *Manager) Attach(ctx context.Context, spec Spec) (*Record, error) {
 	if spec.Connections < 0 || spec.Connections > maxConnections {
 		return nil, fmt.Errorf("attach: %d connections (1..%d)", spec.Connections, maxConnections)
 	}
-	if spec.BlockSize == 0 {
-		spec.BlockSize = DefaultBlockSize
-	}
 	if spec.DeadConnTimeout == 0 {
 		spec.DeadConnTimeout = DefaultDeadConnTimeout
 	}
@@ -214,6 +213,9 @@ func (m *Manager) Attach(ctx context.Context, spec Spec) (*Record, error) {
 	b, err := m.cfg.Factory(ctx, spec.Image, spec.ReadOnly)
 	if err != nil {
 		return nil, fmt.Errorf("attach: open %s: %w", spec.Image, err)
+	}
+	if spec.BlockSize == 0 {
+		spec.BlockSize = blockSize(b)
 	}
 	size := b.Size()
 	if size <= 0 || size%spec.BlockSize != 0 {
@@ -267,6 +269,21 @@ func (m *Manager) Attach(ctx context.Context, spec Spec) (*Record, error) {
 	m.register(a)
 	r := a.rec
 	return &r, nil
+}
+
+// blockSize is the logical block size for a backend's device: its
+// preferred block size when it has one above DefaultBlockSize (an
+// encrypted export's sector: 4096-byte LUKS sectors make a 4096-byte
+// device, as dm-crypt does, so that filesystems made on either fit the
+// other and no kernel I/O needs read-modify-write), else
+// DefaultBlockSize.
+func blockSize(b nbd.Backend) int64 {
+	if p, ok := b.(interface{ PreferredBlockSize() uint32 }); ok {
+		if n := int64(p.PreferredBlockSize()); n > DefaultBlockSize && n <= 4096 && n&(n-1) == 0 {
+			return n
+		}
+	}
+	return DefaultBlockSize
 }
 
 func (m *Manager) newAttachment(rec Record, b nbd.Backend) *attachment {
