@@ -30,7 +30,7 @@ import (
 func (r *rbdCLI) encryptionCmd() *cobra.Command {
 	enc := &cobra.Command{Use: "encryption", Short: "Manage an image's encryption (LUKS)"}
 
-	var cipherAlg, layout string
+	var cipherAlg, layout, kdf string
 	var force bool
 	format := &cobra.Command{
 		Use:   "format [POOL/]IMAGE luks1|luks2 PASSPHRASE-FILE",
@@ -43,7 +43,12 @@ plaintext is then the image minus the header area (16 MiB with 4 MiB objects).
 opens the image with encryption-format=luks2 (qemu, rbd-nbd), and "nbd serve"
 or "nbd map" here with --encryption-format. --layout dm-crypt writes what
 "cryptsetup luksFormat" writes on a mapped device (ceph-csi's node).
-Both open with cryptsetup over an "rbd export" of the image.`,
+Both open with cryptsetup over an "rbd export" of the image.
+
+--kdf sets the keyslot's KDF: argon2id[:iterations=N,memory=KiB,parallel=N],
+argon2i[...] or pbkdf2[:hash=H,iterations=N] (LUKS1: pbkdf2 only). The
+default is argon2id with 3 iterations, 64 MiB and 4 lanes for LUKS2 and
+pbkdf2-sha256 for LUKS1.`,
 		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o := encryption.FormatOptions{Force: force}
@@ -71,6 +76,13 @@ Both open with cryptsetup over an "rbd export" of the image.`,
 			default:
 				return fmt.Errorf("--layout %q: librbd or dm-crypt", layout)
 			}
+			if kdf != "" {
+				k, err := luks.ParseKDF(kdf)
+				if err != nil {
+					return fmt.Errorf("--kdf: %w", err)
+				}
+				o.KDF = k
+			}
 			pass, err := readPassphraseFile(args[2])
 			if err != nil {
 				return err
@@ -89,6 +101,7 @@ Both open with cryptsetup over an "rbd export" of the image.`,
 	format.Flags().StringVar(&cipherAlg, "cipher-alg", "aes-256", "encryption algorithm: aes-128 or aes-256")
 	format.Flags().StringVar(&layout, "layout", "librbd", "header layout: librbd or dm-crypt")
 	format.Flags().BoolVar(&force, "force", false, "overwrite an existing LUKS header")
+	format.Flags().StringVar(&kdf, "kdf", "", "keyslot KDF: argon2id|argon2i|pbkdf2[:KEY=VALUE,...] (default argon2id:iterations=3,memory=65536,parallel=4)")
 	enc.AddCommand(format)
 	return enc
 }

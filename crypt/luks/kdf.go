@@ -138,3 +138,64 @@ func hashByName(name string) (func() hash.Hash, error) {
 	}
 	return nil, fmt.Errorf("%w: hash %q", ErrUnsupported, name)
 }
+
+// ParseKDF reads a KDF written as TYPE[:KEY=VALUE,...] — argon2id or
+// argon2i with iterations (passes), memory (KiB) and parallel (lanes),
+// pbkdf2 with iterations and hash; the names are cryptsetup's
+// --pbkdf-force-iterations, --pbkdf-memory, --pbkdf-parallel and --hash.
+// Parameters not given take DefaultKDF's (argon2), or sha256 and 100000
+// iterations (pbkdf2). String writes the same form.
+func ParseKDF(s string) (KDF, error) {
+	typ, rest, _ := strings.Cut(s, ":")
+	var k KDF
+	switch typ {
+	case KDFArgon2i, KDFArgon2id:
+		k = DefaultKDF()
+		k.Type = typ
+	case KDFPBKDF2:
+		k = KDF{Type: KDFPBKDF2, Hash: "sha256", Iterations: 100000}
+	default:
+		return KDF{}, fmt.Errorf("%w: KDF %q (argon2id, argon2i or pbkdf2)", ErrInvalid, typ)
+	}
+	for _, kv := range strings.Split(rest, ",") {
+		if kv == "" {
+			continue
+		}
+		key, val, ok := strings.Cut(kv, "=")
+		if !ok {
+			return KDF{}, fmt.Errorf("%w: KDF parameter %q is not KEY=VALUE", ErrInvalid, kv)
+		}
+		if key == "hash" && k.Type == KDFPBKDF2 {
+			k.Hash = val
+			continue
+		}
+		var n int
+		if _, err := fmt.Sscanf(val, "%d", &n); err != nil || fmt.Sprint(n) != val {
+			return KDF{}, fmt.Errorf("%w: KDF parameter %s=%q is not a number", ErrInvalid, key, val)
+		}
+		switch {
+		case key == "iterations" && k.Type == KDFPBKDF2:
+			k.Iterations = n
+		case key == "iterations":
+			k.Time = n
+		case key == "memory" && k.Type != KDFPBKDF2:
+			k.MemoryKiB = n
+		case key == "parallel" && k.Type != KDFPBKDF2:
+			k.Threads = n
+		default:
+			return KDF{}, fmt.Errorf("%w: KDF parameter %q does not apply to %s", ErrInvalid, key, k.Type)
+		}
+	}
+	if err := k.check((*Limits)(nil).withDefaults()); err != nil {
+		return KDF{}, err
+	}
+	return k, nil
+}
+
+// String writes k as ParseKDF reads it.
+func (k KDF) String() string {
+	if k.Type == KDFPBKDF2 {
+		return fmt.Sprintf("%s:hash=%s,iterations=%d", k.Type, k.Hash, k.Iterations)
+	}
+	return fmt.Sprintf("%s:iterations=%d,memory=%d,parallel=%d", k.Type, k.Time, k.MemoryKiB, k.Threads)
+}

@@ -163,3 +163,28 @@ func TestFormatErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestParseKDF(t *testing.T) {
+	good := map[string]KDF{
+		"argon2id": DefaultKDF(),
+		"argon2id:iterations=1,memory=8192,parallel=2": {Type: KDFArgon2id, Time: 1, MemoryKiB: 8192, Threads: 2},
+		"argon2i:memory=32768":                         {Type: KDFArgon2i, Time: 3, MemoryKiB: 32768, Threads: 4},
+		"pbkdf2":                                       {Type: KDFPBKDF2, Hash: "sha256", Iterations: 100000},
+		"pbkdf2:hash=sha512,iterations=2000":           {Type: KDFPBKDF2, Hash: "sha512", Iterations: 2000},
+	}
+	for s, want := range good {
+		k, err := ParseKDF(s)
+		if err != nil || k != want {
+			t.Errorf("%q: %+v %v, want %+v", s, k, err, want)
+		}
+		if back, err := ParseKDF(k.String()); err != nil || back != k {
+			t.Errorf("%q: String %q reads back %+v %v", s, k.String(), back, err)
+		}
+	}
+	for _, s := range []string{"", "scrypt", "argon2id:memory", "argon2id:memory=x", "argon2id:hash=sha1", "pbkdf2:memory=8",
+		"argon2id:memory=2000000", "argon2id:parallel=0", "pbkdf2:hash=md5", "argon2id:iterations=01"} {
+		if _, err := ParseKDF(s); err == nil {
+			t.Errorf("%q accepted", s)
+		}
+	}
+}
