@@ -26,6 +26,10 @@ func newDefault(_ context.Context, a Args) (Store, error) {
 func (s *defaultStore) ID() string      { return DefaultID }
 func (s *defaultStore) PerVolume() bool { return false }
 
+func (s *defaultStore) Source() string {
+	return fmt.Sprintf("%s key %s (encryptionKMSID %q)", s.req.secretsName(), SecretPassphraseKey, DefaultID)
+}
+
 func (s *defaultStore) Passphrase(context.Context, encryption.Volume) ([]byte, error) {
 	return bytes.Clone(s.pass), nil
 }

@@ -39,6 +39,9 @@ type Store interface {
 	PerVolume() bool
 	// ID is the encryptionKMSID the store was opened for.
 	ID() string
+	// Source says where a volume's LUKS passphrase comes from, naming
+	// the secret to fix when it does not unlock (never the passphrase).
+	Source() string
 }
 
 // SecretReader reads a Kubernetes Secret's data (the Secrets a KMS entry

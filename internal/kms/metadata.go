@@ -91,6 +91,10 @@ func newMetadata(ctx context.Context, a Args) (Store, error) {
 func (s *metadataStore) ID() string      { return s.id }
 func (s *metadataStore) PerVolume() bool { return true }
 
+func (s *metadataStore) Source() string {
+	return fmt.Sprintf("the volume's passphrase in image metadata %s, sealed with %s (encryptionKMSID %q)", MetaDEK, s.from, s.id)
+}
+
 // sealed is the stored form: AES-256-GCM ciphertext with its tag, and the
 // nonce (JSON []byte: standard base64).
 type sealed struct {
