@@ -27,6 +27,7 @@
 #                             ports from its 127.0.0.1 to the host
 #        VM_ENV_FILE=file     extra KEY=VALUE lines for the guest tests
 #                             (appended to /etc/gorbd-vm.env)
+#        VM_BENCH=1           also pack fio (bench/vm-encryption.sh)
 #        SKIP_DEPS=1          do not run test/deps.sh
 # Exit status 0 only when the guest printed "VM-TEST-RESULT: PASS".
 set -euo pipefail
@@ -139,15 +140,24 @@ copy_dyn() { # a dynamic binary and the libraries ldd lists
 	done
 }
 for b in /sbin/mke2fs /sbin/e2fsck /sbin/resize2fs /sbin/mkfs.xfs /usr/sbin/xfs_growfs /sbin/xfs_repair \
-	/sbin/blkid /sbin/fsck /sbin/blockdev /bin/mount /bin/umount; do # util-linux: k8s.io/mount-utils (CSI node tests)
+	/sbin/blkid /sbin/fsck /sbin/blockdev /bin/mount /bin/umount \
+	/sbin/cryptsetup /sbin/dmsetup; do # util-linux: k8s.io/mount-utils (CSI node tests); cryptsetup: dm-crypt interop
 	copy_dyn "$(readlink -f "$b")"
 done
+# cryptsetup dlopens libgcc_s for pthread_exit (ldd does not list it)
+cp -L "$(ldconfig -p | awk '/libgcc_s.so.1 .*x86-64/{print $NF; exit}')" "$R/lib/x86_64-linux-gnu/"
+if [ "${VM_BENCH:-0}" = 1 ]; then # fio and its libraries (~20 MB) only for the bench
+	copy_dyn "$(readlink -f /usr/bin/fio)"
+fi
 ln -sf mke2fs "$R/sbin/mkfs.ext4"
 ln -sf e2fsck "$R/sbin/fsck.ext4"
 guest_env > "$R/etc/gorbd-vm.env"
 chmod 600 "$R/etc/gorbd-vm.env"
 # modules in dependency order; -C /dev/null ignores the host's modprobe.d
-MODS="nbd xfs"
+# dm_crypt + xts + aesni_intel (+ algif_skcipher, cryptsetup's keyslot
+# cipher): cryptsetup and dm-crypt as the peer of our LUKS; aesni_intel
+# fails to load on a CPU without AES-NI, and the generic AES serves then.
+MODS="nbd xfs dm_crypt xts aesni_intel algif_skcipher"
 # rbd (krbd, with libceph): the takeover test maps a volume as ceph-csi's
 # node plugin did before csi-gorbd unmaps it.
 [ "$NET" = 1 ] && MODS="virtio_pci virtio_net $MODS rbd"
