@@ -48,13 +48,19 @@ type Volume struct {
 	ID    string
 	Image Image
 	Store kms.Store
+	// KDF is the KDF of keyslots this package writes; the zero value is
+	// luks.DefaultKDF (Argon2id, 3 passes, 64 MiB, 4 lanes).
+	KDF luks.KDF
 }
 
 func (v Volume) ev() encryption.Volume { return encryption.Volume{ID: v.ID, Meta: v.Image} }
 
-// KDF is the keyslot KDF of new passphrases: luks.DefaultKDF (Argon2id,
-// 3 passes, 64 MiB, 4 lanes).
-var KDF = luks.DefaultKDF()
+func (v Volume) kdf() luks.KDF {
+	if v.KDF.Type == "" {
+		return luks.DefaultKDF()
+	}
+	return v.KDF
+}
 
 // State reads the image's encryption state ("" when it has none; the
 // legacy key as ceph-csi still reads it).
@@ -151,7 +157,7 @@ func FormatNew(ctx context.Context, v Volume, layout encryption.Layout) error {
 			return err
 		}
 	} else {
-		vol, err := encryption.Format(ctx, v.Image, pass, &encryption.FormatOptions{Layout: layout, KDF: KDF})
+		vol, err := encryption.Format(ctx, v.Image, pass, &encryption.FormatOptions{Layout: layout, KDF: v.kdf()})
 		if err != nil {
 			return fmt.Errorf("csicrypt: formatting volume %s: %w", v.ID, err)
 		}
@@ -214,7 +220,7 @@ func Inherit(ctx context.Context, src, dst Volume) error {
 			return err
 		}
 		defer clear(srcPass)
-		if _, err := encryption.AddPassphrase(ctx, dst.Image, srcPass, dstPass, KDF, nil); err != nil {
+		if _, err := encryption.AddPassphrase(ctx, dst.Image, srcPass, dstPass, dst.kdf(), nil); err != nil {
 			return src.wrong(err)
 		}
 		if err := encryption.RemovePassphrase(ctx, dst.Image, srcPass, nil); err != nil {
@@ -255,7 +261,7 @@ func Unlock(ctx context.Context, v Volume, readOnly bool) ([]byte, error) {
 		if err := checkBlank(ctx, v.Image); err != nil {
 			return nil, fmt.Errorf("%w: volume %s: %v", ErrState, v.ID, err)
 		}
-		vol, err := encryption.Format(ctx, v.Image, pass, &encryption.FormatOptions{Layout: encryption.LayoutDMCrypt, KDF: KDF})
+		vol, err := encryption.Format(ctx, v.Image, pass, &encryption.FormatOptions{Layout: encryption.LayoutDMCrypt, KDF: v.kdf()})
 		if err != nil {
 			return nil, fmt.Errorf("csicrypt: formatting volume %s: %w", v.ID, err)
 		}
@@ -315,19 +321,29 @@ func (r devReader) ReadAt(p []byte, off int64) (int, error) {
 	return r.img.ReadAt(r.ctx, p, uint64(off))
 }
 
-// RawSize is the image size that gives an encrypted image size bytes of
-// plaintext: its LUKS data offset plus size. An image with no header
-// yet (a prepared ceph-csi volume) is counted with the dm-crypt layout's
-// 16 MiB header area, which its first stage writes.
-func RawSize(ctx context.Context, img encryption.Device, size uint64) (uint64, error) {
+// DataOffset is where an encrypted image's plaintext starts: its LUKS
+// data offset, or for an image with no header yet (a prepared ceph-csi
+// volume) the dm-crypt layout's 16 MiB header area its first stage
+// writes. Plaintext size = image size - DataOffset.
+func DataOffset(ctx context.Context, img encryption.Device) (uint64, error) {
 	h, err := encryption.ReadHeader(ctx, img)
 	if errors.Is(err, encryption.ErrNotEncrypted) {
-		return size + DMCryptHeader, nil
+		return DMCryptHeader, nil
 	}
 	if err != nil {
 		return 0, err
 	}
-	return h.DataOffset() + size, nil
+	return h.DataOffset(), nil
+}
+
+// RawSize is the image size that gives an encrypted image size bytes of
+// plaintext: DataOffset plus size.
+func RawSize(ctx context.Context, img encryption.Device, size uint64) (uint64, error) {
+	off, err := DataOffset(ctx, img)
+	if err != nil {
+		return 0, err
+	}
+	return off + size, nil
 }
 
 // DMCryptHeader is the dm-crypt layout's header area (cryptsetup's LUKS2

@@ -24,7 +24,9 @@ type memImage struct {
 	meta map[string][]byte
 }
 
-func newMemImage(size int) *memImage { return &memImage{b: make([]byte, size), meta: map[string][]byte{}} }
+func newMemImage(size int) *memImage {
+	return &memImage{b: make([]byte, size), meta: map[string][]byte{}}
+}
 
 // clone copies the image as a clone shares its parent's data.
 func (m *memImage) clone() *memImage {
@@ -70,10 +72,8 @@ func (m *memImage) SetMetadata(_ context.Context, k string, v []byte) error {
 	return nil
 }
 
-func init() {
-	// Tests: a cheap keyslot KDF.
-	KDF = luks.KDF{Type: luks.KDFPBKDF2, Hash: "sha256", Iterations: 1000}
-}
+// testKDF is a cheap keyslot KDF.
+var testKDF = luks.KDF{Type: luks.KDFPBKDF2, Hash: "sha256", Iterations: 1000}
 
 func stores(t *testing.T, secret string) (def, meta kms.Store) {
 	t.Helper()
@@ -112,7 +112,7 @@ func TestFormatNewAndUnlock(t *testing.T) {
 	for _, s := range []kms.Store{def, meta} {
 		for _, layout := range []encryption.Layout{encryption.LayoutDMCrypt, encryption.LayoutLibrbd} {
 			img := newMemImage(24 << 20)
-			v := Volume{ID: "vol-" + s.ID(), Image: img, Store: s}
+			v := Volume{ID: "vol-" + s.ID(), Image: img, Store: s, KDF: testKDF}
 			if err := FormatNew(ctx, v, layout); err != nil {
 				t.Fatal(err)
 			}
@@ -138,24 +138,24 @@ func TestFormatNewAndUnlock(t *testing.T) {
 	}
 	wrongDef, wrongMeta := stores(t, "secret-2")
 	img := newMemImage(24 << 20)
-	if err := FormatNew(ctx, Volume{ID: "v", Image: img, Store: def}, encryption.LayoutDMCrypt); err != nil {
+	if err := FormatNew(ctx, Volume{ID: "v", Image: img, Store: def, KDF: testKDF}, encryption.LayoutDMCrypt); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Unlock(ctx, Volume{ID: "v", Image: img, Store: wrongDef}, false)
+	_, err := Unlock(ctx, Volume{ID: "v", Image: img, Store: wrongDef, KDF: testKDF}, false)
 	if !errors.Is(err, luks.ErrWrongPassphrase) || !strings.Contains(err.Error(), "the test secret key encryptionPassphrase") ||
 		strings.Contains(err.Error(), "secret-") {
 		t.Fatalf("wrong default secret: %v", err)
 	}
 	img = newMemImage(24 << 20)
-	if err := FormatNew(ctx, Volume{ID: "v", Image: img, Store: meta}, encryption.LayoutDMCrypt); err != nil {
+	if err := FormatNew(ctx, Volume{ID: "v", Image: img, Store: meta, KDF: testKDF}, encryption.LayoutDMCrypt); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Unlock(ctx, Volume{ID: "v", Image: img, Store: wrongMeta}, false)
+	_, err = Unlock(ctx, Volume{ID: "v", Image: img, Store: wrongMeta, KDF: testKDF}, false)
 	if !errors.Is(err, kms.ErrWrongPassphrase) || !strings.Contains(err.Error(), "the test secret's encryptionPassphrase") {
 		t.Fatalf("wrong metadata secret: %v", err)
 	}
 	// An image the context calls encrypted without the state is refused.
-	if _, err := Unlock(ctx, Volume{ID: "p", Image: newMemImage(24 << 20), Store: def}, false); !errors.Is(err, ErrState) {
+	if _, err := Unlock(ctx, Volume{ID: "p", Image: newMemImage(24 << 20), Store: def, KDF: testKDF}, false); !errors.Is(err, ErrState) {
 		t.Fatalf("plain image: %v", err)
 	}
 }
@@ -166,7 +166,7 @@ func TestUnlockPrepared(t *testing.T) {
 	ctx := context.Background()
 	_, meta := stores(t, "s")
 	img := newMemImage(24 << 20)
-	v := Volume{ID: "ccsi", Image: img, Store: meta}
+	v := Volume{ID: "ccsi", Image: img, Store: meta, KDF: testKDF}
 	if _, err := meta.NewPassphrase(ctx, v.ev()); err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestUnlockPrepared(t *testing.T) {
 	dirty := newMemImage(24 << 20)
 	dirty.b[1024] = 1
 	dirty.meta[MetaState] = []byte(StatePrepared)
-	dv := Volume{ID: "d", Image: dirty, Store: meta}
+	dv := Volume{ID: "d", Image: dirty, Store: meta, KDF: testKDF}
 	if _, err := meta.NewPassphrase(ctx, dv.ev()); err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestInherit(t *testing.T) {
 	ctx := context.Background()
 	def, meta := stores(t, "s")
 	src := newMemImage(24 << 20)
-	sv := Volume{ID: "src", Image: src, Store: meta}
+	sv := Volume{ID: "src", Image: src, Store: meta, KDF: testKDF}
 	if err := FormatNew(ctx, sv, encryption.LayoutDMCrypt); err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestInherit(t *testing.T) {
 	}
 	for _, st := range []kms.Store{meta, def} {
 		dst := src.clone()
-		dv := Volume{ID: "dst-" + st.ID(), Image: dst, Store: st}
+		dv := Volume{ID: "dst-" + st.ID(), Image: dst, Store: st, KDF: testKDF}
 		if err := Inherit(ctx, sv, dv); err != nil {
 			t.Fatal(err)
 		}
@@ -243,7 +243,7 @@ func TestRawSize(t *testing.T) {
 	if n, err := RawSize(ctx, img, 1<<20); err != nil || n != 17<<20 {
 		t.Fatalf("blank: %d %v", n, err)
 	}
-	if err := FormatNew(ctx, Volume{ID: "v", Image: img, Store: def}, encryption.LayoutDMCrypt); err != nil {
+	if err := FormatNew(ctx, Volume{ID: "v", Image: img, Store: def, KDF: testKDF}, encryption.LayoutDMCrypt); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := RawSize(ctx, img, 8<<20); err != nil || n != 24<<20 {
