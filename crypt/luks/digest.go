@@ -12,6 +12,20 @@ type readerAt = io.ReaderAt
 // digests are either that or the hash's size.
 const luks1DigestLen = 20
 
+// acceptKey returns key when it matches d; otherwise it clears key and
+// fails with ErrWrongPassphrase (or the digest's own error).
+func acceptKey(d *jsonDigest, key []byte, lim Limits) ([]byte, error) {
+	ok, err := checkDigest(d, key, lim)
+	if err != nil || !ok {
+		clear(key)
+		if err == nil {
+			err = ErrWrongPassphrase
+		}
+		return nil, err
+	}
+	return key, nil
+}
+
 // checkDigest verifies a candidate volume key against a pbkdf2 digest.
 func checkDigest(d *jsonDigest, key []byte, lim Limits) (bool, error) {
 	if d.Type != "pbkdf2" {

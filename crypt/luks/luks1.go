@@ -173,13 +173,5 @@ func (h *Header) luks1Unlock(r readerAt, id int, passphrase []byte, lim Limits) 
 	}
 	d := &jsonDigest{Type: "pbkdf2", Hash: l.hashSpec, Iterations: int(l.mkDigestIterations),
 		Salt: l.mkDigestSalt[:], Digest: l.mkDigest[:]}
-	ok, err := checkDigest(d, key, lim)
-	if err != nil || !ok {
-		clear(key)
-		if err == nil {
-			err = ErrWrongPassphrase
-		}
-		return nil, err
-	}
-	return key, nil
+	return acceptKey(d, key, lim)
 }

@@ -218,15 +218,7 @@ func (h *Header) luks2Unlock(r readerAt, id int, passphrase []byte, lim Limits) 
 		clear(key)
 		return nil, fmt.Errorf("%w: keyslot %d has no digest", ErrCorrupt, id)
 	}
-	ok, err := checkDigest(d, key, lim)
-	if err != nil || !ok {
-		clear(key)
-		if err == nil {
-			err = ErrWrongPassphrase
-		}
-		return nil, err
-	}
-	return key, nil
+	return acceptKey(d, key, lim)
 }
 
 func contains(list []string, s string) bool {

@@ -117,25 +117,22 @@ func ReadHeader(ctx context.Context, dev Device) (*luks.Header, error) {
 // returns the plaintext view. The Image takes dev over: Close closes it
 // if it has a Close(ctx) method.
 func Open(ctx context.Context, dev Device, passphrase []byte, opts *OpenOptions) (*Image, error) {
-	var o OpenOptions
-	if opts != nil {
-		o = *opts
-	}
-	h, err := ReadHeader(ctx, dev)
-	if err != nil {
-		return nil, err
-	}
-	vol, err := h.Unlock(devReader{ctx, dev}, passphrase, o.Limits)
-	if err != nil {
-		return nil, err
-	}
-	return newImage(dev, vol, o.ReadOnly)
+	return open(ctx, dev, opts, func(h *luks.Header, o OpenOptions) (*luks.Volume, error) {
+		return h.Unlock(devReader{ctx, dev}, passphrase, o.Limits)
+	})
 }
 
 // OpenKey is Open with the volume key instead of a passphrase (one kept
 // from an earlier unlock: reopening needs no KDF). A key that does not
 // match the header's digest fails with luks.ErrWrongPassphrase.
 func OpenKey(ctx context.Context, dev Device, key []byte, opts *OpenOptions) (*Image, error) {
+	return open(ctx, dev, opts, func(h *luks.Header, o OpenOptions) (*luks.Volume, error) {
+		return h.UnlockKey(key, o.Limits)
+	})
+}
+
+// open reads dev's header, unlocks it with unlock and wraps the volume.
+func open(ctx context.Context, dev Device, opts *OpenOptions, unlock func(*luks.Header, OpenOptions) (*luks.Volume, error)) (*Image, error) {
 	var o OpenOptions
 	if opts != nil {
 		o = *opts
@@ -144,7 +141,7 @@ func OpenKey(ctx context.Context, dev Device, key []byte, opts *OpenOptions) (*I
 	if err != nil {
 		return nil, err
 	}
-	vol, err := h.UnlockKey(key, o.Limits)
+	vol, err := unlock(h, o)
 	if err != nil {
 		return nil, err
 	}
