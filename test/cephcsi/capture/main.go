@@ -123,27 +123,7 @@ func run(ctx context.Context, o *options) error {
 
 // scenario is the capture: every step's name is how tests find its handles.
 func scenario(ctx context.Context, r *recorder, o *options) error {
-	pvcNS := "ccsi"
-	base := func(clusterID string, extra ...string) map[string]string {
-		p := map[string]string{"clusterID": clusterID, "pool": o.pool, "imageFeatures": "layering"}
-		for i := 0; i+1 < len(extra); i += 2 {
-			if extra[i+1] == "" {
-				delete(p, extra[i])
-				continue
-			}
-			p[extra[i]] = extra[i+1]
-		}
-		return p
-	}
-	const mib = 1 << 20
-	type vol struct {
-		step   string
-		size   int64
-		params map[string]string
-		src    *csi.VolumeContentSource
-		topo   *csi.TopologyRequirement
-		enc    bool
-	}
+	c := &capture{r: r, o: o, vols: map[string]*csi.Volume{}, snaps: map[string]*csi.Snapshot{}}
 	r.step = "identity"
 	if _, err := record(r, "GetPluginInfo", &csi.GetPluginInfoRequest{}, r.ids.GetPluginInfo); err != nil {
 		return err
@@ -154,202 +134,276 @@ func scenario(ctx context.Context, r *recorder, o *options) error {
 	if _, err := record(r, "ControllerGetCapabilities", &csi.ControllerGetCapabilitiesRequest{}, r.ctl.ControllerGetCapabilities); err != nil {
 		return err
 	}
-
-	vols := map[string]*csi.Volume{}
-	create := func(v vol) error {
-		r.step = v.step
-		params := map[string]string{}
-		for k, val := range v.params {
-			params[k] = val
-		}
-		name := "pvc-" + uuid.NewString()
-		// What external-provisioner --extra-create-metadata adds.
-		params["csi.storage.k8s.io/pvc/name"] = v.step
-		params["csi.storage.k8s.io/pvc/namespace"] = pvcNS
-		params["csi.storage.k8s.io/pv/name"] = name
-		req := &csi.CreateVolumeRequest{
-			Name:                      name,
-			CapacityRange:             &csi.CapacityRange{RequiredBytes: v.size},
-			VolumeCapabilities:        []*csi.VolumeCapability{mountCap()},
-			Parameters:                params,
-			Secrets:                   r.secretsFor(v.enc),
-			VolumeContentSource:       v.src,
-			AccessibilityRequirements: v.topo,
-		}
-		resp, err := record(r, "CreateVolume", req, r.ctl.CreateVolume)
-		if err != nil {
-			return err
-		}
-		vols[v.step] = resp.GetVolume()
-		return nil
-	}
-	snaps := map[string]*csi.Snapshot{}
-	snapshot := func(step, srcStep, clusterID string, enc bool, extra ...string) error {
-		r.step = step
-		name := "snapshot-" + uuid.NewString()
-		params := map[string]string{"clusterID": clusterID,
-			// What external-snapshotter --extra-create-metadata adds.
-			"csi.storage.k8s.io/volumesnapshot/name":        step,
-			"csi.storage.k8s.io/volumesnapshot/namespace":   pvcNS,
-			"csi.storage.k8s.io/volumesnapshotcontent/name": "snapcontent-" + strings.TrimPrefix(name, "snapshot-"),
-		}
-		for i := 0; i+1 < len(extra); i += 2 {
-			params[extra[i]] = extra[i+1]
-		}
-		req := &csi.CreateSnapshotRequest{Name: name, SourceVolumeId: vols[srcStep].GetVolumeId(),
-			Parameters: params, Secrets: r.secretsFor(enc)}
-		resp, err := record(r, "CreateSnapshot", req, r.ctl.CreateSnapshot)
-		if err != nil {
-			return err
-		}
-		snaps[step] = resp.GetSnapshot()
-		return nil
-	}
-	fromSnap := func(step string) *csi.VolumeContentSource {
-		return &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Snapshot{
-			Snapshot: &csi.VolumeContentSource_SnapshotSource{SnapshotId: snaps[step].GetSnapshotId()}}}
-	}
-	fromVol := func(step string) *csi.VolumeContentSource {
-		return &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Volume{
-			Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: vols[step].GetVolumeId()}}}
-	}
-	expand := func(step, volStep string, size int64) error {
-		r.step = step
-		req := &csi.ControllerExpandVolumeRequest{VolumeId: vols[volStep].GetVolumeId(),
-			CapacityRange: &csi.CapacityRange{RequiredBytes: size}, VolumeCapability: mountCap(), Secrets: r.secrets}
-		_, err := record(r, "ControllerExpandVolume", req, r.ctl.ControllerExpandVolume)
-		return err
-	}
-	deleteVol := func(step, id string) error {
-		r.step = step
-		_, err := record(r, "DeleteVolume", &csi.DeleteVolumeRequest{VolumeId: id, Secrets: r.secrets}, r.ctl.DeleteVolume)
-		return err
-	}
-	deleteSnap := func(step, id string) error {
-		r.step = step
-		_, err := record(r, "DeleteSnapshot", &csi.DeleteSnapshotRequest{SnapshotId: id, Secrets: r.secrets}, r.ctl.DeleteSnapshot)
-		return err
-	}
-	a, b := o.clusterID, o.nsCluster
-	topo := fmt.Sprintf(`[{"poolName":%q,"domainSegments":[{"domainLabel":"zone","value":"zone1"}]}]`, o.topoPool)
-	steps := []func() error{
-		// Volumes in the pool's default namespace.
-		func() error { return create(vol{step: "vol-plain", size: 16 * mib, params: base(a)}) },
-		func() error {
-			return create(vol{step: "vol-features", size: 16 * mib, params: base(a,
-				"imageFeatures", "layering,exclusive-lock,object-map,fast-diff,deep-flatten")})
-		},
-		func() error {
-			return create(vol{step: "vol-striped", size: 16 * mib, params: base(a,
-				"stripeUnit", "65536", "stripeCount", "4", "objectSize", "1048576")})
-		},
-		func() error {
-			return create(vol{step: "vol-datapool", size: 16 * mib, params: base(a, "dataPool", o.dataPool)})
-		},
-		func() error {
-			return create(vol{step: "vol-prefix", size: 16 * mib, params: base(a, "volumeNamePrefix", "foo-bar-")})
-		},
-		func() error {
-			return create(vol{step: "vol-topology", size: 16 * mib, params: base(a, "topologyConstrainedPools", topo),
-				topo: &csi.TopologyRequirement{Preferred: []*csi.Topology{{Segments: map[string]string{
-					"topology.rbd.csi.ceph.com/zone": "zone1"}}}}})
-		},
-		func() error {
-			return create(vol{step: "vol-encrypted", size: 16 * mib, params: base(a, "encrypted", "true"), enc: true})
-		},
-		func() error {
-			return create(vol{step: "vol-encrypted-metadata-kms", size: 16 * mib, params: base(a, "encrypted", "true",
-				"encryptionKMSID", "secrets-metadata"), enc: true})
-		},
-		func() error {
-			return create(vol{step: "vol-unknown-param", size: 16 * mib, params: base(a, "bogusKey", "x")})
-		},
-		// No imageFeatures: librbd's rbd_default_features decide.
-		func() error {
-			return create(vol{step: "vol-default-features", size: 16 * mib, params: base(a, "imageFeatures", "")})
-		},
-		// Node-side knobs: they only travel in the volume context the PV keeps.
-		func() error {
-			return create(vol{step: "vol-node-params", size: 16 * mib, params: base(a, "mounter", "rbd-nbd",
-				"mapOptions", "krbd:lock_on_read,queue_depth=1024;nbd:try-netlink", "unmapOptions", "krbd:force;nbd:force",
-				"mkfsOptions", "-m0 -Ediscard -i1024", "tryOtherMounters", "true", "cephLogDir", "/var/log/ceph",
-				"cephLogStrategy", "preserve", "csi.storage.k8s.io/fstype", "xfs")})
-		},
-		// Snapshots, restores, clones, expansion.
-		func() error { return snapshot("snap-plain", "vol-plain", a, false) },
-		func() error {
-			return snapshot("snap-prefix", "vol-striped", a, false, "snapshotNamePrefix", "snap-foo-")
-		},
-		func() error { return snapshot("snap-encrypted-metadata-kms", "vol-encrypted-metadata-kms", a, true) },
-		func() error { return snapshot("snap-topology", "vol-topology", a, false) },
-		func() error {
-			return create(vol{step: "vol-restore", size: 16 * mib, params: base(a), src: fromSnap("snap-plain")})
-		},
-		func() error {
-			return create(vol{step: "vol-restore-bigger", size: 32 * mib, params: base(a), src: fromSnap("snap-plain")})
-		},
-		func() error {
-			return create(vol{step: "vol-restore-striped", size: 16 * mib, params: base(a), src: fromSnap("snap-prefix")})
-		},
-		func() error {
-			return create(vol{step: "vol-clone", size: 16 * mib, params: base(a), src: fromVol("vol-plain")})
-		},
-		func() error {
-			return create(vol{step: "vol-encrypted-metadata-kms-restore", size: 16 * mib, params: base(a, "encrypted", "true",
-				"encryptionKMSID", "secrets-metadata"), src: fromSnap("snap-encrypted-metadata-kms"), enc: true})
-		},
-		func() error {
-			return create(vol{step: "vol-encrypted-clone", size: 16 * mib, params: base(a, "encrypted", "true"),
-				src: fromVol("vol-encrypted"), enc: true})
-		},
-		func() error { return expand("expand-vol-plain", "vol-plain", 32*mib) },
-		func() error { return expand("expand-vol-clone", "vol-clone", 32*mib) },
-		// A source deleted while its snapshot lives; a source deleted under a clone.
-		func() error { return create(vol{step: "vol-deleted-with-snap", size: 16 * mib, params: base(a)}) },
-		func() error { return snapshot("snap-of-deleted", "vol-deleted-with-snap", a, false) },
-		func() error {
-			return deleteVol("delete-vol-deleted-with-snap", vols["vol-deleted-with-snap"].GetVolumeId())
-		},
-		func() error {
-			return create(vol{step: "vol-restore-of-deleted-source", size: 16 * mib, params: base(a), src: fromSnap("snap-of-deleted")})
-		},
-		func() error { return create(vol{step: "vol-deleted-under-clone", size: 16 * mib, params: base(a)}) },
-		func() error {
-			return create(vol{step: "vol-clone-of-deleted", size: 16 * mib, params: base(a), src: fromVol("vol-deleted-under-clone")})
-		},
-		func() error {
-			return deleteVol("delete-vol-deleted-under-clone", vols["vol-deleted-under-clone"].GetVolumeId())
-		},
-		// Created and deleted: what a clean delete leaves (nothing).
-		func() error { return create(vol{step: "vol-deleted", size: 16 * mib, params: base(a)}) },
-		func() error { return snapshot("snap-deleted", "vol-plain", a, false) },
-		func() error { return deleteSnap("delete-snap-deleted", snaps["snap-deleted"].GetSnapshotId()) },
-		func() error { return deleteVol("delete-vol-deleted", vols["vol-deleted"].GetVolumeId()) },
-		func() error { return deleteVol("delete-vol-deleted-again", vols["vol-deleted"].GetVolumeId()) },
-		func() error { return deleteVol("delete-malformed-id", "not-a-ceph-csi-volume-id") },
-		func() error {
-			// A well-formed handle whose pool id does not exist.
-			return deleteVol("delete-unknown-pool", "0001-0024-"+a+"-00000000000003e7-"+uuid.NewString())
-		},
-		// The same through a clusterID whose config.json entry has rbd.radosNamespace.
-		func() error { return create(vol{step: "ns-vol", size: 16 * mib, params: base(b)}) },
-		func() error { return snapshot("ns-snap", "ns-vol", b, false) },
-		func() error {
-			return create(vol{step: "ns-restore", size: 16 * mib, params: base(b), src: fromSnap("ns-snap")})
-		},
-		func() error {
-			return create(vol{step: "ns-clone", size: 16 * mib, params: base(b), src: fromVol("ns-vol")})
-		},
-		func() error { return expand("ns-expand", "ns-vol", 32*mib) },
-	}
-	for _, s := range steps {
-		if err := s(); err != nil {
-			return err
+	for _, group := range [][]func() error{c.volumeSteps(), c.snapshotSteps(), c.deleteSteps(), c.namespaceSteps()} {
+		for _, s := range group {
+			if err := s(); err != nil {
+				return err
+			}
 		}
 	}
 	// Let background work the controller queued (mgr flatten/trash tasks) settle.
 	time.Sleep(5 * time.Second)
 	return nil
+}
+
+const mib = 1 << 20
+
+// pvcNS is the namespace the captured requests name as the PVC's.
+const pvcNS = "ccsi"
+
+// capture holds what the scenario's steps created, by step name.
+type capture struct {
+	r     *recorder
+	o     *options
+	vols  map[string]*csi.Volume
+	snaps map[string]*csi.Snapshot
+}
+
+// vol is one CreateVolume step.
+type vol struct {
+	step   string
+	size   int64
+	params map[string]string
+	src    *csi.VolumeContentSource
+	topo   *csi.TopologyRequirement
+	enc    bool
+}
+
+// base is a StorageClass's parameters for clusterID; extra are key,
+// value pairs to set (an empty value deletes the key).
+func (c *capture) base(clusterID string, extra ...string) map[string]string {
+	p := map[string]string{"clusterID": clusterID, "pool": c.o.pool, "imageFeatures": "layering"}
+	for i := 0; i+1 < len(extra); i += 2 {
+		if extra[i+1] == "" {
+			delete(p, extra[i])
+			continue
+		}
+		p[extra[i]] = extra[i+1]
+	}
+	return p
+}
+
+func (c *capture) create(v vol) error {
+	r := c.r
+	r.step = v.step
+	params := map[string]string{}
+	for k, val := range v.params {
+		params[k] = val
+	}
+	name := "pvc-" + uuid.NewString()
+	// What external-provisioner --extra-create-metadata adds.
+	params["csi.storage.k8s.io/pvc/name"] = v.step
+	params["csi.storage.k8s.io/pvc/namespace"] = pvcNS
+	params["csi.storage.k8s.io/pv/name"] = name
+	req := &csi.CreateVolumeRequest{
+		Name:                      name,
+		CapacityRange:             &csi.CapacityRange{RequiredBytes: v.size},
+		VolumeCapabilities:        []*csi.VolumeCapability{mountCap()},
+		Parameters:                params,
+		Secrets:                   r.secretsFor(v.enc),
+		VolumeContentSource:       v.src,
+		AccessibilityRequirements: v.topo,
+	}
+	resp, err := record(r, "CreateVolume", req, r.ctl.CreateVolume)
+	if err != nil {
+		return err
+	}
+	c.vols[v.step] = resp.GetVolume()
+	return nil
+}
+
+func (c *capture) snapshot(step, srcStep, clusterID string, enc bool, extra ...string) error {
+	r := c.r
+	r.step = step
+	name := "snapshot-" + uuid.NewString()
+	params := map[string]string{"clusterID": clusterID,
+		// What external-snapshotter --extra-create-metadata adds.
+		"csi.storage.k8s.io/volumesnapshot/name":        step,
+		"csi.storage.k8s.io/volumesnapshot/namespace":   pvcNS,
+		"csi.storage.k8s.io/volumesnapshotcontent/name": "snapcontent-" + strings.TrimPrefix(name, "snapshot-"),
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		params[extra[i]] = extra[i+1]
+	}
+	req := &csi.CreateSnapshotRequest{Name: name, SourceVolumeId: c.vols[srcStep].GetVolumeId(),
+		Parameters: params, Secrets: r.secretsFor(enc)}
+	resp, err := record(r, "CreateSnapshot", req, r.ctl.CreateSnapshot)
+	if err != nil {
+		return err
+	}
+	c.snaps[step] = resp.GetSnapshot()
+	return nil
+}
+
+func (c *capture) fromSnap(step string) *csi.VolumeContentSource {
+	return &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Snapshot{
+		Snapshot: &csi.VolumeContentSource_SnapshotSource{SnapshotId: c.snaps[step].GetSnapshotId()}}}
+}
+
+func (c *capture) fromVol(step string) *csi.VolumeContentSource {
+	return &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Volume{
+		Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: c.vols[step].GetVolumeId()}}}
+}
+
+func (c *capture) expand(step, volStep string, size int64) error {
+	r := c.r
+	r.step = step
+	req := &csi.ControllerExpandVolumeRequest{VolumeId: c.vols[volStep].GetVolumeId(),
+		CapacityRange: &csi.CapacityRange{RequiredBytes: size}, VolumeCapability: mountCap(), Secrets: r.secrets}
+	_, err := record(r, "ControllerExpandVolume", req, r.ctl.ControllerExpandVolume)
+	return err
+}
+
+func (c *capture) deleteVol(step, id string) error {
+	r := c.r
+	r.step = step
+	_, err := record(r, "DeleteVolume", &csi.DeleteVolumeRequest{VolumeId: id, Secrets: r.secrets}, r.ctl.DeleteVolume)
+	return err
+}
+
+func (c *capture) deleteSnap(step, id string) error {
+	r := c.r
+	r.step = step
+	_, err := record(r, "DeleteSnapshot", &csi.DeleteSnapshotRequest{SnapshotId: id, Secrets: r.secrets}, r.ctl.DeleteSnapshot)
+	return err
+}
+
+// volumeSteps create volumes in the pool's default namespace.
+func (c *capture) volumeSteps() []func() error {
+	a := c.o.clusterID
+	topo := fmt.Sprintf(`[{"poolName":%q,"domainSegments":[{"domainLabel":"zone","value":"zone1"}]}]`, c.o.topoPool)
+	return []func() error{
+		// Volumes in the pool's default namespace.
+		func() error { return c.create(vol{step: "vol-plain", size: 16 * mib, params: c.base(a)}) },
+		func() error {
+			return c.create(vol{step: "vol-features", size: 16 * mib, params: c.base(a,
+				"imageFeatures", "layering,exclusive-lock,object-map,fast-diff,deep-flatten")})
+		},
+		func() error {
+			return c.create(vol{step: "vol-striped", size: 16 * mib, params: c.base(a,
+				"stripeUnit", "65536", "stripeCount", "4", "objectSize", "1048576")})
+		},
+		func() error {
+			return c.create(vol{step: "vol-datapool", size: 16 * mib, params: c.base(a, "dataPool", c.o.dataPool)})
+		},
+		func() error {
+			return c.create(vol{step: "vol-prefix", size: 16 * mib, params: c.base(a, "volumeNamePrefix", "foo-bar-")})
+		},
+		func() error {
+			return c.create(vol{step: "vol-topology", size: 16 * mib, params: c.base(a, "topologyConstrainedPools", topo),
+				topo: &csi.TopologyRequirement{Preferred: []*csi.Topology{{Segments: map[string]string{
+					"topology.rbd.csi.ceph.com/zone": "zone1"}}}}})
+		},
+		func() error {
+			return c.create(vol{step: "vol-encrypted", size: 16 * mib, params: c.base(a, "encrypted", "true"), enc: true})
+		},
+		func() error {
+			return c.create(vol{step: "vol-encrypted-metadata-kms", size: 16 * mib, params: c.base(a, "encrypted", "true",
+				"encryptionKMSID", "secrets-metadata"), enc: true})
+		},
+		func() error {
+			return c.create(vol{step: "vol-unknown-param", size: 16 * mib, params: c.base(a, "bogusKey", "x")})
+		},
+		// No imageFeatures: librbd's rbd_default_features decide.
+		func() error {
+			return c.create(vol{step: "vol-default-features", size: 16 * mib, params: c.base(a, "imageFeatures", "")})
+		},
+		// Node-side knobs: they only travel in the volume context the PV keeps.
+		func() error {
+			return c.create(vol{step: "vol-node-params", size: 16 * mib, params: c.base(a, "mounter", "rbd-nbd",
+				"mapOptions", "krbd:lock_on_read,queue_depth=1024;nbd:try-netlink", "unmapOptions", "krbd:force;nbd:force",
+				"mkfsOptions", "-m0 -Ediscard -i1024", "tryOtherMounters", "true", "cephLogDir", "/var/log/ceph",
+				"cephLogStrategy", "preserve", "csi.storage.k8s.io/fstype", "xfs")})
+		},
+	}
+}
+
+// snapshotSteps take snapshots and restore, clone and expand volumes.
+func (c *capture) snapshotSteps() []func() error {
+	a := c.o.clusterID
+	return []func() error{
+		// Snapshots, restores, clones, expansion.
+		func() error { return c.snapshot("snap-plain", "vol-plain", a, false) },
+		func() error {
+			return c.snapshot("snap-prefix", "vol-striped", a, false, "snapshotNamePrefix", "snap-foo-")
+		},
+		func() error { return c.snapshot("snap-encrypted-metadata-kms", "vol-encrypted-metadata-kms", a, true) },
+		func() error { return c.snapshot("snap-topology", "vol-topology", a, false) },
+		func() error {
+			return c.create(vol{step: "vol-restore", size: 16 * mib, params: c.base(a), src: c.fromSnap("snap-plain")})
+		},
+		func() error {
+			return c.create(vol{step: "vol-restore-bigger", size: 32 * mib, params: c.base(a), src: c.fromSnap("snap-plain")})
+		},
+		func() error {
+			return c.create(vol{step: "vol-restore-striped", size: 16 * mib, params: c.base(a), src: c.fromSnap("snap-prefix")})
+		},
+		func() error {
+			return c.create(vol{step: "vol-clone", size: 16 * mib, params: c.base(a), src: c.fromVol("vol-plain")})
+		},
+		func() error {
+			return c.create(vol{step: "vol-encrypted-metadata-kms-restore", size: 16 * mib, params: c.base(a, "encrypted", "true",
+				"encryptionKMSID", "secrets-metadata"), src: c.fromSnap("snap-encrypted-metadata-kms"), enc: true})
+		},
+		func() error {
+			return c.create(vol{step: "vol-encrypted-clone", size: 16 * mib, params: c.base(a, "encrypted", "true"),
+				src: c.fromVol("vol-encrypted"), enc: true})
+		},
+		func() error { return c.expand("expand-vol-plain", "vol-plain", 32*mib) },
+		func() error { return c.expand("expand-vol-clone", "vol-clone", 32*mib) },
+	}
+}
+
+// deleteSteps delete sources under snapshots and clones, and what a
+// clean delete leaves.
+func (c *capture) deleteSteps() []func() error {
+	a := c.o.clusterID
+	return []func() error{
+		// A source deleted while its snapshot lives; a source deleted under a clone.
+		func() error { return c.create(vol{step: "vol-deleted-with-snap", size: 16 * mib, params: c.base(a)}) },
+		func() error { return c.snapshot("snap-of-deleted", "vol-deleted-with-snap", a, false) },
+		func() error {
+			return c.deleteVol("delete-vol-deleted-with-snap", c.vols["vol-deleted-with-snap"].GetVolumeId())
+		},
+		func() error {
+			return c.create(vol{step: "vol-restore-of-deleted-source", size: 16 * mib, params: c.base(a), src: c.fromSnap("snap-of-deleted")})
+		},
+		func() error { return c.create(vol{step: "vol-deleted-under-clone", size: 16 * mib, params: c.base(a)}) },
+		func() error {
+			return c.create(vol{step: "vol-clone-of-deleted", size: 16 * mib, params: c.base(a), src: c.fromVol("vol-deleted-under-clone")})
+		},
+		func() error {
+			return c.deleteVol("delete-vol-deleted-under-clone", c.vols["vol-deleted-under-clone"].GetVolumeId())
+		},
+		// Created and deleted: what a clean delete leaves (nothing).
+		func() error { return c.create(vol{step: "vol-deleted", size: 16 * mib, params: c.base(a)}) },
+		func() error { return c.snapshot("snap-deleted", "vol-plain", a, false) },
+		func() error { return c.deleteSnap("delete-snap-deleted", c.snaps["snap-deleted"].GetSnapshotId()) },
+		func() error { return c.deleteVol("delete-vol-deleted", c.vols["vol-deleted"].GetVolumeId()) },
+		func() error { return c.deleteVol("delete-vol-deleted-again", c.vols["vol-deleted"].GetVolumeId()) },
+		func() error { return c.deleteVol("delete-malformed-id", "not-a-ceph-csi-volume-id") },
+		func() error {
+			// A well-formed handle whose pool id does not exist.
+			return c.deleteVol("delete-unknown-pool", "0001-0024-"+a+"-00000000000003e7-"+uuid.NewString())
+		},
+	}
+}
+
+// namespaceSteps repeat the lifecycle through a clusterID whose
+// config.json entry has rbd.radosNamespace.
+func (c *capture) namespaceSteps() []func() error {
+	b := c.o.nsCluster
+	return []func() error{
+		func() error { return c.create(vol{step: "ns-vol", size: 16 * mib, params: c.base(b)}) },
+		func() error { return c.snapshot("ns-snap", "ns-vol", b, false) },
+		func() error {
+			return c.create(vol{step: "ns-restore", size: 16 * mib, params: c.base(b), src: c.fromSnap("ns-snap")})
+		},
+		func() error {
+			return c.create(vol{step: "ns-clone", size: 16 * mib, params: c.base(b), src: c.fromVol("ns-vol")})
+		},
+		func() error { return c.expand("ns-expand", "ns-vol", 32*mib) },
+	}
 }
 
 type recorder struct {
