@@ -78,7 +78,36 @@ func sha(b []byte) string {
 
 func TestArchive(t *testing.T) {
 	dir := t.TempDir()
-	root := filepath.Join(dir, "root")
+	root, add, repl := archiveInput(t, dir)
+	args := func(out string) []string {
+		return []string{"-o", out, "-t", "registry.example.org/x/y:1.0", "-t", "registry.example.org/x/y:extra",
+			"-root", root, "-add", add + ":/usr/local/bin/agent:0755", "-add", repl + ":/etc/replaced",
+			"-entrypoint", `["/usr/local/bin/agent"]`, "-cmd", `["serve"]`, "-user", "65535:65535",
+			"-label", "a=b", "-expose", "80", "-stop-signal", "SIGQUIT"}
+	}
+	out := filepath.Join(dir, "img.tar")
+	if err := run(args(out)); err != nil {
+		t.Fatal(err)
+	}
+	layerBs := checkManifest(t, readArchive(t, out))
+	checkLayers(t, layerBs)
+
+	// Same input, same image.
+	out2 := filepath.Join(dir, "img2.tar")
+	if err := run(args(out2)); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(out)
+	b, _ := os.ReadFile(out2)
+	if !bytes.Equal(a, b) {
+		t.Errorf("two builds of the same input differ")
+	}
+}
+
+// archiveInput makes a root tree with every kind of entry (directories,
+// sticky bit, hard link, symlink, owner, socket) and two files to add.
+func archiveInput(t *testing.T, dir string) (root, add, repl string) {
+	root = filepath.Join(dir, "root")
 	for _, d := range []string{"bin", "etc", "dev/pts", "proc", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			t.Fatal(err)
@@ -109,25 +138,22 @@ func TestArchive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	add := filepath.Join(dir, "agent")
+	t.Cleanup(func() { ln.Close() })
+	add = filepath.Join(dir, "agent")
 	if err := os.WriteFile(add, []byte("AGENT"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	repl := filepath.Join(dir, "repl")
+	repl = filepath.Join(dir, "repl")
 	if err := os.WriteFile(repl, []byte("new"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
-	out := filepath.Join(dir, "img.tar")
-	err = run([]string{"-o", out, "-t", "registry.example.org/x/y:1.0", "-t", "registry.example.org/x/y:extra",
-		"-root", root, "-add", add + ":/usr/local/bin/agent:0755", "-add", repl + ":/etc/replaced",
-		"-entrypoint", `["/usr/local/bin/agent"]`, "-cmd", `["serve"]`, "-user", "65535:65535",
-		"-label", "a=b", "-expose", "80", "-stop-signal", "SIGQUIT"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := readArchive(t, out)
+	return root, add, repl
+}
+
+// checkManifest checks manifest.json and the image config and returns
+// the two layers.
+func checkManifest(t *testing.T, files map[string][]byte) [2][]byte {
 	var man []manifestEntry
 	if err := json.Unmarshal(files["manifest.json"], &man); err != nil || len(man) != 1 {
 		t.Fatalf("manifest.json: %v %s", err, files["manifest.json"])
@@ -160,6 +186,11 @@ func TestArchive(t *testing.T) {
 		t.Errorf("config %+v", cfg)
 	}
 
+	return layerBs
+}
+
+// checkLayers checks the root layer and the added-files layer.
+func checkLayers(t *testing.T, layerBs [2][]byte) {
 	gotRoot, order := readLayer(t, layerBs[0])
 	wantRoot := map[string]entry{
 		"bin/":         {typ: tar.TypeDir, mode: 0o755},
@@ -205,19 +236,6 @@ func TestArchive(t *testing.T) {
 		t.Errorf("added layer:\n got %v\nwant %v", added, wantAdded)
 	}
 
-	// Same input, same image.
-	out2 := filepath.Join(dir, "img2.tar")
-	if err := run([]string{"-o", out2, "-t", "registry.example.org/x/y:1.0", "-t", "registry.example.org/x/y:extra",
-		"-root", root, "-add", add + ":/usr/local/bin/agent:0755", "-add", repl + ":/etc/replaced",
-		"-entrypoint", `["/usr/local/bin/agent"]`, "-cmd", `["serve"]`, "-user", "65535:65535",
-		"-label", "a=b", "-expose", "80", "-stop-signal", "SIGQUIT"}); err != nil {
-		t.Fatal(err)
-	}
-	a, _ := os.ReadFile(out)
-	b, _ := os.ReadFile(out2)
-	if !bytes.Equal(a, b) {
-		t.Errorf("two builds of the same input differ")
-	}
 }
 
 func layerGid(t *testing.T, b []byte, name string) (int, int) {
