@@ -58,9 +58,11 @@
 // (Blocklist does the same for a caller fencing a watcher of an image
 // without the lock). Image.Watchers lists the other users; a NoWatch open
 // is none, and never locks. Every opened head watches
-// the header and refreshes on HEADER_UPDATE; maintenance requests sent to
-// the owner (resize, snap create, …) are answered EOPNOTSUPP, after which
-// librbd takes the lock and runs them itself.
+// the header and refreshes on HEADER_UPDATE. The lock owner runs the
+// maintenance requests others send it (resize, snapshot create and
+// remove: remote_ops.go), and a client whose lock request an Exclusive
+// owner refuses sends it those instead; other requests are answered
+// EOPNOTSUPP, after which librbd takes the lock and runs them itself.
 //
 // Refused: format 1 images; writing images with JOURNALING, MIGRATING,
 // NON_PRIMARY or DIRTY_CACHE; opening anything with an unknown

@@ -168,7 +168,7 @@ func (l *exclusiveLock) acquire(ctx context.Context) error {
 			return err
 		}
 		if l.requestRefused(ctx) {
-			return fmt.Errorf("%w: the owner of image %q's lock will not release it", ErrBusy, img.name)
+			return fmt.Errorf("%w: %w: the owner of image %q's lock will not release it", ErrBusy, errOwnerRefuses, img.name)
 		}
 		t := time.NewTimer(backoff)
 		select {

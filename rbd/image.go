@@ -35,7 +35,7 @@ import (
 //	om.busy     RW: an object map update holds it shared on the wire; whole-map changes exclusively
 //	refreshMu   one header refresh at a time; held across the wire (a clone's parent is another
 //	            Image, refreshed under the child's refreshMu)
-//	leaves      om.mu, lock.peerMu, watch.mu: short, never across the wire, nothing taken under them
+//	leaves      om.mu, lock.peerMu, watch.mu, remote.mu: short, never across the wire, nothing taken under them
 type Image struct {
 	s        store // metadata pool
 	name, id string
@@ -45,9 +45,10 @@ type Image struct {
 	st        atomic.Pointer[imageState]
 	refreshMu sync.Mutex
 
-	lock  exclusiveLock
-	om    objectMap
-	watch headerWatch
+	lock   exclusiveLock
+	om     objectMap
+	watch  headerWatch
+	remote remoteOps // operation requests through the lock owner (remote_ops.go)
 
 	onUpdate atomic.Pointer[func(context.Context)] // see OnHeaderUpdate
 }

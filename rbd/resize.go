@@ -2,6 +2,7 @@ package rbd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 )
@@ -12,8 +13,14 @@ import (
 // set_size, and a HEADER_UPDATE notify for other clients. Sizes librbd
 // refuses (too many objects for an object map, layout arithmetic past
 // 2^64) fail with ErrInvalid before anything changes.
+//
+// When another client owns the exclusive lock and keeps it, that owner
+// is asked to resize (remote_ops.go).
 func (img *Image) Resize(ctx context.Context, size uint64) error {
 	done, err := img.startWrite(ctx)
+	if errors.Is(err, errOwnerRefuses) {
+		return img.remoteResize(ctx, size)
+	}
 	if err != nil {
 		return err
 	}

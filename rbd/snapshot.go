@@ -20,6 +20,9 @@ func (img *Image) CreateSnapshot(ctx context.Context, name string) (uint64, erro
 		return 0, fmt.Errorf("%w: empty snapshot name", ErrInvalid)
 	}
 	done, err := img.startWrite(ctx)
+	if errors.Is(err, errOwnerRefuses) {
+		return img.remoteSnapCreate(ctx, name) // the owner keeps the lock: it snapshots (remote_ops.go)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -80,6 +83,9 @@ func (img *Image) TrashSnapshot(ctx context.Context, name string) error {
 // trash is set or it has clone children; a protected one is refused.
 func (img *Image) dropSnapshot(ctx context.Context, name string, trash bool) error {
 	si, done, err := img.startSnapshotWrite(ctx, name)
+	if errors.Is(err, errOwnerRefuses) && !trash {
+		return img.remoteSnapRemove(ctx, si) // the owner keeps the lock: it removes (remote_ops.go)
+	}
 	if err != nil {
 		return err
 	}
@@ -105,6 +111,14 @@ func (img *Image) dropSnapshot(ctx context.Context, name string, trash bool) err
 // clone children.
 func (img *Image) RemoveSnapshotByID(ctx context.Context, id uint64) error {
 	done, err := img.startWrite(ctx)
+	if errors.Is(err, errOwnerRefuses) {
+		for _, s := range img.state().snaps {
+			if s.ID == id {
+				return img.remoteSnapRemove(ctx, s) // the owner keeps the lock (remote_ops.go)
+			}
+		}
+		return fmt.Errorf("%w: snapshot id %d of image %q", ErrNotFound, id, img.name)
+	}
 	if err != nil {
 		return err
 	}

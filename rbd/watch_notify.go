@@ -113,19 +113,21 @@ func (w *headerWatch) live() bool {
 }
 
 // background runs fn on a goroutine of the image's own, unless the image
-// is closing; Close cancels fn's context and waits for it.
-func (img *Image) background(fn func(ctx context.Context)) {
+// is closing (it reports whether fn runs); Close cancels fn's context and
+// waits for it.
+func (img *Image) background(fn func(ctx context.Context)) bool {
 	w := &img.watch
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed || w.ctx == nil {
-		return
+		return false
 	}
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
 		fn(w.ctx)
 	}()
+	return true
 }
 
 // handleNotify answers a notify on the header as librbd's ImageWatcher
@@ -150,11 +152,33 @@ func (img *Image) handleNotify(payload []byte) []byte {
 		// No I/O of ours needs quiescing for a snapshot to be consistent
 		// beyond what the OSDs order; librbd acks 0 without quiesce hooks.
 		return ackPayload(0)
+	case notifyAsyncComplete, notifyAsyncProgress:
+		if _, _, body, ok := decodeNotify(payload); ok {
+			img.asyncDone(op, body)
+		}
+		return nil
+	case notifyResize, notifySnapCreate, notifySnapRemove:
+		if v, _, body, ok := decodeNotify(payload); ok {
+			return img.handleOperation(v, op, body)
+		}
+		return nil
 	}
 	if img.lock.owner() {
 		return ackPayload(-int32(syscall.EOPNOTSUPP))
 	}
 	return nil
+}
+
+// watchContext is the context of the image's background work (cancelled
+// by Close).
+func (img *Image) watchContext() context.Context {
+	w := &img.watch
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ctx == nil {
+		return context.Background()
+	}
+	return w.ctx
 }
 
 // backgroundRefresh re-reads the header after a HEADER_UPDATE (refreshes
