@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/csi-gorbd/csi-gorbd/nbd"
@@ -26,7 +27,35 @@ type Backend struct {
 	spec     Spec
 	readOnly bool
 	qos      *qosState // nil until EnableQoS
+
+	// fenced latches once the cluster answered ESHUTDOWN: this client
+	// was blocklisted (another node took the image over, see nodeserver).
+	// From then on every command fails with EIO without reaching the
+	// cluster, as librbd's blocklisted image does: the blocklist entry
+	// expires (an hour by default), the takeover does not.
+	fenced atomic.Bool
 }
+
+// ErrFenced: the backend's client was blocklisted; no command reaches the
+// cluster any more (it matches syscall.EIO).
+var ErrFenced = fmt.Errorf("%w: rbdbackend: this client was blocklisted (the image was taken over); reopen the image", syscall.EIO)
+
+// io runs one command unless the backend is fenced, and fences it when
+// the cluster says the client is blocklisted.
+func (b *Backend) io(err func() error) error {
+	if b.fenced.Load() {
+		return ErrFenced
+	}
+	e := err()
+	if errors.Is(e, syscall.ESHUTDOWN) {
+		b.fenced.Store(true)
+		return fmt.Errorf("%w: %w", ErrFenced, e)
+	}
+	return mapErr(e)
+}
+
+// Fenced reports whether the client was found blocklisted.
+func (b *Backend) Fenced() bool { return b.fenced.Load() }
 
 // volume is what the NBD commands run on: an *rbd.Image or its
 // plaintext view.
@@ -161,8 +190,10 @@ func (b *Backend) ReadAt(ctx context.Context, p []byte, off int64) error {
 	if off < 0 {
 		return syscall.EINVAL
 	}
-	_, err := b.vol.ReadAt(ctx, p, uint64(off))
-	return mapErr(err)
+	return b.io(func() error {
+		_, err := b.vol.ReadAt(ctx, p, uint64(off))
+		return err
+	})
 }
 
 // WriteAt implements nbd.Backend. RADOS acknowledges writes once durable,
@@ -174,8 +205,10 @@ func (b *Backend) WriteAt(ctx context.Context, p []byte, off int64, fua bool) er
 	if b.readOnly {
 		return syscall.EPERM
 	}
-	_, err := b.vol.WriteAt(ctx, p, uint64(off))
-	return mapErr(err)
+	return b.io(func() error {
+		_, err := b.vol.WriteAt(ctx, p, uint64(off))
+		return err
+	})
 }
 
 // Flush implements nbd.Backend: nothing is cached on this side.
@@ -189,7 +222,7 @@ func (b *Backend) Discard(ctx context.Context, off, length int64) error {
 	if b.readOnly {
 		return syscall.EPERM
 	}
-	return mapErr(b.vol.Discard(ctx, uint64(off), uint64(length)))
+	return b.io(func() error { return b.vol.Discard(ctx, uint64(off), uint64(length)) })
 }
 
 // WriteZeroes implements nbd.Backend. Without noHole whole objects may be
@@ -203,13 +236,16 @@ func (b *Backend) WriteZeroes(ctx context.Context, off, length int64, noHole boo
 	}
 	if !noHole || b.enc != nil {
 		// Encrypted zeroes are always written as data.
-		return mapErr(b.vol.WriteZeroes(ctx, uint64(off), uint64(length)))
+		return b.io(func() error { return b.vol.WriteZeroes(ctx, uint64(off), uint64(length)) })
 	}
 	zeros := make([]byte, min(length, zeroChunk))
 	for length > 0 {
 		n := min(length, int64(len(zeros)))
-		if _, err := b.img.WriteAt(ctx, zeros[:n], uint64(off)); err != nil {
-			return mapErr(err)
+		if err := b.io(func() error {
+			_, err := b.img.WriteAt(ctx, zeros[:n], uint64(off))
+			return err
+		}); err != nil {
+			return err
 		}
 		off += n
 		length -= n
