@@ -99,13 +99,37 @@ func (s *Server) openVolume(ctx context.Context, volumeID string, readOnly bool)
 	}
 	io.SetNamespace(rec.Namespace)
 	fsid := c.FSID()
-	img, err := rbd.Open(ctx, io, rec.Image, &rbd.OpenOptions{ReadOnly: readOnly,
-		DeadClients: func(n entity.NumName) bool {
-			return n.Type == entity.TypeClient && n.Num > 0 && s.owner.Previous(clientToken(fsid, uint64(n.Num)))
-		}})
+	opts := &rbd.OpenOptions{ReadOnly: readOnly,
+		DeadClients: func(n entity.NumName) bool { return s.previous(fsid, n) }}
+	exclusive := !readOnly && rec.exclusiveStage()
+	var u csiceph.Users
+	if exclusive {
+		// Single writer (fence.go): the lock is kept, and a holder the
+		// CO withdrew is fenced like a dead one.
+		if u, err = users(ctx, io, rec.Image); err != nil {
+			s.conns.Failed(c, err)
+			return nil, err
+		}
+		opts.Exclusive = true
+		opts.DeadClients = s.deadOrWithdrawn(fsid, u)
+	}
+	img, err := rbd.Open(ctx, io, rec.Image, opts)
 	if err != nil {
 		s.conns.Failed(c, err)
-		return nil, err
+		return nil, lockedErr(volumeID, u, err)
+	}
+	if exclusive {
+		err := error(nil)
+		if img.Stat().Features&rbd.FeatureExclusiveLock == 0 {
+			err = s.claimWatchers(ctx, io, img, volumeID, fsid, u)
+		}
+		if err == nil {
+			err = s.recordStage(ctx, img, c, rec, u)
+		}
+		if err != nil {
+			_ = img.Close(context.WithoutCancel(ctx))
+			return nil, err
+		}
 	}
 	v := &rbdVolume{Backend: rbdbackend.New(img, readOnly), s: s, id: volumeID}
 	if err := s.instrument(ctx, v, rec); err != nil {

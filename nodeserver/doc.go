@@ -39,6 +39,40 @@
 // writes against the device, not the mount), and the CO's device cgroup,
 // which the kubelet sets read-only, is what enforces it.
 //
+// # Single writer and fencing
+//
+// A writable stage of a single-node access mode (SINGLE_NODE_WRITER,
+// SINGLE_NODE_SINGLE_WRITER, SINGLE_NODE_MULTI_WRITER) holds the image
+// alone for as long as it is staged (fence.go). An image with the
+// exclusive-lock feature is opened with rbd.OpenOptions.Exclusive, krbd's
+// "-o exclusive": the lock is taken at open and never handed over (a
+// peer's lock request is refused), so a second node's stage fails with
+// FailedPrecondition naming the holder (client, address and, from its
+// stage record, node). An image without the feature has no lock to hold:
+// the stage refuses while another client watches its header. Reader-only
+// modes and multi-node multi-writer block volumes open as before.
+//
+// Every such stage writes its stage record into the image's metadata
+// (csi-gorbd.staged.<node id>: the client that holds it; package
+// internal/csiceph) and NodeUnstageVolume removes it. The controller's
+// attachments record (ControllerPublish/Unpublish) says which nodes the
+// volume is published to and which it was withdrawn from. A stage that
+// finds the image held by a client whose stage record names a withdrawn
+// node (a node that was force-detached, or is partitioned away while the
+// CO moved its pod) fences that client: it is blocklisted (`ceph osd
+// blocklist add`, then this client waits for the OSDMap that carries it)
+// before its lock is broken or, without the feature, before the stage goes
+// on. The old holder's next write fails with EBLOCKLISTED, and its backend
+// stays fenced (every later I/O fails with EIO, also once the blocklist
+// entry expires: package internal/rbdbackend). Without an attachments
+// record (no controller-publish secret, no attacher) nothing is known to
+// be withdrawn: a holder then counts as dead only when its watch is gone
+// (osd_client_watch_timeout, 30 s after it stopped answering).
+//
+// The clients of this state directory's previous process are fenced the
+// same way (see State): a plugin restarted on its node takes its own
+// images over at once.
+//
 // # State
 //
 // The state directory holds two things, both 0600 files in 0700
@@ -46,7 +80,9 @@
 // secrets) and volumes/, one record per staged volume with what this
 // package needs to serve it again after a restart: the volume id, the
 // staging path, the published targets, the access type and mode, and the
-// Ceph user and key from the node-stage secrets. Keeping the key there is
+// Ceph user and key from the node-stage secrets (rewritten when a later
+// NodeStageVolume of the staged volume brings other secrets that connect:
+// a rotated key). Keeping the key there is
 // deliberate: a restarted plugin must reopen the image before the kubelet
 // calls it again, and the kubelet never repeats NodeStageVolume for a
 // volume that is staged. The records are removed by NodeUnstageVolume.

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/container-storage-interface/spec/lib/go/csi"
+
 	"github.com/csi-gorbd/csi-gorbd/internal/cephtest"
 	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
 	"github.com/csi-gorbd/csi-gorbd/internal/incarnation"
@@ -23,7 +25,25 @@ import (
 // takes the locks over at once, so the volumes' I/O does not stall for
 // those 30 s. The kernel side of the restart runs in the VM suite
 // (TestCSIPodRestart); this is the Ceph side, on the host.
+//
+// A single-writer stage (exclusive lock kept; without the exclusive-lock
+// feature, no other watcher allowed) takes its predecessor's image over
+// the same way: the predecessor's watch is blocklisted, not waited for.
 func TestRestartTakesOverLocks(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		features uint64
+		mode     csi.VolumeCapability_AccessMode_Mode
+	}{
+		{"cooperative", rbd.FeaturesDefault, csi.VolumeCapability_AccessMode_UNKNOWN},
+		{"single-writer", rbd.FeaturesDefault, csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
+		{"single-writer-no-lock", rbd.FeatureLayering, csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testRestartTakesOver(t, tc.features, tc.mode) })
+	}
+}
+
+func testRestartTakesOver(t *testing.T, features uint64, mode csi.VolumeCapability_AccessMode_Mode) {
 	c := cephtest.Need(t, "pacific")
 	mon, key, pool := c.Get("CEPH_MON_V2"), c.Get("CEPH_ADMIN_KEY"), c.Get("CEPH_POOL")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -40,7 +60,7 @@ func TestRestartTakesOverLocks(t *testing.T) {
 	var rb [4]byte
 	_, _ = rand.Read(rb[:])
 	image := "nstest-restart-" + hex.EncodeToString(rb[:])
-	id, err := rbd.Create(ctx, io, image, 4<<20, &rbd.CreateOptions{Features: rbd.FeaturesDefault})
+	id, err := rbd.Create(ctx, io, image, 4<<20, &rbd.CreateOptions{Features: features})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +71,7 @@ func TestRestartTakesOverLocks(t *testing.T) {
 		Clusters: map[string]csiceph.ClusterInfo{"c": {ClusterID: "c", Monitors: []string{mon}}}}
 	vid := csiceph.VolumeID{ClusterID: "c", PoolID: io.PoolID(), Image: image}.String()
 	rec := &volumeRecord{Version: volumeRecordVersion, VolumeID: vid, ClusterID: "c", PoolID: io.PoolID(),
-		Image: image, UserID: "admin", UserKey: key, StagingPath: "/staging"}
+		Image: image, UserID: "admin", UserKey: key, StagingPath: "/staging", AccessMode: int32(mode)}
 
 	s1, err := New(ctx, opts)
 	if err != nil {

@@ -140,6 +140,9 @@ func (s *Server) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 		if err := s.ensureServed(ctx, rec); err != nil {
 			return nil, err
 		}
+		if err := s.rotateCredentials(ctx, rec, req.GetSecrets()); err != nil {
+			return nil, err
+		}
 	case errors.Is(err, csiceph.ErrNotStaged):
 		if rec, err = s.attachNew(ctx, id, volID, req, block, ro, fsType); err != nil {
 			return nil, err
@@ -248,6 +251,26 @@ func (s *Server) stageForeign(rec *volumeRecord, block bool) (*csi.NodeStageVolu
 	return &csi.NodeStageVolumeResponse{}, nil
 }
 
+// rotateCredentials rewrites the record of a staged volume whose
+// node-stage secrets changed (a rotated key): the record is what a
+// restarted plugin reopens the image with, long after the old key may
+// have been revoked. The new credentials must connect first; a request
+// without secrets changes nothing.
+func (s *Server) rotateCredentials(ctx context.Context, rec *volumeRecord, secrets map[string]string) error {
+	cr, err := csiceph.CredentialsFrom(secrets)
+	if err != nil || (cr.User == rec.UserID && cr.Key == rec.UserKey) {
+		return nil
+	}
+	if _, err := s.conns.Get(ctx, rec.ClusterID, cr); err != nil {
+		return csiceph.Status(err, fmt.Sprintf("volume %q is staged, but its new node-stage secrets (user %q) do not connect", rec.VolumeID, cr.User))
+	}
+	rec.UserID, rec.UserKey = cr.User, cr.Key
+	if err := s.vols.save(rec); err != nil {
+		return status.Errorf(codes.Internal, "saving the rotated credentials of volume %q: %v", rec.VolumeID, err)
+	}
+	return nil
+}
+
 // ensureServed makes sure the device of a staged volume is served by this
 // process, recovering it when it is not (a failed recovery at start).
 func (s *Server) ensureServed(ctx context.Context, rec *volumeRecord) error {
@@ -333,6 +356,9 @@ func (s *Server) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolu
 	}
 	if err := s.mgr.Detach(ctx, volID); err != nil && !errors.Is(err, attach.ErrNoRecord) {
 		return nil, csiceph.Status(err, "detaching volume "+volID)
+	}
+	if rec != nil {
+		_ = s.forgetStage(ctx, rec) // best effort (fence.go)
 	}
 	if err := s.vols.remove(volID); err != nil {
 		return nil, status.Errorf(codes.Internal, "removing the state of volume %q: %v", volID, err)
