@@ -438,6 +438,16 @@ func (s *Server) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 		return nil, err
 	}
 	defer done()
+	// Only what this driver created is deleted: an id that leads to an
+	// image its journal does not know (a static PV's hand-written handle,
+	// another instance's volume) deletes nothing.
+	if why, err := se.notJournalled(ctx, v); err != nil {
+		return nil, se.fail(err)
+	} else if why != "" {
+		s.log.Info("DeleteVolume deletes nothing: the image was not created by this driver", "volume", req.GetVolumeId(),
+			"pool", se.io.PoolName(), "image", v.image, "reason", why)
+		return &csi.DeleteVolumeResponse{}, nil
+	}
 	if err := se.deleteImage(ctx, v.image); err != nil {
 		return nil, se.fail(err)
 	}
@@ -456,6 +466,33 @@ func (s *Server) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 		return nil, se.fail(err)
 	}
 	return &csi.DeleteVolumeResponse{}, nil
+}
+
+// notJournalled says why the journal of this driver's instance does not
+// know v's image as a volume it created ("" when it does): for a legacy
+// id the journal's csi.image.<image> key, for a ceph-csi handle the
+// directory key of the entry's request name, which must name the entry.
+func (se *session) notJournalled(ctx context.Context, v *volRef) (string, error) {
+	if v.id.Legacy() {
+		var name string
+		found, err := se.legacyVolJournal().get(ctx, imageKeyPrefix+v.image, &name)
+		if err != nil || found {
+			return "", err
+		}
+		return fmt.Sprintf("journal %s has no key %s%s", VolumeJournalObject(se.s.instance), imageKeyPrefix, v.image), nil
+	}
+	j := se.volJournal()
+	name := v.entry.Name()
+	dv, err := j.Lookup(ctx, name)
+	switch {
+	case errors.Is(err, journal.ErrNotFound):
+		return fmt.Sprintf("journal %s has no request %q (entry %s)", j.DirObject(), name, j.EntryObject(v.entry.UUID)), nil
+	case err != nil:
+		return "", err
+	case dv.UUID != v.entry.UUID:
+		return fmt.Sprintf("journal %s maps request %q to %q, not to entry %s", j.DirObject(), name, dv.UUID, v.entry.UUID), nil
+	}
+	return "", nil
 }
 
 // cephCSITempSuffix names the intermediate image of ceph-csi's volume
