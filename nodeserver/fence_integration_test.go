@@ -64,7 +64,7 @@ func (e *fenceEnv) image(features uint64) string {
 	if _, err := rbd.Create(e.ctx, e.io, name, 8<<20, &rbd.CreateOptions{Features: features}); err != nil {
 		e.t.Fatal(err)
 	}
-	e.t.Cleanup(func() { _ = rbd.Remove(context.Background(), e.io, name) })
+	e.t.Cleanup(func() { removeImage(e.t, e.io, name) })
 	return name
 }
 
@@ -349,5 +349,24 @@ func TestRotatedKeyRewritesRecord(t *testing.T) {
 	defer v.(*rbdVolume).Close()
 	if st := e.stages(image); len(st) != 1 || st[0].Node != "node-r" {
 		t.Fatalf("stage records: %+v", st)
+	}
+}
+
+// removeImage removes a test image, waiting (up to a minute) for the
+// header watches of clients a test killed or fenced to go: until the OSD
+// drops them, removal answers ErrBusy and the image would be left behind.
+func removeImage(t *testing.T, io *rados.IOContext, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		err := rbd.Remove(ctx, io, name)
+		if err == nil || errors.Is(err, rbd.ErrNotFound) {
+			return
+		}
+		if !errors.Is(err, rbd.ErrBusy) || ctx.Err() != nil {
+			t.Errorf("removing test image %s: %v", name, err)
+			return
+		}
+		time.Sleep(2 * time.Second)
 	}
 }

@@ -52,7 +52,7 @@ func testRestartTakesOver(t *testing.T, features uint64, mode csi.VolumeCapabili
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close()
+	t.Cleanup(func() { admin.Close() })
 	io, err := admin.OpenIOContext(ctx, pool)
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +64,7 @@ func testRestartTakesOver(t *testing.T, features uint64, mode csi.VolumeCapabili
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = rbd.Remove(context.Background(), io, image) })
+	t.Cleanup(func() { removeImage(t, io, image) })
 
 	dir := t.TempDir()
 	opts := Options{NodeID: "n1", StateDir: dir,
