@@ -1,6 +1,8 @@
 package nbd
 
 import (
+	"runtime"
+	"runtime/pprof"
 	"sync"
 	"testing"
 	"time"
@@ -101,4 +103,77 @@ func TestLimiterHoldsOnlyLimitedRequests(t *testing.T) {
 	if s.inflight != 0 || s.throttled <= 0 {
 		t.Errorf("in flight %d, throttled %v", s.inflight, s.throttled)
 	}
+}
+
+// TestThrottledExportsAddNoThreads: 100 exports, each with a limiter
+// holding 16 requests (one per worker) for decades, make the process
+// create no OS thread: waiting requests sleep on runtime timers in their
+// workers, and the limiters have no goroutine of their own. Then one Set
+// per limiter releases every request.
+func TestThrottledExportsAddNoThreads(t *testing.T) {
+	const exports, held = 100, 16
+	threads := pprof.Lookup("threadcreate")
+	type served struct {
+		cl  *rawClient
+		lim *qos.Limiter
+	}
+	var all []served
+	for range exports {
+		lim := qos.New(qos.Limits{})
+		cl, _, _ := serveKernel(t, &Export{Backend: newCounting(1 << 20), Limiter: lim}, &Options{Workers: held})
+		all = append(all, served{cl, lim})
+	}
+	// Warm up with the same traffic unthrottled, so that the runtime has
+	// made the threads this much socket I/O needs.
+	round := func(first uint64) {
+		for _, s := range all {
+			for i := range held {
+				s.cl.request(cmdWrite, 0, first+uint64(i), 0, 4096, make([]byte, 4096))
+			}
+		}
+	}
+	replies := func() {
+		for _, s := range all {
+			for range held {
+				if e, _ := s.cl.simpleReply(); e != 0 {
+					t.Fatalf("write: errno %d", e)
+				}
+			}
+		}
+	}
+	round(1)
+	replies()
+	before := threads.Count()
+	// Then held: one byte per second, for decades.
+	for _, s := range all {
+		s.lim.Set(qos.Limits{WriteBPS: qos.Limit{Rate: 1}})
+	}
+	round(100)
+	for _, s := range all {
+		waitHeld(t, s.lim)
+	}
+	during := threads.Count()
+	for _, s := range all {
+		s.lim.Set(qos.Limits{})
+	}
+	replies()
+	t.Logf("OS threads created: %d before, %d with %d requests held by %d limiters, GOMAXPROCS %d",
+		before, during, exports*held, exports, runtime.GOMAXPROCS(0))
+	// The runtime may start a thread for its own reasons at any time;
+	// one per limiter or per held request would be 100 or 1600.
+	if during > before+int(runtime.GOMAXPROCS(0)) {
+		t.Errorf("holding %d requests in %d limiters created %d OS threads", exports*held, exports, during-before)
+	}
+}
+
+// waitHeld waits until the limiter has a request waiting.
+func waitHeld(t *testing.T, q *qos.Limiter) {
+	t.Helper()
+	for range 3000 {
+		if q.Waiting() {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("no request held by the limiter")
 }

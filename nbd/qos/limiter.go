@@ -160,6 +160,14 @@ func (q *Limiter) Wait(ctx context.Context, op Op, n uint64) (time.Duration, err
 	}
 }
 
+// Waiting reports whether a request is waiting for the limiter (one that
+// had to wait since the limits were last set).
+func (q *Limiter) Waiting() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.wake != nil
+}
+
 // reserve charges one operation to its buckets and returns when it may
 // run, the time now, and the channel closed when the limits change.
 func (q *Limiter) reserve(op Op, n uint64) (ready, now time.Duration, wake <-chan struct{}) {
