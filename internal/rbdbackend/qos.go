@@ -79,6 +79,9 @@ func (s *qosState) reload(ctx context.Context, img *rbd.Image) error {
 	defer s.mu.Unlock()
 	q, err := img.QoS(ctx)
 	if err != nil && !errors.Is(err, rbd.ErrQoSValue) {
+		if ctx.Err() != nil {
+			return err // the image is closing: nothing to report
+		}
 		if s.onChange != nil {
 			s.onChange(s.lim.Limits(), err)
 		}
