@@ -4,7 +4,7 @@ export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 GO ?= go
 BIN := bin/csi-gorbd
 
-.PHONY: all build vet test unit demo clusters clusters-stop deps fuzz clean
+.PHONY: all build vet test unit demo clusters clusters-stop deps fuzz clean k8s-e2e
 
 all: build
 
@@ -36,6 +36,11 @@ fuzz:
 # The whole suite: deps, clusters, vet, unit + integration tests, fuzz, VM tests.
 test:
 	bash test/run-all.sh
+
+# The Kubernetes suites alone: control plane, kubelet node VM, Pod flows, the
+# upstream External Storage suite's full set (ends with "upstream: N passed, N failed").
+k8s-e2e:
+	bash test/e2e/k8s-e2e.sh
 
 # The demo: start a local Ceph cluster and drive it with csi-gorbd.
 demo:

@@ -8,7 +8,9 @@
 #      cluster FAILS the run because GORBD_REQUIRE_CLUSTERS=1), then go test
 #      -race over the unit tests and over rbd's integration tests on Pacific
 #   5. a short fuzzing burst on every decoder
-#   6. the kernel NBD suite inside a qemu VM
+#   6. test/e2e: a Kubernetes control plane with the chart's controller, a kubelet node in a qemu VM
+#      running the chart's node DaemonSet, Pods on csi-gorbd volumes
+#   7. the kernel NBD suite inside a qemu VM
 # Clusters are stopped on exit unless KEEP_CLUSTERS=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +29,11 @@ mkdir -p /var/tmp/gorbd
 E2E_LOG=/var/tmp/gorbd/e2e-build-bins.log
 bash test/e2e/build-bins.sh > "$E2E_LOG.out" 2> "$E2E_LOG" &
 E2E_BUILD=$!
+# The node VM's root filesystem for the Pod tests (debootstrap of containerd, runc, the CNI plugins:
+# ~2-3 min, mostly downloads), cached in /var/tmp/gorbd/vm/node like the other VM artefacts.
+NODE_LOG=/var/tmp/gorbd/node-rootfs.log
+bash test/vm/node/build.sh --rootfs > "$NODE_LOG" 2>&1 &
+NODE_ROOTFS=$!
 
 step "ceph clusters"
 if [ "${KEEP_CLUSTERS:-0}" != 1 ]; then trap 'bash test/cluster/stop-all.sh >/dev/null 2>&1 || true' EXIT; fi
@@ -55,7 +62,14 @@ step "kubernetes e2e (test/e2e: control plane + CSI sidecars + controller plugin
 # suite run (without it the package skips, as in the `go test ./...` above).
 if ! wait "$E2E_BUILD"; then tail -n 50 "$E2E_LOG"; echo "test/e2e/build-bins.sh failed"; exit 1; fi
 E2E_BINS=$(tail -n 1 "$E2E_LOG.out")
-GORBD_E2E_BINS=$E2E_BINS GORBD_BIN=$PWD/bin/csi-gorbd go test -count=1 -timeout 20m -v ./test/e2e/
+# The Kubernetes node: the node VM's disk (Debian rootfs + kubelet + the container images the chart and
+# the upstream suite run, imported into containerd; cached by content). With GORBD_E2E_NODE the suite
+# also runs TestPods (Pods on the VM's kubelet: the chart's node DaemonSet, the Pod flows).
+if ! wait "$NODE_ROOTFS"; then tail -n 50 "$NODE_LOG"; echo "test/vm/node/build.sh --rootfs failed"; exit 1; fi
+E2E_NODE=$(bash test/e2e/node-image.sh "$E2E_BINS" | tail -n 1)
+GORBD_E2E_BINS=$E2E_BINS GORBD_E2E_NODE=$E2E_NODE GORBD_BIN=$PWD/bin/csi-gorbd \
+  go test -count=1 -timeout 75m -v ./test/e2e/ 2>&1 | tee /var/tmp/gorbd/e2e.log
+grep -E '^(k8s-setup|k8s-flow|upstream):' /var/tmp/gorbd/e2e.log || true
 
 step "fuzz"
 FUZZTIME=${FUZZTIME:-5s} bash test/fuzz.sh

@@ -38,6 +38,16 @@ func render(ctx context.Context, t *testing.T, helm, release, ns string, valuesF
 	if err != nil {
 		t.Fatal(err)
 	}
+	objs := splitManifest(t, out)
+	if len(objs) == 0 {
+		t.Fatalf("helm template %v rendered nothing", args)
+	}
+	return objs
+}
+
+// splitManifest splits a multi-document YAML stream into objects.
+func splitManifest(t *testing.T, out []byte) []object {
+	t.Helper()
 	var objs []object
 	for _, doc := range docSep.Split(string(out), -1) {
 		j, err := yaml.YAMLToJSON([]byte(doc))
@@ -60,9 +70,6 @@ func render(ctx context.Context, t *testing.T, helm, release, ns string, valuesF
 			continue
 		}
 		objs = append(objs, object{Kind: meta.Kind, Name: meta.Metadata.Name, Document: []byte(doc), JSON: j})
-	}
-	if len(objs) == 0 {
-		t.Fatalf("helm template %v rendered nothing", args)
 	}
 	return objs
 }

@@ -84,7 +84,7 @@ func TestKubernetesE2E(t *testing.T) {
 	}()
 
 	t0 := time.Now()
-	k := startKube(ctx, t, bins, dir, ps)
+	k := startKube(ctx, t, bins, dir, ps, kubeOpts{})
 	k.installSnapshotCRDs(ctx, t)
 	t.Logf("control plane up in %v", time.Since(t0).Round(time.Millisecond))
 
@@ -128,7 +128,7 @@ func TestKubernetesE2E(t *testing.T) {
 	find(t, objs, "Deployment", release+"-controller", &dep)
 	var cm corev1.ConfigMap
 	find(t, objs, "ConfigMap", "", &cm)
-	metricsURL := startController(ctx, t, k, ps, plugin, dir, &dep, &cm)
+	metricsURL := startController(ctx, t, k, ps, plugin, dir, &dep, &cm, releaseNS)
 	t.Logf("controller plugin and sidecars running (%v since start)", time.Since(t0).Round(time.Millisecond))
 
 	f := &flows{k: k, ceph: cp, pool: pool, metricsURL: metricsURL}
@@ -167,7 +167,7 @@ func TestKubernetesE2E(t *testing.T) {
 // Deployment's arguments (paths moved under dir), the sidecars
 // authenticated as the chart's controller ServiceAccount, and
 // snapshot-controller (a cluster add-on, not part of the chart) as admin.
-func startController(ctx context.Context, t *testing.T, k *kube, ps *procs, plugin, dir string, dep *appsv1.Deployment, cm *corev1.ConfigMap) (metricsURL string) {
+func startController(ctx context.Context, t *testing.T, k *kube, ps *procs, plugin, dir string, dep *appsv1.Deployment, cm *corev1.ConfigMap, ns string) (metricsURL string) {
 	t.Helper()
 	conf := filepath.Join(dir, "etc")
 	if err := os.MkdirAll(conf, 0o700); err != nil {
@@ -181,7 +181,7 @@ func startController(ctx context.Context, t *testing.T, k *kube, ps *procs, plug
 	sock := filepath.Join(dir, "csi.sock")
 	paths := strings.NewReplacer("unix:///csi/csi.sock", "unix://"+sock, "/csi/csi.sock", sock,
 		"/etc/csi-gorbd/", conf+"/", "/run/csi-gorbd", filepath.Join(dir, "state"))
-	env := map[string]string{"NODE_ID": "e2e-node", "POD_NAMESPACE": releaseNS}
+	env := map[string]string{"NODE_ID": "e2e-node", "POD_NAMESPACE": ns}
 	expand := func(a string) string {
 		a = paths.Replace(a)
 		for k, v := range env {
@@ -190,7 +190,7 @@ func startController(ctx context.Context, t *testing.T, k *kube, ps *procs, plug
 		return a
 	}
 	pod := dep.Spec.Template.Spec
-	saKC := k.serviceAccountKubeconfig(ctx, t, releaseNS, pod.ServiceAccountName)
+	saKC := k.serviceAccountKubeconfig(ctx, t, ns, pod.ServiceAccountName)
 	byName := map[string]corev1.Container{}
 	for _, c := range pod.Containers {
 		byName[c.Name] = c
@@ -211,7 +211,7 @@ func startController(ctx context.Context, t *testing.T, k *kube, ps *procs, plug
 	// --node-directory=kubernetes reads CSINodes as the pod would: the
 	// API server from KUBERNETES_SERVICE_HOST/PORT, the ServiceAccount's
 	// token and CA from its directory.
-	saDir, apiEnv := k.serviceAccountDir(ctx, t, releaseNS, pod.ServiceAccountName)
+	saDir, apiEnv := k.serviceAccountDir(ctx, t, ns, pod.ServiceAccountName)
 	args = append(args, "--kube-serviceaccount-dir="+saDir)
 	drv := ps.startEnv(t, "csi-gorbd-controller", apiEnv, plugin, args...)
 	waitFor(ctx, t, 30*time.Second, "controller plugin socket", func() (bool, error) {

@@ -22,7 +22,23 @@ type kube struct {
 	bins, dir  string
 	kubeconfig string // admin (system:masters)
 	apiURL     string
+	apiPort    int
 	ps         *procs
+	// nodeToken authenticates the kubelet of opts.nodeName (group system:nodes).
+	nodeToken string
+}
+
+// kubeOpts selects what startKube runs besides etcd and kube-apiserver.
+type kubeOpts struct {
+	// nodeName, when set, prepares for a real kubelet of that name: the Node
+	// authorizer and a token for system:node:<nodeName>, the apiserver
+	// reaching kubelets by their Hostname address (the node VM's kubelet is
+	// reachable only through a qemu port forward on the host's loopback,
+	// and its hostname is "localhost"), kube-scheduler, and every default
+	// controller of kube-controller-manager except the Deployment
+	// controller (the chart's controller Deployment is run on the host by
+	// the suite, see startController) instead of the PV/PVC ones alone.
+	nodeName string
 }
 
 // kubectl runs kubectl with the admin kubeconfig.
@@ -41,20 +57,13 @@ func (k *kube) getJSON(ctx context.Context, v any, args ...string) error {
 
 // writeKubeconfig writes a kubeconfig for the loopback apiserver with token.
 func writeKubeconfig(path, server, token string) error {
-	kc := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters: [{name: e2e, cluster: {server: %q, insecure-skip-tls-verify: true}}]
-users: [{name: u, user: {token: %q}}]
-contexts: [{name: e2e, context: {cluster: e2e, user: u}}]
-current-context: e2e
-`, server, token)
-	return os.WriteFile(path, []byte(kc), 0o600)
+	return os.WriteFile(path, kubeconfigYAML(server, token), 0o600)
 }
 
 // startKube starts etcd, kube-apiserver and kube-controller-manager (only the
 // PV/PVC controllers the flows need: binder, expander, protection) and waits
 // until each is healthy.
-func startKube(ctx context.Context, t *testing.T, bins, dir string, ps *procs) *kube {
+func startKube(ctx context.Context, t *testing.T, bins, dir string, ps *procs, opts kubeOpts) *kube {
 	t.Helper()
 	k := &kube{bins: bins, dir: dir, kubeconfig: filepath.Join(dir, "admin.kubeconfig"), ps: ps}
 
@@ -69,7 +78,16 @@ func startKube(ctx context.Context, t *testing.T, bins, dir string, ps *procs) *
 		t.Fatal(err)
 	}
 	tok := "e2e-admin-" + randSuffix()
-	if err := os.WriteFile(filepath.Join(dir, "tokens.csv"), []byte(tok+",admin,admin-uid,system:masters\n"), 0o600); err != nil {
+	tokens := tok + ",admin,admin-uid,system:masters\n"
+	authz := "RBAC"
+	var extraAPI []string
+	if opts.nodeName != "" {
+		k.nodeToken = "e2e-node-" + randSuffix() + randSuffix()
+		tokens += k.nodeToken + ",system:node:" + opts.nodeName + ",node-uid,system:nodes\n"
+		authz = "Node,RBAC"
+		extraAPI = append(extraAPI, "--kubelet-preferred-address-types", "Hostname,InternalIP")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokens.csv"), []byte(tokens), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -88,17 +106,18 @@ func startKube(ctx context.Context, t *testing.T, bins, dir string, ps *procs) *
 	})
 
 	k.apiURL = fmt.Sprintf("https://127.0.0.1:%d", ap)
-	api := ps.start(t, "kube-apiserver", filepath.Join(bins, "kube-apiserver"), "--etcd-servers", etcdURL,
+	k.apiPort = ap
+	api := ps.start(t, "kube-apiserver", filepath.Join(bins, "kube-apiserver"), append([]string{"--etcd-servers", etcdURL,
 		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
 		// the default reconciler refuses a loopback advertise address
 		"--endpoint-reconciler-type", "none",
 		"--secure-port", fmt.Sprint(ap), "--cert-dir", filepath.Join(dir, "apiserver-certs"),
-		"--token-auth-file", filepath.Join(dir, "tokens.csv"), "--authorization-mode", "RBAC",
+		"--token-auth-file", filepath.Join(dir, "tokens.csv"), "--authorization-mode", authz,
 		"--service-account-issuer", "https://kubernetes.default.svc",
 		"--service-account-key-file", saKey, "--service-account-signing-key-file", saKey,
 		"--service-cluster-ip-range", "10.96.0.0/16",
 		// as every kubeadm cluster: the node plugin is privileged
-		"--allow-privileged=true")
+		"--allow-privileged=true"}, extraAPI...)...)
 	if err := writeKubeconfig(k.kubeconfig, k.apiURL, tok); err != nil {
 		t.Fatal(err)
 	}
@@ -110,23 +129,46 @@ func startKube(ctx context.Context, t *testing.T, bins, dir string, ps *procs) *
 		return err == nil, err
 	})
 
-	kcm := ps.start(t, "kube-controller-manager", filepath.Join(bins, "kube-controller-manager"),
+	controllers := strings.Join([]string{"persistentvolume-binder-controller", "persistentvolume-expander-controller",
+		"persistentvolume-protection-controller", "persistentvolumeclaim-protection-controller",
+		"serviceaccount-controller", "serviceaccount-token-controller", "namespace-controller",
+		"garbage-collector-controller"}, ",")
+	var extraKCM []string
+	if opts.nodeName != "" {
+		// The ClusterTrustBundle publisher wants a CA; the apiserver's
+		// self-signed serving certificate (--root-ca-file) is none.
+		controllers = "*,-deployment-controller,-kube-apiserver-serving-clustertrustbundle-publisher-controller"
+		// kube-root-ca.crt in every namespace: the kubelet waits for it to
+		// mount a Pod's service account token.
+		extraKCM = append(extraKCM, "--root-ca-file", filepath.Join(dir, "apiserver-certs", "apiserver.crt"))
+	}
+	kcm := ps.start(t, "kube-controller-manager", filepath.Join(bins, "kube-controller-manager"), append([]string{
 		"--kubeconfig", k.kubeconfig, "--leader-elect=false",
 		"--bind-address", "127.0.0.1", "--secure-port", fmt.Sprint(cp), "--cert-dir", filepath.Join(dir, "kcm-certs"),
 		"--authentication-skip-lookup", "--authorization-always-allow-paths", "/healthz",
 		"--service-account-private-key-file", saKey,
 		// otherwise it creates /usr/libexec/kubernetes/... on the host
 		"--flex-volume-plugin-dir", filepath.Join(dir, "flex"),
-		"--controllers", strings.Join([]string{"persistentvolume-binder-controller", "persistentvolume-expander-controller",
-			"persistentvolume-protection-controller", "persistentvolumeclaim-protection-controller",
-			"serviceaccount-controller", "serviceaccount-token-controller", "namespace-controller",
-			"garbage-collector-controller"}, ","))
+		"--controllers", controllers}, extraKCM...)...)
 	waitFor(ctx, t, 60*time.Second, "kube-controller-manager /healthz", func() (bool, error) {
 		if err := kcm.alive(); err != nil {
 			t.Fatal(err)
 		}
 		return httpOK(ctx, fmt.Sprintf("https://127.0.0.1:%d/healthz", cp))
 	})
+	if opts.nodeName != "" {
+		sp := freePort(t)
+		sched := ps.start(t, "kube-scheduler", filepath.Join(bins, "kube-scheduler"),
+			"--kubeconfig", k.kubeconfig, "--leader-elect=false",
+			"--bind-address", "127.0.0.1", "--secure-port", fmt.Sprint(sp),
+			"--authentication-skip-lookup", "--authorization-always-allow-paths", "/healthz")
+		waitFor(ctx, t, 60*time.Second, "kube-scheduler /healthz", func() (bool, error) {
+			if err := sched.alive(); err != nil {
+				t.Fatal(err)
+			}
+			return httpOK(ctx, fmt.Sprintf("https://127.0.0.1:%d/healthz", sp))
+		})
+	}
 	return k
 }
 

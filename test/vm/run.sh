@@ -39,7 +39,6 @@ MEM=${VM_MEM:-512}
 SMP=${VM_SMP:-2}
 NET=${VM_NET:-0}
 ACCEL=${VM_ACCEL:-auto}
-KFLAVOUR=cloud-amd64
 export PATH=/usr/local/go/bin:$PATH:/usr/sbin:/sbin
 export CGO_ENABLED=0
 
@@ -53,25 +52,9 @@ mkdir -p "$CACHE"
 [ "${SKIP_DEPS:-0}" = 1 ] || bash "$ROOT/test/deps.sh" >/dev/null
 
 # ---------------------------------------------------------------- kernel
-# Downloaded, never installed: installing would run the initramfs and grub
-# hooks on the host. The newest linux-image-<ver>-cloud-amd64 the archive
-# offers; nbd.ko is a module there (CONFIG_BLK_DEV_NBD=m).
 T=$(ts)
-kpkg() { apt-cache depends "linux-image-$KFLAVOUR" 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}'; }
-KPKG=$(kpkg || true)
-if [ -z "$KPKG" ]; then
-	apt-get update -qq
-	KPKG=$(kpkg)
-fi
-KVER=${KPKG#linux-image-}
-KDIR=$CACHE/kernel-$KVER
-if [ ! -f "$KDIR/boot/vmlinuz-$KVER" ]; then
-	rm -rf "$KDIR" "$CACHE/debs" && mkdir -p "$KDIR" "$CACHE/debs"
-	(cd "$CACHE/debs" && apt-get download -q "$KPKG" 2>&1 | grep -v -i unsandboxed || true)
-	dpkg-deb -x "$CACHE"/debs/"$KPKG"_*.deb "$KDIR"
-	depmod -b "$KDIR" "$KVER"
-	rm -rf "$CACHE/debs"
-fi
+# shellcheck source=kernel.sh
+. "$HERE/kernel.sh"
 say "kernel $KVER ready in $(el "$T")s"
 
 # ---------------------------------------------------------------- binaries
