@@ -21,6 +21,7 @@ import (
 	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
 	"github.com/csi-gorbd/csi-gorbd/rados"
 	"github.com/csi-gorbd/csi-gorbd/rbd"
+	"github.com/csi-gorbd/csi-gorbd/rbd/encryption"
 )
 
 // fixture is a controller on the real pacific cluster, with names of its
@@ -37,6 +38,7 @@ type fixture struct {
 	prefix   string
 	secrets  map[string]string
 	mon      string
+	opened   []*encryption.Image // plaintext views a test closes before deleting
 }
 
 func newFixture(t *testing.T, o Options) *fixture {

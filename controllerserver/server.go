@@ -12,8 +12,10 @@ import (
 	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
 
+	"github.com/csi-gorbd/csi-gorbd/crypt/luks"
 	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
 	"github.com/csi-gorbd/csi-gorbd/internal/journal"
+	"github.com/csi-gorbd/csi-gorbd/internal/kms"
 	"github.com/csi-gorbd/csi-gorbd/rados"
 )
 
@@ -43,6 +45,13 @@ type Options struct {
 	// Nodes tells ControllerPublishVolume which node ids exist (others
 	// are NotFound); nil: every node exists.
 	Nodes NodeDirectory
+	// KMS loads the KMS configuration encrypted volumes name by
+	// encryptionKMSID (ceph-csi's config.json or ConfigMap); Kube reads
+	// the Secrets a KMS entry names (nil: none). KDF is the keyslot KDF
+	// of new encrypted volumes (zero: luks.DefaultKDF).
+	KMS  kms.Loader
+	Kube kms.SecretReader
+	KDF  luks.KDF
 }
 
 // NodeDirectory knows the nodes that run this driver's node plugin (in
@@ -67,6 +76,9 @@ type Server struct {
 	driver   string
 	inflight sync.Map // name or id → struct{}
 	maxDepth int
+	kms      kms.Loader
+	kube     kms.SecretReader
+	kdf      luks.KDF
 
 	lockMu sync.Mutex
 	locks  map[string]chan struct{} // image → held lock (see lockImage)
@@ -87,7 +99,8 @@ func New(o Options) *Server {
 		o.MaxCloneDepth = DefaultMaxCloneDepth
 	}
 	s := &Server{instance: o.Instance, log: o.Logger, nodes: o.Nodes, conns: csiceph.NewPool(csiceph.PoolOptions{Clusters: o.Clusters, ConnectTimeout: o.ConnectTimeout}),
-		maxDepth: o.MaxCloneDepth, locks: map[string]chan struct{}{}, mapping: o.Mapping, driver: o.DriverName}
+		maxDepth: o.MaxCloneDepth, locks: map[string]chan struct{}{}, mapping: o.Mapping, driver: o.DriverName,
+		kms: o.KMS, kube: o.Kube, kdf: o.KDF}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	return s
 }

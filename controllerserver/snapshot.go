@@ -84,6 +84,13 @@ func (s *Server) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequ
 		} else if sp.VSNamespace != "" {
 			attrs[journal.KeyOwner] = sp.VSNamespace
 		}
+		// An encrypted source's KMS, as ceph-csi records it for its
+		// snapshots (a restore reads the passphrase through it).
+		for _, k := range []string{journal.KeyEncryptKMS, journal.KeyEncryptionType} {
+			if val := v.entry.Attrs[k]; val != "" {
+				attrs[k] = val
+			}
+		}
 		uuid := journal.NewUUID()
 		attrs[journal.KeyImageName] = sp.Prefix + uuid
 		if e, err = j.Reserve(ctx, name, attrs, uuid); err != nil {
@@ -113,7 +120,7 @@ func (s *Server) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequ
 	}
 	r := &snapRef{id: csiceph.SnapshotID{VolumeID: csiceph.VolumeID{ClusterID: se.cluster, PoolID: v.io.PoolID(), UUID: e.UUID}},
 		io: v.io, holder: v.image, snap: snap, native: true, entry: e}
-	sn, err := snapshotOf(img, r, req.GetSourceVolumeId())
+	sn, err := snapshotOf(ctx, img, r, req.GetSourceVolumeId())
 	if err != nil {
 		return nil, err
 	}
@@ -168,15 +175,21 @@ func (se *session) undoSnapshot(ctx context.Context, img *rbd.Image, snap string
 }
 
 // snapshotOf describes snapshot r of the open holder image.
-func snapshotOf(img *rbd.Image, r *snapRef, sourceID string) (*csi.Snapshot, error) {
+// The size of an encrypted volume's snapshot is its plaintext (what a
+// restore must at least ask for).
+func snapshotOf(ctx context.Context, img *rbd.Image, r *snapRef, sourceID string) (*csi.Snapshot, error) {
 	si, ok := userSnapshot(img, r.snap)
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "snapshot %s: %s@%s does not exist", r.id, r.holder, r.snap)
 	}
+	size, err := plainSize(ctx, img, si.Size)
+	if err != nil {
+		return nil, csiceph.Status(err, "reading the encryption header of "+r.holder)
+	}
 	return &csi.Snapshot{
 		SnapshotId:     r.id.String(),
 		SourceVolumeId: sourceID,
-		SizeBytes:      int64(si.Size),
+		SizeBytes:      int64(size),
 		CreationTime:   timestamppb.New(si.Timestamp),
 		ReadyToUse:     true,
 	}, nil
@@ -193,7 +206,7 @@ func (se *session) csiSnapshot(ctx context.Context, r *snapRef, sourceID string)
 		return nil, se.fail(err)
 	}
 	defer se.s.closeImage(ctx, img, r.holder)
-	return snapshotOf(img, r, sourceID)
+	return snapshotOf(ctx, img, r, sourceID)
 }
 
 func (r snapRecord) csi(src csiceph.VolumeID) *csi.Snapshot {

@@ -480,7 +480,7 @@ func TestParametersHonoured(t *testing.T) {
 
 	for key, p := range map[string][]string{
 		`"bogusKey"`:       {"bogusKey", "1"},
-		"encrypted":        {"encrypted", "true"},
+		"encryptionType":   {"encrypted", "true", "encryptionType", "file"},
 		"mkfsOptions":      {"mkfsOptions", "-d /etc"},
 		"radosNamespace":   {"radosNamespace", "elsewhere"},
 		"dataPool":         {"dataPool", "no-such-pool-" + f.instance},

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
+	"github.com/csi-gorbd/csi-gorbd/internal/csicrypt"
 	"github.com/csi-gorbd/csi-gorbd/internal/journal"
 	"github.com/csi-gorbd/csi-gorbd/rbd"
 )
@@ -34,11 +35,14 @@ type createRequest struct {
 	// qos are the StorageClass's QoS parameters with the
 	// VolumeAttributesClass's (the mutable parameters) over them.
 	qos csiceph.QoSRequest
+	// secrets are the request's (the KMS of an encrypted volume reads
+	// its passphrase from them).
+	secrets map[string]string
 }
 
 // parseCreate checks a CreateVolume request.
 func (s *Server) parseCreate(req *csi.CreateVolumeRequest) (createRequest, error) {
-	cr := createRequest{name: req.GetName(), cap: req.GetCapacityRange()}
+	cr := createRequest{name: req.GetName(), cap: req.GetCapacityRange(), secrets: req.GetSecrets()}
 	if cr.name == "" {
 		return cr, status.Error(codes.InvalidArgument, "name is required")
 	}
@@ -239,6 +243,15 @@ func (se *session) reserveVolume(ctx context.Context, cr createRequest) (rec vol
 	if rec.Source != cr.source {
 		return rec, true, status.Errorf(codes.AlreadyExists, "volume %q exists with another content source", cr.name)
 	}
+	if err == nil && dv.Legacy == nil {
+		want := ""
+		if cr.params.Encryption != nil {
+			want = cr.params.Encryption.KMSID
+		}
+		if got := e.Attrs[journal.KeyEncryptKMS]; got != want {
+			return rec, true, status.Errorf(codes.AlreadyExists, "volume %q exists with encryptionKMSID %q, not %q", cr.name, got, want)
+		}
+	}
 	if !fits(rec.Size, cr.cap) {
 		return rec, true, status.Errorf(codes.AlreadyExists, "volume %q exists with size %d", cr.name, rec.Size)
 	}
@@ -267,6 +280,9 @@ func (se *session) newVolume(ctx context.Context, cr createRequest) (volumeRecor
 	}
 	if cr.params.PVCNamespace != "" {
 		attrs[journal.KeyOwner] = cr.params.PVCNamespace
+	}
+	for k, v := range encAttrs(cr.params.Encryption) {
+		attrs[k] = v
 	}
 	if _, err := se.volJournal().Reserve(ctx, cr.name, attrs, uuid); err != nil {
 		se.s.cleanup(ctx, fmt.Sprintf("the journal entry of volume %q (a retry of the request uses it)", cr.name),
@@ -325,6 +341,9 @@ func (se *session) makeImage(ctx context.Context, cr createRequest, rec volumeRe
 	}
 	if err != nil {
 		return se.fail(err)
+	}
+	if cr.params.Encryption != nil {
+		return se.encryptImage(ctx, cr, rec, cr.secrets)
 	}
 	if size >= rec.Size {
 		return nil
@@ -397,14 +416,35 @@ func (se *session) createImage(ctx context.Context, cr createRequest, rec volume
 		return 0, err
 	}
 	if cr.srcSnap == nil && cr.srcVol == nil {
-		_, err := rbd.Create(ctx, se.io, rec.Image, rec.Size, opts)
-		return rec.Size, err
+		size := rec.Size
+		if cr.params.Encryption != nil {
+			// Room for the header area (encryptImage grows the image
+			// further if the layout's header is larger).
+			size += csicrypt.DMCryptHeader
+		}
+		_, err := rbd.Create(ctx, se.io, rec.Image, size, opts)
+		return size, err
+	}
+	// A clone is made at least as large as its source, the plaintext
+	// compared for encrypted ones; mixing encrypted and plain is refused.
+	src, err := se.checkSourceEncryption(ctx, cr, cr.secrets)
+	if err != nil {
+		return 0, err
+	}
+	crec := rec
+	if src != nil {
+		off, err := csicrypt.DataOffset(ctx, src.img)
+		se.closeSource(ctx, src)
+		if err != nil {
+			return 0, err
+		}
+		crec.Size += off
 	}
 	var size uint64
 	if cr.srcSnap != nil {
-		size, err = se.cloneFromSnapshot(ctx, *cr.srcSnap, rec, opts)
+		size, err = se.cloneFromSnapshot(ctx, *cr.srcSnap, crec, opts)
 	} else {
-		size, err = se.cloneFromVolume(ctx, *cr.srcVol, rec, opts)
+		size, err = se.cloneFromVolume(ctx, *cr.srcVol, crec, opts)
 	}
 	if err != nil {
 		return 0, err
@@ -588,9 +628,23 @@ func (s *Server) ControllerExpandVolume(ctx context.Context, req *csi.Controller
 		return nil, se.volumeErr(v, err)
 	}
 	defer s.closeImage(ctx, img, v.image)
-	cur := img.Size()
-	if size > cur {
-		if err := img.Resize(ctx, size); err != nil {
+	// An encrypted image grows to the plaintext asked for plus its
+	// header; the capacity is the plaintext.
+	st, err := csicrypt.State(ctx, img)
+	if err != nil {
+		return nil, se.fail(err)
+	}
+	raw, cur := size, img.Size()
+	if st != "" {
+		if raw, err = csicrypt.RawSize(ctx, img, size); err != nil {
+			return nil, se.fail(err)
+		}
+		if cur, err = plainSize(ctx, img, cur); err != nil {
+			return nil, se.fail(err)
+		}
+	}
+	if raw > img.Size() {
+		if err := img.Resize(ctx, raw); err != nil {
 			return nil, se.fail(err)
 		}
 		cur = size
@@ -598,6 +652,8 @@ func (s *Server) ControllerExpandVolume(ctx context.Context, req *csi.Controller
 	if err := rescaleQoS(ctx, img); err != nil { // per-GiB QoS limits follow the size
 		return nil, se.fail(fmt.Errorf("re-scaling the QoS limits of image %s: %w", v.image, err))
 	}
-	nodeExpand := req.GetVolumeCapability() == nil || req.GetVolumeCapability().GetBlock() == nil
+	// The node's device learns the new size in NodeExpandVolume (an
+	// encrypted block volume too: its plaintext device).
+	nodeExpand := req.GetVolumeCapability() == nil || req.GetVolumeCapability().GetBlock() == nil || st != ""
 	return &csi.ControllerExpandVolumeResponse{CapacityBytes: int64(cur), NodeExpansionRequired: nodeExpand}, nil
 }

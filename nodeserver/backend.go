@@ -132,6 +132,14 @@ func (s *Server) openVolume(ctx context.Context, volumeID string, readOnly bool)
 		}
 	}
 	v := &rbdVolume{Backend: rbdbackend.New(img, readOnly), s: s, id: volumeID}
+	if rec.Encryption != nil {
+		if err := s.openEncrypted(ctx, v.Backend, rec); err != nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+			_ = v.Backend.Close(cctx)
+			cancel()
+			return nil, err
+		}
+	}
 	if err := s.instrument(ctx, v, rec); err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
 		defer cancel()

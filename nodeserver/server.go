@@ -15,8 +15,10 @@ import (
 	"k8s.io/mount-utils"
 	utilexec "k8s.io/utils/exec"
 
+	"github.com/csi-gorbd/csi-gorbd/crypt/luks"
 	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
 	"github.com/csi-gorbd/csi-gorbd/internal/incarnation"
+	"github.com/csi-gorbd/csi-gorbd/internal/kms"
 	"github.com/csi-gorbd/csi-gorbd/nbd/attach"
 	"github.com/csi-gorbd/csi-gorbd/nbd/qos"
 )
@@ -51,6 +53,19 @@ type Options struct {
 	// nil: none).
 	Topology map[string]string
 
+	// KMS loads the KMS configuration encrypted volumes name by
+	// encryptionKMSID; Kube reads the Secrets a KMS entry names (nil:
+	// none). KDF is the keyslot KDF when a stage formats a volume ceph-csi
+	// prepared (zero: luks.DefaultKDF).
+	KMS  kms.Loader
+	Kube kms.SecretReader
+	KDF  luks.KDF
+	// KeyDir holds the record key that seals encrypted volumes' keys in
+	// the state directory (see sealer.go): it must be on tmpfs or ramfs
+	// unless KeyDirAnyFS ("": DefaultKeyDir).
+	KeyDir      string
+	KeyDirAnyFS bool
+
 	// SysRBD is krbd's sysfs directory ("": /sys/bus/rbd), where volumes
 	// ceph-csi mapped with krbd are found and unmapped.
 	SysRBD string
@@ -84,6 +99,12 @@ type Server struct {
 	bmu      sync.Mutex
 	backends map[string]*rbdVolume // open images by volume id
 
+	// sealer seals encrypted volumes' keys for their records; nil, with
+	// sealErr saying why, when the key directory is unusable (encrypted
+	// volumes then fail to stage, and to recover).
+	sealer  *sealer
+	sealErr error
+
 	// owner is the state directory's lock, held while the server lives,
 	// with the Ceph clients of the processes that held it before.
 	owner *incarnation.Dir
@@ -108,6 +129,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	if o.DeadConnTimeout == 0 {
 		o.DeadConnTimeout = attach.DefaultDeadConnTimeout
+	}
+	if o.KeyDir == "" {
+		o.KeyDir = DefaultKeyDir
 	}
 	if o.Mounter == nil {
 		o.Mounter = mount.New("")
@@ -136,6 +160,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		resizer:  mount.NewResizeFs(o.Exec),
 		backends: map[string]*rbdVolume{},
 	}
+	s.sealer, s.sealErr = openSealer(o.KeyDir, o.KeyDirAnyFS)
 	// This process is the directory's only writer: any temporary record
 	// file is what a crashed predecessor left.
 	if _, err := s.vols.records().RemoveTemps(0); err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -51,23 +50,22 @@ func checkCapability(vc *csi.VolumeCapability, volCtx map[string]string) (string
 	return fsType, nil
 }
 
-// checkContext refuses what a volume context asks that the node cannot
-// do: encryption (ceph-csi's encrypted volumes carry LUKS; serving them
-// raw would show the ciphertext), mkfsOptions off the allowlist. The
-// rest of ceph-csi's keys (mounter, mapOptions, ...) choose how its node
-// maps volumes and mean nothing here.
-func checkContext(vctx map[string]string, fsType string) error {
-	if e := vctx[csiceph.ParamEncrypted]; e != "" {
-		if b, err := strconv.ParseBool(e); err != nil || b {
-			return status.Errorf(codes.InvalidArgument, "volume context %s=%q: encrypted volumes are not supported by this node plugin yet", csiceph.ParamEncrypted, e)
-		}
+// checkContext reads the encryption a volume context asks for (nil: a
+// plain volume; see encryption.go) and refuses what the node cannot do:
+// encryptionType file (ceph-csi's fscrypt), mkfsOptions off the
+// allowlist. The rest of ceph-csi's keys (mounter, mapOptions, ...)
+// choose how its node maps volumes and mean nothing here.
+func checkContext(vctx map[string]string, fsType string) (*csiceph.Encryption, error) {
+	enc, err := csiceph.ParseEncryption(vctx)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "volume context: %v", err)
 	}
 	if o := vctx[csiceph.ParamMkfsOptions]; o != "" && fsType != "" {
 		if _, err := csiceph.CheckMkfsOptions(fsType, o); err != nil {
-			return status.Error(codes.InvalidArgument, err.Error())
+			return nil, status.Error(codes.InvalidArgument, err.Error())
 		}
 	}
-	return nil
+	return enc, nil
 }
 
 // mountOptions are the options for mounting the staged filesystem.
@@ -105,7 +103,8 @@ func (s *Server) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 	if err != nil {
 		return nil, status.Errorf(codes.NotFound, "volume %q is not a volume of this driver: %v", volID, err)
 	}
-	if err := checkContext(req.GetVolumeContext(), fsType); err != nil {
+	enc, err := checkContext(req.GetVolumeContext(), fsType)
+	if err != nil {
 		return nil, err
 	}
 	release, err := s.guard(volID)
@@ -144,7 +143,7 @@ func (s *Server) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 			return nil, err
 		}
 	case errors.Is(err, csiceph.ErrNotStaged):
-		if rec, err = s.attachNew(ctx, id, volID, req, block, ro, fsType); err != nil {
+		if rec, err = s.attachNew(ctx, id, volID, req, block, ro, fsType, enc); err != nil {
 			return nil, err
 		}
 		fresh = true
@@ -191,7 +190,7 @@ func (s *Server) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 
 // attachNew records the volume (with its secrets) and attaches it.
 func (s *Server) attachNew(ctx context.Context, id csiceph.VolumeID, volID string, req *csi.NodeStageVolumeRequest,
-	block, ro bool, fsType string) (*volumeRecord, error) {
+	block, ro bool, fsType string, enc *csiceph.Encryption) (*volumeRecord, error) {
 	cr, err := csiceph.CredentialsFrom(req.GetSecrets())
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "node-stage secrets: %v", err)
@@ -209,6 +208,11 @@ func (s *Server) attachNew(ctx context.Context, id csiceph.VolumeID, volID strin
 		StagingPath: req.GetStagingTargetPath(), Block: block, FSType: fsType,
 		AccessMode: int32(req.GetVolumeCapability().GetAccessMode().GetMode()), ReadOnly: ro,
 		PVName: req.GetVolumeContext()[ContextPVName],
+	}
+	if enc != nil {
+		if err := s.unlock(ctx, rec, enc, loc.Owner, req.GetSecrets()); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.vols.save(rec); err != nil {
 		return nil, status.Errorf(codes.Internal, "saving the state of volume %q: %v", volID, err)

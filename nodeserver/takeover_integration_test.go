@@ -84,7 +84,8 @@ func TestTakeoverStage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(ctx, Options{NodeID: "n1", Clusters: clusters, StateDir: t.TempDir(), Kernel: &fakeKernel{socks: map[int][]*os.File{}}})
+	s, err := New(ctx, Options{NodeID: "n1", Clusters: clusters, StateDir: t.TempDir(), Kernel: &fakeKernel{socks: map[int][]*os.File{}},
+		KeyDir: t.TempDir(), KeyDirAnyFS: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,10 +148,11 @@ func TestTakeoverStage(t *testing.T) {
 	_, err = s.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: vid, StagingTargetPath: t.TempDir(),
 		VolumeCapability: blockCap(snw), Secrets: secrets})
 	wantCode(t, "stage a deleted volume", err, 5) // NotFound
-	// ceph-csi's encrypted volume is refused, not served as ciphertext.
+	// ceph-csi's encrypted volume without its passphrase is refused, not
+	// served as ciphertext (encryption_integration_test.go stages them).
 	enc, _ := e.State.VolumeID("vol-encrypted")
 	vid, _ = e.Replayed.Handle(enc)
 	_, err = s.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: vid, StagingTargetPath: t.TempDir(),
 		VolumeCapability: blockCap(snw), Secrets: secrets, VolumeContext: map[string]string{"encrypted": "true"}})
-	wantCode(t, "stage an encrypted volume", err, 3) // InvalidArgument
+	wantCode(t, "stage an encrypted volume without its passphrase", err, 3) // InvalidArgument
 }

@@ -48,6 +48,9 @@ type volumeRecord struct {
 	Device string `json:"device,omitempty"`
 	// Targets are the published target paths.
 	Targets []string `json:"targets,omitempty"`
+	// Encryption is set for an encrypted volume: its volume key, sealed
+	// (see sealer.go).
+	Encryption *encryptionRecord `json:"encryption,omitempty"`
 
 	// Foreign is set for a volume ceph-csi's node plugin staged (see
 	// foreign.go): its mapper (krbd or rbd-nbd); ForeignMount is where it

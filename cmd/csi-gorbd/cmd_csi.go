@@ -26,6 +26,7 @@ type csiFlags struct {
 	clusterMapping, domainLabels                                            string
 	maxCloneDepth                                                           int
 	reg                                                                     registrationFlags
+	enc                                                                     encryptionFlags
 }
 
 func newCSICmd(mode string) *cobra.Command {
@@ -53,6 +54,7 @@ func newCSICmd(mode string) *cobra.Command {
 	fl.StringVar(&f.nodeDirectory, "node-directory", "none", `where ControllerPublishVolume looks node ids up: "kubernetes" (the CSINode objects; NotFound for a node without this driver) or "none" (every node exists)`)
 	fl.StringVar(&f.kubeSADir, "kube-serviceaccount-dir", kubenodes.ServiceAccountDir, "--node-directory=kubernetes: directory with the ServiceAccount token and ca.crt (the API server comes from KUBERNETES_SERVICE_HOST/PORT)")
 	f.reg.add(fl)
+	f.enc.add(fl)
 	kfs := goflag.NewFlagSet("klog", goflag.ContinueOnError)
 	klog.InitFlags(kfs)
 	fl.AddGoFlagSet(kfs)
@@ -88,11 +90,16 @@ func runCSI(ctx context.Context, mode string, f csiFlags) error {
 			return err
 		}
 	}
+	kmsLoader, kube, kdf, err := f.enc.encryption(f.kubeSADir, f.driverName)
+	if err != nil {
+		return err
+	}
 	opts.Metrics = driver.NewMetrics()
 	var ready []func(context.Context) bool
 	if mode != driver.ModeNode {
 		co := controllerserver.Options{Clusters: clusters, Instance: f.instance, MaxCloneDepth: f.maxCloneDepth,
-			Logger: klog.Background().WithName("controller"), Mapping: mapping, DriverName: f.driverName}
+			Logger: klog.Background().WithName("controller"), Mapping: mapping, DriverName: f.driverName,
+			KMS: kmsLoader, Kube: kube, KDF: kdf}
 		switch f.nodeDirectory {
 		case "kubernetes":
 			nd, err := kubenodes.New(f.driverName, f.kubeSADir)
@@ -113,7 +120,7 @@ func runCSI(ctx context.Context, mode string, f csiFlags) error {
 	if mode != driver.ModeController {
 		// The node service takes its devices over (restart recovery)
 		// before the endpoint opens: see startNode.
-		ns, err := startNode(ctx, f, clusters, mapping, opts.Metrics)
+		ns, err := startNode(ctx, f, clusters, mapping, opts.Metrics, nodeEncryption{kmsLoader, kube, kdf})
 		if err != nil {
 			return err
 		}

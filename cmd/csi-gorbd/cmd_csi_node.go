@@ -7,8 +7,10 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/csi-gorbd/csi-gorbd/crypt/luks"
 	"github.com/csi-gorbd/csi-gorbd/driver"
 	"github.com/csi-gorbd/csi-gorbd/internal/csiceph"
+	"github.com/csi-gorbd/csi-gorbd/internal/kms"
 	"github.com/csi-gorbd/csi-gorbd/nbd/attach"
 	"github.com/csi-gorbd/csi-gorbd/nbd/qos"
 	"github.com/csi-gorbd/csi-gorbd/nodeserver"
@@ -21,7 +23,14 @@ import (
 // whose device nobody serves. A device that cannot be recovered is
 // logged; its volume reports an abnormal condition and NodeStageVolume
 // retries the recovery.
-func startNode(ctx context.Context, f csiFlags, clusters csiceph.Clusters, mapping csiceph.ClusterMapping, metrics *driver.Metrics) (*nodeserver.Server, error) {
+// nodeEncryption is what the node needs for encrypted volumes.
+type nodeEncryption struct {
+	kms  kms.Loader
+	kube kms.SecretReader
+	kdf  luks.KDF
+}
+
+func startNode(ctx context.Context, f csiFlags, clusters csiceph.Clusters, mapping csiceph.ClusterMapping, metrics *driver.Metrics, enc nodeEncryption) (*nodeserver.Server, error) {
 	if f.nodeID == "" {
 		return nil, errors.New("--nodeid is required for the node service (the Kubernetes node name)")
 	}
@@ -48,9 +57,16 @@ func startNode(ctx context.Context, f csiFlags, clusters csiceph.Clusters, mappi
 			klog.InfoS("QoS limits", "volume", volumeID, "limits", l.String())
 		},
 		VolumeMetrics: metrics,
+		KMS:           enc.kms,
+		Kube:          enc.kube,
+		KDF:           enc.kdf,
+		KeyDir:        f.enc.keyDir,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if err := ns.KeyDirError(); err != nil {
+		klog.ErrorS(err, "encrypted volumes cannot be staged or recovered by this node plugin (--volume-key-dir)")
 	}
 	recs, err := ns.Recover(ctx)
 	for _, r := range recs {

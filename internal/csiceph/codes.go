@@ -10,10 +10,14 @@ import (
 	"google.golang.org/grpc/status"
 	"k8s.io/mount-utils"
 
+	"github.com/csi-gorbd/csi-gorbd/crypt/luks"
+	"github.com/csi-gorbd/csi-gorbd/internal/csicrypt"
+	"github.com/csi-gorbd/csi-gorbd/internal/kms"
 	"github.com/csi-gorbd/csi-gorbd/rados"
 	"github.com/csi-gorbd/csi-gorbd/rados/cephx"
 	"github.com/csi-gorbd/csi-gorbd/rados/config"
 	"github.com/csi-gorbd/csi-gorbd/rbd"
+	"github.com/csi-gorbd/csi-gorbd/rbd/encryption"
 )
 
 // Errors of the CSI layer itself; test with errors.Is.
@@ -77,6 +81,17 @@ func requestCode(err error) (codes.Code, bool) {
 		errors.Is(err, cephx.ErrBadKey), errors.Is(err, cephx.ErrKeyring), errors.Is(err, rados.ErrNoKey),
 		errors.Is(err, config.ErrBadMonHost), errors.Is(err, config.ErrNoMonitors):
 		return codes.InvalidArgument, true
+	case errors.Is(err, kms.ErrSecret), errors.Is(err, kms.ErrConfig), errors.Is(err, kms.ErrUnsupported),
+		errors.Is(err, encryption.ErrNoPassphrase):
+		return codes.InvalidArgument, true
+	case errors.Is(err, kms.ErrWrongPassphrase), errors.Is(err, luks.ErrWrongPassphrase):
+		return codes.PermissionDenied, true
+	case errors.Is(err, kms.ErrNoKey), errors.Is(err, kms.ErrCorrupt), errors.Is(err, csicrypt.ErrState),
+		errors.Is(err, luks.ErrNotLUKS), errors.Is(err, encryption.ErrNotEncrypted), errors.Is(err, luks.ErrCorrupt), errors.Is(err, luks.ErrUnsupported),
+		errors.Is(err, luks.ErrKDFLimit), errors.Is(err, luks.ErrNoSpace), errors.Is(err, luks.ErrInvalid),
+		errors.Is(err, encryption.ErrClonedFormat), errors.Is(err, encryption.ErrTooSmall), errors.Is(err, encryption.ErrExists):
+		// The image's encryption is not what the request needs.
+		return codes.FailedPrecondition, true
 	case errors.Is(err, ErrNotStaged), errors.Is(err, ErrNoVolume):
 		return codes.NotFound, true
 	case errors.Is(err, ErrSizeMismatch), errors.Is(err, ErrPublished):

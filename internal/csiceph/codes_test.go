@@ -17,10 +17,14 @@ import (
 	"google.golang.org/grpc/status"
 	"k8s.io/mount-utils"
 
+	"github.com/csi-gorbd/csi-gorbd/crypt/luks"
+	"github.com/csi-gorbd/csi-gorbd/internal/csicrypt"
+	"github.com/csi-gorbd/csi-gorbd/internal/kms"
 	"github.com/csi-gorbd/csi-gorbd/rados"
 	"github.com/csi-gorbd/csi-gorbd/rados/cephx"
 	"github.com/csi-gorbd/csi-gorbd/rados/config"
 	"github.com/csi-gorbd/csi-gorbd/rbd"
+	"github.com/csi-gorbd/csi-gorbd/rbd/encryption"
 )
 
 func TestCode(t *testing.T) {
@@ -101,6 +105,31 @@ var typedErrors = map[string]struct {
 	"cephx.ErrNoTicket":         {cephx.ErrNoTicket, codes.Unavailable},
 	"cephx.ErrBadMethod":        {cephx.ErrBadMethod, codes.Unavailable},
 	"cephx.ErrKeyring":          {cephx.ErrKeyring, codes.InvalidArgument},
+	// Encryption (issue 17): a wrong key is PermissionDenied, a missing
+	// or misconfigured one InvalidArgument, an image whose encryption is
+	// not what the request needs FailedPrecondition.
+	"kms.ErrSecret":               {kms.ErrSecret, codes.InvalidArgument},
+	"kms.ErrConfig":               {kms.ErrConfig, codes.InvalidArgument},
+	"kms.ErrUnsupported":          {kms.ErrUnsupported, codes.InvalidArgument},
+	"kms.ErrWrongPassphrase":      {kms.ErrWrongPassphrase, codes.PermissionDenied},
+	"kms.ErrNoKey":                {kms.ErrNoKey, codes.FailedPrecondition},
+	"kms.ErrCorrupt":              {kms.ErrCorrupt, codes.FailedPrecondition},
+	"csicrypt.ErrState":           {csicrypt.ErrState, codes.FailedPrecondition},
+	"csicrypt.ErrWrongPassphrase": {csicrypt.ErrWrongPassphrase, codes.PermissionDenied},
+	"luks.ErrWrongPassphrase":     {luks.ErrWrongPassphrase, codes.PermissionDenied},
+	"luks.ErrNotLUKS":             {luks.ErrNotLUKS, codes.FailedPrecondition},
+	"luks.ErrCorrupt":             {luks.ErrCorrupt, codes.FailedPrecondition},
+	"luks.ErrUnsupported":         {luks.ErrUnsupported, codes.FailedPrecondition},
+	"luks.ErrKDFLimit":            {luks.ErrKDFLimit, codes.FailedPrecondition},
+	"luks.ErrNoSpace":             {luks.ErrNoSpace, codes.FailedPrecondition},
+	"luks.ErrInvalid":             {luks.ErrInvalid, codes.FailedPrecondition},
+	"encryption.ErrNotEncrypted":  {encryption.ErrNotEncrypted, codes.FailedPrecondition},
+	"encryption.ErrClonedFormat":  {encryption.ErrClonedFormat, codes.FailedPrecondition},
+	"encryption.ErrTooSmall":      {encryption.ErrTooSmall, codes.FailedPrecondition},
+	"encryption.ErrExists":        {encryption.ErrExists, codes.FailedPrecondition},
+	"encryption.ErrNoPassphrase":  {encryption.ErrNoPassphrase, codes.InvalidArgument},
+	"encryption.ErrReadOnly":      {encryption.ErrReadOnly, codes.FailedPrecondition},
+	"encryption.ErrOutOfRange":    {encryption.ErrOutOfRange, codes.OutOfRange},
 }
 
 // otherErrors are the errors that are not typed errors of those packages
@@ -151,7 +180,8 @@ func pausedUntil(cause error) error { return errors.Join(rados.ErrPaused, syscal
 // code, bare and wrapped (as the services meet them), and gRPC statuses
 // carry the code.
 func TestEveryTypedErrorHasACode(t *testing.T) {
-	declared := exportedErrors(t, "../../rados", "../../rbd", "../../rados/cephx")
+	declared := exportedErrors(t, "../../rados", "../../rbd", "../../rados/cephx",
+		"../kms", "../csicrypt", "../../crypt/luks", "../../rbd/encryption")
 	for _, name := range declared {
 		if _, ok := typedErrors[name]; !ok {
 			t.Errorf("%s has no code in the table: add it to Code (codes.go) and to typedErrors", name)

@@ -123,8 +123,7 @@ var volumeParamUse = map[string]paramUse{
 	ParamVolumePrefix: useHonour, ParamSnapPrefix: useHonour, ParamMaxCloneDepth: useHonour,
 	ParamStripeUnit: useHonour, ParamStripeCount: useHonour, ParamObjectSize: useHonour,
 	ParamMkfsOptions: useHonour, ParamTopologyPools: useHonour, ParamRadosNS: useHonour,
-	ParamEncrypted:   useHonour,                               // "false" only; "true" is refused until encryption lands
-	"encryptionType": useHonour, "encryptionKMSID": useHonour, // meaningful only with encrypted (refused)
+	ParamEncrypted: useHonour, ParamEncryptionType: useHonour, ParamEncryptionKMSID: useHonour, ParamEncryptionLayout: useHonour,
 
 	"mounter": useNodeMechanism, "mapOptions": useNodeMechanism, "unmapOptions": useNodeMechanism,
 	"cephLogDir": useNodeMechanism, "cephLogStrategy": useNodeMechanism, "tryOtherMounters": useNodeMechanism,
@@ -190,6 +189,8 @@ type VolumeParams struct {
 	// Mechanism lists the node-mechanism parameters present (accepted,
 	// without meaning for an in-process NBD node).
 	Mechanism []string
+	// Encryption is set for encrypted volumes (encrypted: "true").
+	Encryption *Encryption
 	// Context is the volume context ceph-csi returns: every parameter but
 	// csi.storage.k8s.io/*.
 	Context map[string]string
@@ -227,7 +228,8 @@ func ParseVolumeParams(p map[string]string) (VolumeParams, error) {
 	if v.ClusterID == "" {
 		return v, fmt.Errorf("parameter %s is required", ParamClusterID)
 	}
-	if err := v.parseEncryption(p); err != nil {
+	var err error
+	if v.Encryption, err = ParseEncryption(p); err != nil {
 		return v, err
 	}
 	if s, ok := p[ParamTopologyPools]; ok {
@@ -288,23 +290,6 @@ func ParseVolumeParams(p map[string]string) (VolumeParams, error) {
 		v.MkfsOptions = o
 	}
 	return v, nil
-}
-
-// parseEncryption refuses encryption until the driver does it; the KMS
-// keys mean nothing without it and are accepted then.
-func (v *VolumeParams) parseEncryption(p map[string]string) error {
-	e, ok := p[ParamEncrypted]
-	if !ok {
-		return nil
-	}
-	b, err := strconv.ParseBool(e)
-	if err != nil {
-		return fmt.Errorf("parameter %s %q must be true or false", ParamEncrypted, e)
-	}
-	if b {
-		return fmt.Errorf("parameter %s=%q is not supported yet: this driver does not encrypt volumes; refusing rather than making a plaintext volume", ParamEncrypted, e)
-	}
-	return nil
 }
 
 // parseLayout reads stripeUnit, stripeCount and objectSize.

@@ -58,7 +58,8 @@ func TestParseVolumeParams(t *testing.T) {
 		{map[string]string{"clusterID": "c", "pool": "rbd", "maxCloneDepth": "0"}, "maxCloneDepth"},
 		{map[string]string{"clusterID": "c", "pool": "rbd", "maxCloneDepth": "x"}, "maxCloneDepth"},
 		{map[string]string{"clusterID": "c", "pool": "rbd", "maxCloneDepth": "1000"}, "maxCloneDepth"},
-		{map[string]string{"clusterID": "c", "pool": "rbd", "encrypted": "true"}, "encrypted"},
+		{map[string]string{"clusterID": "c", "pool": "rbd", "encrypted": "true", "encryptionType": "file"}, "encryptionType"},
+		{map[string]string{"clusterID": "c", "pool": "rbd", "encrypted": "true", "encryptionLayout": "x"}, "encryptionLayout"},
 		{map[string]string{"clusterID": "c", "pool": "rbd", "encrypted": "yes please"}, "encrypted"},
 		{map[string]string{"clusterID": "c", "pool": "rbd", "bogusKey": "1"}, `"bogusKey"`},
 		{map[string]string{"clusterID": "c", "pool": "rbd", "thickProvision": "true"}, "thickProvision"},
@@ -126,7 +127,9 @@ var exampleOutcomes = map[string]func(value string) paramOutcome{
 	"volumeNamePrefix": func(v string) paramOutcome {
 		return paramOutcome{check: func(p VolumeParams) bool { return p.NamePrefix == v }}
 	},
-	"encrypted": func(string) paramOutcome { return paramOutcome{refuse: true} },
+	"encrypted": func(v string) paramOutcome {
+		return paramOutcome{check: func(p VolumeParams) bool { return (p.Encryption != nil) == (v == "true") }}
+	},
 	// Without encrypted they select nothing (as in ceph-csi).
 	"encryptionType":  func(string) paramOutcome { return paramOutcome{check: func(VolumeParams) bool { return true }} },
 	"encryptionKMSID": func(string) paramOutcome { return paramOutcome{check: func(VolumeParams) bool { return true }} },

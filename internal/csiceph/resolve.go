@@ -20,6 +20,9 @@ type Resolved struct {
 	PoolID    int64
 	Namespace string
 	Image     string
+	// Owner is the journal's csi.volume.owner (the PVC namespace; "" for
+	// legacy ids).
+	Owner string
 }
 
 // ResolveVolume finds the image of a volume id for the node: a legacy id
@@ -67,7 +70,8 @@ func (p *Pool) ResolveVolume(ctx context.Context, id VolumeID, cr Credentials, m
 			p.Failed(c, err)
 			return Resolved{}, err
 		}
-		return Resolved{ClusterID: l.ClusterID, PoolID: l.PoolID, Namespace: ci.Namespace(), Image: j.ImageName(e)}, nil
+		return Resolved{ClusterID: l.ClusterID, PoolID: l.PoolID, Namespace: ci.Namespace(), Image: j.ImageName(e),
+			Owner: e.Attrs[journal.KeyOwner]}, nil
 	}
 	return Resolved{}, fmt.Errorf("%w: %s (%v)", ErrNoVolume, id, last)
 }

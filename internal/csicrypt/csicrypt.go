@@ -173,9 +173,11 @@ func FormatNew(ctx context.Context, v Volume, layout encryption.Layout) error {
 // its passphrase: dst's store makes one (per-volume stores) or has one
 // (the default store); when it differs from src's, a keyslot for it is
 // added to dst's header and src's keyslot is removed from dst's header
-// (src's own header is another object: unchanged). dst's state becomes
-// src's. A clone of a prepared, never formatted source stays prepared
-// with its own stored passphrase. Retries finish an interrupted call.
+// (src's own header is another object: unchanged). A clone starts with a
+// copy of its source's image metadata (state and sealed passphrase,
+// sealed for the source's id): that copy is replaced. A clone of a
+// prepared, never formatted source stays prepared with its own stored
+// passphrase. Retries finish an interrupted call.
 func Inherit(ctx context.Context, src, dst Volume) error {
 	srcState, err := State(ctx, src.Image)
 	if err != nil {
@@ -188,20 +190,22 @@ func Inherit(ctx context.Context, src, dst Volume) error {
 	if err != nil {
 		return err
 	}
+	copied, err := sameMetadata(ctx, src.Image, dst.Image, kms.MetaDEK, kms.MetaDEKLegacy)
+	if err != nil {
+		return err
+	}
+	fresh := dstState == "" || copied
 	var dstPass []byte
-	if dstState != "" || !dst.Store.PerVolume() {
-		dstPass, err = dst.Store.Passphrase(ctx, dst.ev())
-	} else {
+	if fresh && dst.Store.PerVolume() {
 		dstPass, err = dst.Store.NewPassphrase(ctx, dst.ev())
+	} else {
+		dstPass, err = dst.Store.Passphrase(ctx, dst.ev())
 	}
 	if err != nil {
 		return err
 	}
 	defer clear(dstPass)
-	if dstState == StateEncrypted {
-		return dst.checkOpens(ctx, dstPass)
-	}
-	if dstState == "" {
+	if fresh {
 		if err := setState(ctx, dst.Image, StatePrepared); err != nil {
 			return err
 		}
@@ -228,6 +232,31 @@ func Inherit(ctx context.Context, src, dst Volume) error {
 		}
 	}
 	return setState(ctx, dst.Image, StateEncrypted)
+}
+
+// sameMetadata reports whether a and b hold the same value under one of
+// keys (b's is a copy of a's).
+func sameMetadata(ctx context.Context, a, b encryption.Metadata, keys ...string) (bool, error) {
+	for _, k := range keys {
+		va, err := a.GetMetadata(ctx, k)
+		if errors.Is(err, rbd.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		vb, err := b.GetMetadata(ctx, k)
+		if errors.Is(err, rbd.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if bytes.Equal(va, vb) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Unlock returns the volume key of v (the caller zeroes it). A volume

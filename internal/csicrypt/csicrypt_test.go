@@ -28,9 +28,14 @@ func newMemImage(size int) *memImage {
 	return &memImage{b: make([]byte, size), meta: map[string][]byte{}}
 }
 
-// clone copies the image as a clone shares its parent's data.
+// clone copies the image as a clone shares its parent's data, and its
+// metadata as rbd (and librbd) clones copy it.
 func (m *memImage) clone() *memImage {
-	return &memImage{b: bytes.Clone(m.b), meta: map[string][]byte{}}
+	c := &memImage{b: bytes.Clone(m.b), meta: map[string][]byte{}}
+	for k, v := range m.meta {
+		c.meta[k] = bytes.Clone(v)
+	}
+	return c
 }
 
 func (m *memImage) Size() uint64 { return uint64(len(m.b)) }

@@ -5,6 +5,9 @@
 // ServiceAccount, which the chart lets read csinodes for the CSI
 // sidecars anyway.
 //
+// The KMS of encrypted volumes reads Secrets and the KMS ConfigMap with
+// the same client (Secret, ConfigMap).
+//
 // It speaks HTTP itself instead of through client-go: for this one read,
 // client-go's rest package adds 4.6 MB to the binary and its typed
 // clientset (which registers every API group) 25 MB, more than the whole
@@ -193,4 +196,34 @@ func (d *Directory) NodeLabels(ctx context.Context, name string) (map[string]str
 		return nil, err
 	}
 	return n.Metadata.Labels, nil
+}
+
+// Secret returns the data of the Secret namespace/name (the KMS's
+// secretName entries; the ServiceAccount needs get on that Secret).
+func (d *Directory) Secret(ctx context.Context, namespace, name string) (map[string][]byte, error) {
+	var s struct {
+		Data map[string][]byte `json:"data"`
+	}
+	if err := d.get(ctx, "/api/v1/namespaces/"+url.PathEscape(namespace)+"/secrets/"+url.PathEscape(name), &s); err != nil {
+		if errors.Is(err, errNotFound) {
+			return nil, fmt.Errorf("kubenodes: Secret %s/%s does not exist", namespace, name)
+		}
+		return nil, err
+	}
+	return s.Data, nil
+}
+
+// ConfigMap returns the data of the ConfigMap namespace/name (the KMS
+// configuration's csi-kms-connection-details).
+func (d *Directory) ConfigMap(ctx context.Context, namespace, name string) (map[string]string, error) {
+	var c struct {
+		Data map[string]string `json:"data"`
+	}
+	if err := d.get(ctx, "/api/v1/namespaces/"+url.PathEscape(namespace)+"/configmaps/"+url.PathEscape(name), &c); err != nil {
+		if errors.Is(err, errNotFound) {
+			return nil, fmt.Errorf("kubenodes: ConfigMap %s/%s does not exist", namespace, name)
+		}
+		return nil, err
+	}
+	return c.Data, nil
 }

@@ -114,3 +114,41 @@ func TestNodeExists(t *testing.T) {
 		t.Error("New outside a pod succeeded")
 	}
 }
+
+// TestSecretAndConfigMap: the KMS's reads, as the API server answers them
+// (Secret data base64 in JSON, ConfigMap data strings, 404).
+func TestSecretAndConfigMap(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/v1/namespaces/ns1/secrets/s1":
+			fmt.Fprint(w, `{"kind":"Secret","data":{"encryptionPassphrase":"c2VjcmV0IHBhc3M="}}`)
+		case "/api/v1/namespaces/kube-system/configmaps/csi-kms-connection-details":
+			fmt.Fprint(w, `{"kind":"ConfigMap","data":{"m":"{\"encryptionKMSType\":\"metadata\"}"}}`)
+		default:
+			http.Error(w, `{"kind":"Status","reason":"NotFound"}`, http.StatusNotFound)
+		}
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	_ = os.WriteFile(filepath.Join(dir, "token"), []byte("t"), 0o600)
+	_ = os.WriteFile(filepath.Join(dir, "ca.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600)
+	host, port, _ := net.SplitHostPort(strings.TrimPrefix(srv.URL, "https://"))
+	t.Setenv("KUBERNETES_SERVICE_HOST", host)
+	t.Setenv("KUBERNETES_SERVICE_PORT", port)
+	d, err := New(drv, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	s, err := d.Secret(ctx, "ns1", "s1")
+	if err != nil || string(s["encryptionPassphrase"]) != "secret pass" {
+		t.Fatalf("Secret: %q %v", s, err)
+	}
+	if _, err := d.Secret(ctx, "ns1", "nope"); err == nil || !strings.Contains(err.Error(), "ns1/nope does not exist") {
+		t.Fatalf("missing Secret: %v", err)
+	}
+	c, err := d.ConfigMap(ctx, "kube-system", "csi-kms-connection-details")
+	if err != nil || c["m"] != `{"encryptionKMSType":"metadata"}` {
+		t.Fatalf("ConfigMap: %q %v", c, err)
+	}
+}
