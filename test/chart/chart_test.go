@@ -69,7 +69,7 @@ func TestDefaultValues(t *testing.T) {
 		t.Errorf("controller plugin args:\n got %q\nwant %q", got, w)
 	}
 	if got, w := strs(container(t, node, "csi-gorbd")["args"]),
-		append(pluginArgs("node", "rbd.csi-gorbd.io", "/run/csi-gorbd", ":9091", "2"),
+		append(append(pluginArgs("node", "rbd.csi-gorbd.io", "/run/csi-gorbd", ":9091", "2"), volumeKeyDirArgs...),
 			builtinRegistrationArgs("/var/lib/kubelet", "rbd.csi-gorbd.io")...); !equalStrings(got, w) {
 		t.Errorf("node plugin args:\n got %q\nwant %q", got, w)
 	}
@@ -232,6 +232,9 @@ func checkNodeMounts(t *testing.T, node object, kubelet, stateDir, driver string
 		{path: stateDir, hostPath: stateDir},
 		{path: "/csi", hostPath: kubelet + "/plugins/" + driver},
 		{path: "/etc/csi-gorbd", readOnly: true},
+		// encrypted volumes: the record key on the host's tmpfs, ceph-csi's KMS configuration
+		{path: "/run/csi-gorbd-keys", hostPath: "/run/csi-gorbd-keys"},
+		{path: "/etc/ceph-csi-encryption-kms-config", readOnly: true},
 	} {
 		m := mount(t, plugin, w.path)
 		if got := str(m["mountPropagation"]); got != w.propagation {
@@ -254,6 +257,10 @@ func checkNodeMounts(t *testing.T, node object, kubelet, stateDir, driver string
 		}
 	}
 }
+
+// volumeKeyDirArgs: the node keeps the record key of encrypted volumes on
+// the host's tmpfs (values node.volumeKeyDir).
+var volumeKeyDirArgs = []string{"--volume-key-dir", "/run/csi-gorbd-keys"}
 
 // builtinRegistrationArgs are the node plugin's flags for registering
 // itself with the kubelet.
@@ -321,7 +328,7 @@ func TestFullValues(t *testing.T) {
 		t.Errorf("controller plugin args:\n got %q\nwant %q", got, w)
 	}
 	if got, w := strs(container(t, node, "csi-gorbd")["args"]),
-		pluginArgs("node", "rbd.example.org", "/var/run/gorbd-state", ":19091", "5"); !equalStrings(got, w) {
+		append(pluginArgs("node", "rbd.example.org", "/var/run/gorbd-state", ":19091", "5"), volumeKeyDirArgs...); !equalStrings(got, w) {
 		t.Errorf("node plugin args:\n got %q\nwant %q", got, w)
 	}
 	if img := str(container(t, node, "csi-gorbd")["image"]); img != "registry.example.org/csi-gorbd:v9.9.9" {
