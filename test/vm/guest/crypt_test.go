@@ -137,7 +137,7 @@ func needCryptsetup(t *testing.T) {
 func TestDMCryptInterop(t *testing.T) {
 	c := needHostCeph(t)
 	needCryptsetup(t)
-	ctx := testCtx(t, 12*time.Minute)
+	ctx := testCtx(t, 20*time.Minute)
 	t.Run("ours-to-dm-crypt", func(t *testing.T) {
 		for _, v := range []struct{ tag, version, layout, fs string }{
 			{"l2", "luks2", "librbd", ""},

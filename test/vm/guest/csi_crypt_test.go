@@ -170,6 +170,7 @@ func TestCSIEncrypted(t *testing.T) {
 	if after := statfsBytes(t, v.target); ex.GetCapacityBytes() != 128<<20 || blockdev(t, "--getsize64", dev) != 128<<20 || after < before+48<<20 {
 		t.Errorf("expand: capacity %d, device %d, filesystem %d -> %d bytes", ex.GetCapacityBytes(), blockdev(t, "--getsize64", dev), before, after)
 	}
+	v.vol.CapacityBytes = 128 << 20 // a later stage shows the expanded plaintext
 
 	// A restore and a clone, staged beside the source.
 	snapSrc := &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Snapshot{Snapshot: &csi.VolumeContentSource_SnapshotSource{
