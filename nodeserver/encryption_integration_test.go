@@ -130,7 +130,10 @@ func (n *encNode) image(vctx map[string]string) *rbd.Image {
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	img, err := rbd.Open(n.ctx, io, vctx["imageName"], nil)
+	// NoWatch: the test's handle is no user of the image, or the node's
+	// exclusive stage of these images (no exclusive-lock feature, as
+	// ceph-csi makes them) would refuse it as another watcher.
+	img, err := rbd.Open(n.ctx, io, vctx["imageName"], &rbd.OpenOptions{NoWatch: true})
 	if err != nil {
 		n.t.Fatal(err)
 	}
