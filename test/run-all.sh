@@ -77,7 +77,9 @@ FUZZTIME=${FUZZTIME:-5s} bash test/fuzz.sh
 if [ -x test/vm/run.sh ] || [ -f test/vm/run.sh ]; then
   step "kernel nbd suite in a qemu VM"
   # VM_NET=1: the guest reaches the pacific cluster (RBD restart test)
-  VM_NET=1 bash test/vm/run.sh
+  # VM_TIMEOUT: the suite's qemu budget (TestCSIFence alone is 4-8 min
+  # under TCG); only a hung guest gets near it.
+  VM_NET=1 VM_TIMEOUT=${VM_TIMEOUT:-2400} bash test/vm/run.sh
 fi
 
 step "done in $(( $(date +%s) - T0 ))s"
