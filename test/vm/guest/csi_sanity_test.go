@@ -66,7 +66,9 @@ var allowedSkip = regexp.MustCompile(`(ControllerPublishVolume|Controller Publis
 // may be left in the pool, and no device may still be attached.
 func TestCSISanityNode(t *testing.T) {
 	c := needHostCeph(t)
-	ctx := testCtx(t, 6*time.Minute)
+	// The plugin serves until ctx ends: csi-sanity must finish inside it
+	// (about 6 min under TCG on a quiet host, twice that on a busy one).
+	ctx := testCtx(t, 15*time.Minute)
 	clearDmesg(t)
 	s := newCSISetup(t, ctx, c)
 
