@@ -131,7 +131,14 @@ func (io *IOContext) SetReadSnap(snap uint64) { io.readSn = snap }
 // request builds an osd.Request for oid with the IOContext's placement
 // and snapshot settings.
 func (io *IOContext) request(oid string, ops []osd.Op) *osd.Request {
-	return &osd.Request{
+	req := new(osd.Request)
+	io.fill(req, oid, ops)
+	return req
+}
+
+// fill sets req up as request does.
+func (io *IOContext) fill(req *osd.Request, oid string, ops []osd.Op) {
+	*req = osd.Request{
 		Pool: io.pool, Namespace: io.ns, Key: io.locator, Object: oid, Ops: ops,
 		SnapID: io.readSn, SnapSeq: io.snapSeq, Snaps: io.snaps,
 	}
@@ -160,8 +167,15 @@ func (io *IOContext) ReadInto(ctx context.Context, oid string, p []byte, off uin
 	if len(p) == 0 {
 		return 0, nil
 	}
-	req, err := io.do(ctx, oid, osd.ReadInto(off, p))
-	if err != nil {
+	// The request and its op in one allocation (the I/O path's reads).
+	one := new(struct {
+		req osd.Request
+		ops [1]osd.Op
+	})
+	one.ops[0] = osd.ReadInto(off, p)
+	req := &one.req
+	io.fill(req, oid, one.ops[:])
+	if err := osdErr(io.c.osd.Do(ctx, req)); err != nil {
 		return 0, err
 	}
 	b := req.Ops[0].Out

@@ -27,9 +27,17 @@ type opList struct {
 	flags uint32
 	// version is the object's user version after Operate.
 	version uint64
+	// inl backs ops while there are few (most operations have one or
+	// two), and req is the request Operate sends: no allocations beyond
+	// the operation's own on the I/O path.
+	inl [2]osd.Op
+	req osd.Request
 }
 
 func (l *opList) add(o osd.Op) int {
+	if l.ops == nil {
+		l.ops = l.inl[:0]
+	}
 	l.ops = append(l.ops, o)
 	return len(l.ops) - 1
 }
@@ -55,7 +63,8 @@ func (l *opList) OmapCmp(a map[string]OmapAssertion) { l.add(osd.OmapCmp(a)) }
 func (l *opList) Version() uint64 { return l.version }
 
 func (l *opList) run(ctx context.Context, io *IOContext, oid string, mtime time.Time) (*osd.Request, error) {
-	req := io.request(oid, l.ops)
+	req := &l.req
+	io.fill(req, oid, l.ops)
 	req.Flags = l.flags
 	req.MTime = mtime
 	err := osdErr(io.c.osd.Do(ctx, req))

@@ -60,6 +60,9 @@ type exclusiveLock struct {
 	cookie string        // under mu: the cookie we hold the header lock with, "" when none
 	state  atomic.Uint32 // lockState; changed under mu, and out of LOCKED only with gate held exclusively
 	gate   sync.RWMutex  // writes hold it shared; a release takes it exclusively to drain them
+	// endWrite is gate.RUnlock bound once (by newImage): startWrite hands
+	// it out without allocating a method value per write.
+	endWrite func()
 
 	peerMu sync.Mutex
 	peerCh chan struct{} // closed on the next ACQUIRED/RELEASED notify
@@ -110,7 +113,7 @@ func (img *Image) startWrite(ctx context.Context) (done func(), err error) {
 	for {
 		l.gate.RLock()
 		if l.current() == lockLocked || !l.needed() {
-			return l.gate.RUnlock, nil
+			return l.endWrite, nil
 		}
 		l.gate.RUnlock()
 		if err := l.acquire(ctx); err != nil {

@@ -57,6 +57,7 @@ type Image struct {
 func newImage(s store, name, id string, readOnly bool) *Image {
 	img := &Image{s: s, name: name, id: id, readOnly: readOnly, snapID: NoSnap}
 	img.lock.img = img
+	img.lock.endWrite = img.lock.gate.RUnlock
 	img.om.init(s, id, name)
 	return img
 }

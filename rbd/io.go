@@ -13,6 +13,17 @@ import (
 // maxParallel bounds the object requests one call keeps in flight.
 const maxParallel = 8
 
+// forRange runs fn for each object extent of the image range [off,
+// off+n), a few at a time, and returns the first error. A range in one
+// object (most small I/O) runs fn in place with no extent list.
+func forRange(l Layout, off, n uint64, fn func(ObjectExtent) error) error {
+	if objno, objOff, ok := l.single(off, n); ok {
+		buf := [1]BufferExtent{{0, n}}
+		return fn(ObjectExtent{ObjectNo: objno, Offset: objOff, Length: n, Buffer: buf[:]})
+	}
+	return forExtents(l.Map(off, n), fn)
+}
+
 // forExtents runs fn for each object extent, a few at a time, and returns
 // the first error.
 func forExtents(ext []ObjectExtent, fn func(ObjectExtent) error) error {
@@ -59,8 +70,7 @@ func (img *Image) ReadAt(ctx context.Context, p []byte, off uint64) (int, error)
 	if off+n > st.size {
 		n = st.size - off
 	}
-	ext := st.layout.Map(off, n)
-	err := forExtents(ext, func(e ObjectExtent) error {
+	err := forRange(st.layout, off, n, func(e ObjectExtent) error {
 		// An extent that is one piece of p is read in place; a striped
 		// one is gathered through a buffer.
 		var buf []byte
@@ -139,8 +149,7 @@ func (img *Image) WriteAt(ctx context.Context, p []byte, off uint64) (int, error
 	if err := img.checkWritable(off, uint64(len(p)), st); err != nil {
 		return 0, err
 	}
-	ext := st.layout.Map(off, uint64(len(p)))
-	err := forExtents(ext, func(e ObjectExtent) error {
+	err := forRange(st.layout, off, uint64(len(p)), func(e ObjectExtent) error {
 		// one piece of p goes out as is (the OSD client does not keep
 		// it past the call); striped pieces are gathered.
 		var data []byte

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Well-known per-pool (per-namespace) objects.
@@ -48,7 +49,19 @@ func dataObjectPrefix(pool int64, id string, dataPool int64) string {
 
 // DataObjectName is <prefix>.<objno as %016x>.
 func DataObjectName(prefix string, objno uint64) string {
-	return fmt.Sprintf("%s.%016x", prefix, objno)
+	// On every I/O: one allocation, no fmt.
+	var hex [17]byte
+	hex[0] = '.'
+	const digits = "0123456789abcdef"
+	for i := 16; i >= 1; i-- {
+		hex[i] = digits[objno&15]
+		objno >>= 4
+	}
+	var b strings.Builder
+	b.Grow(len(prefix) + len(hex))
+	b.WriteString(prefix)
+	b.Write(hex[:])
+	return b.String()
 }
 
 // ObjectMapName is rbd_object_map.<id> for the head (snap NoSnap) and

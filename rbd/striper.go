@@ -95,6 +95,32 @@ func (l Layout) ObjectCount(size uint64) uint64 {
 	return count
 }
 
+// single reports whether [off, off+length) is one contiguous piece of one
+// object (always so without fancy striping within an object, the common
+// small I/O) and returns that object and the offset in it. The I/O path
+// then needs no extent list (Map allocates one).
+func (l Layout) single(off, length uint64) (objno, objOff uint64, ok bool) {
+	n := l.normalized()
+	os := n.ObjectSize()
+	if length == 0 {
+		return 0, 0, false
+	}
+	if n.StripeCount == 1 {
+		if off/os != (off+length-1)/os {
+			return 0, 0, false
+		}
+		return off / os, off % os, true
+	}
+	su := n.StripeUnit
+	if off/su != (off+length-1)/su {
+		return 0, 0, false
+	}
+	blockno := off / su
+	stripeno, stripepos := blockno/n.StripeCount, blockno%n.StripeCount
+	perObject := os / su
+	return (stripeno/perObject)*n.StripeCount + stripepos, (stripeno%perObject)*su + off%su, true
+}
+
 // Map turns the image range [off, off+length) into object extents, merging
 // adjacent pieces that land contiguously in the same object. Extents are in
 // order of first touch; buffer offsets are relative to off.

@@ -119,3 +119,33 @@ func TestStriperSimple(t *testing.T) {
 		t.Fatal("stripe unit not dividing the object accepted")
 	}
 }
+
+// TestLayoutSingle: the I/O path's one-object shortcut agrees with Map
+// wherever it applies, and applies wherever Map gives one contiguous piece.
+func TestLayoutSingle(t *testing.T) {
+	layouts := []Layout{
+		{Order: 22},
+		{Order: 22, StripeUnit: 1 << 16, StripeCount: 1},
+		{Order: 22, StripeUnit: 1 << 16, StripeCount: 4},
+		{Order: 12, StripeUnit: 4096, StripeCount: 3},
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, l := range layouts {
+		for i := 0; i < 5000; i++ {
+			off := rng.Uint64N(64 << 20)
+			n := rng.Uint64N(1<<17) + 1
+			if i%3 == 0 {
+				n = 4096
+			}
+			ext := l.Map(off, n)
+			objno, objOff, ok := l.single(off, n)
+			one := len(ext) == 1 && len(ext[0].Buffer) == 1
+			if ok != one {
+				t.Fatalf("%+v [%d,+%d): single %v, Map %+v", l, off, n, ok, ext)
+			}
+			if ok && (ext[0].ObjectNo != objno || ext[0].Offset != objOff || ext[0].Length != n) {
+				t.Fatalf("%+v [%d,+%d): single (%d, %d), Map %+v", l, off, n, objno, objOff, ext)
+			}
+		}
+	}
+}

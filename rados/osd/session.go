@@ -122,8 +122,16 @@ func (s *session) sendLocked(r *request) {
 		m.SnapSeq = req.SnapSeq
 		m.Snaps = req.Snaps
 	}
-	front, data := m.encode(make([]byte, 0, m.frontSize()))
-	msg := &messenger.Message{
+	// The message and its front in one allocation when the front is
+	// small (every data op): the messenger holds both until written.
+	out := new(outMessage)
+	buf := out.front[:0]
+	if fs := m.frontSize(); fs > len(out.front) {
+		buf = make([]byte, 0, fs)
+	}
+	front, data := m.encode(buf)
+	msg := &out.msg
+	*msg = messenger.Message{
 		Type:          MsgOSDOp,
 		Version:       mosdOpVersion,
 		CompatVersion: mosdOpCompat,
@@ -135,6 +143,12 @@ func (s *session) sendLocked(r *request) {
 	r.sent = true
 	// A send error means the connection is failing; OnFault resends.
 	_ = s.conn.Send(s.c.ctx, msg)
+}
+
+// outMessage is an MOSDOp with room for its front inline.
+type outMessage struct {
+	msg   messenger.Message
+	front [320]byte
 }
 
 // dialLocked starts connecting unless a dial is under way.
