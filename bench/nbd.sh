@@ -1,6 +1,10 @@
 #!/bin/bash
 # bench/nbd.sh [CLUSTER] [SECONDS]: the same RBD image read and written by
-# fio three ways, in rotating order over REPS (3) rounds per job:
+# fio three ways, in rotating order over REPS (3) rounds per job, once per
+# image-feature set in FEATURES (default "layering default": a
+# layering-only image, what the chart's StorageClass and ceph-csi's
+# examples create, and one with rbd's default features, exclusive-lock,
+# object-map, fast-diff and deep-flatten, whose lock the writer takes):
 #   ours     fio's nbd engine → csi-gorbd nbd serve POOL/IMG (pure Go)
 #   qemu-nbd fio's nbd engine → qemu-nbd serving rbd:POOL/IMG (librbd, cache=none)
 #   librbd   fio's rbd engine (librbd in process, no NBD, rbd_cache=false)
@@ -23,6 +27,7 @@
 # 256M) is removed at the end.
 #   bench/nbd.sh pacific 10
 # Env: REPS=3, IMG_SIZE=256M, JOBS_ONLY="randwrite seqwrite" (a subset),
+#      FEATURES="layering default" (either or both),
 #      CEPH_CPUS=0 CLIENT_CPUS=1: pin the cluster's daemons (mon, mgr, OSDs)
 #      to one CPU list and fio plus the NBD server to another (taskset), as
 #      if the OSDs ran on their own host; the daemons are unpinned at exit.
@@ -45,7 +50,11 @@ if [ -n "${CLIENT_CPUS:-}" ]; then TS=(taskset -c "$CLIENT_CPUS"); fi
 BIN=bin/csi-gorbd
 CGO_ENABLED=0 go build -o "$BIN" ./cmd/csi-gorbd
 
-IMG=benchnbd-$$
+FEATURES=${FEATURES:-layering default}
+for fs in $FEATURES; do
+	case $fs in layering | default) ;; *) echo "FEATURES: $fs is neither layering nor default" >&2; exit 1 ;; esac
+done
+IMGS=()
 TMP=$(mktemp -d)
 SRV=
 stop_server() {
@@ -60,11 +69,12 @@ cleanup() {
 	stop_server
 	local p
 	for p in "${DAEMONS[@]}"; do taskset -a -p -c "0-$(($(nproc) - 1))" "$p" >/dev/null 2>&1 || true; done
-	rbd -c "$CEPH_CONF" -k "$CEPH_KEYRING" rm --no-progress "$POOL/$IMG" >/dev/null 2>&1 || true
+	for p in "${IMGS[@]}"; do
+		rbd -c "$CEPH_CONF" -k "$CEPH_KEYRING" rm --no-progress "$POOL/$p" >/dev/null 2>&1 || true
+	done
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
-rbd -c "$CEPH_CONF" -k "$CEPH_KEYRING" create --size "$IMG_SIZE" "$POOL/$IMG"
 
 wait_sock() {
 	for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done
@@ -157,94 +167,107 @@ runjob() {
 	[ -s "$out" ] || { cat "$out.out" >&2; exit 1; }
 }
 
-# Fill the image first so that every tool's reads hit allocated objects.
-start ours
-fio --name=fill "${ENGINE[@]}" --rw=write --bs=4M --iodepth=4 --size="$IMG_SIZE" >"$TMP/fill.out" 2>&1 ||
-	{ cat "$TMP/fill.out" >&2; exit 1; }
-stop_server
+FIRST=${FEATURES%% *}
+for fs in $FEATURES; do
+	D=$TMP/$fs
+	mkdir -p "$D"
+	IMG=benchnbd-$$-$fs
+	IMGS+=("$IMG")
+	FEAT=()
+	[ "$fs" != layering ] || FEAT=(--image-feature layering)
+	rbd -c "$CEPH_CONF" -k "$CEPH_KEYRING" create --size "$IMG_SIZE" "${FEAT[@]}" "$POOL/$IMG"
+	FEATDESC="$fs features ($(rbd -c "$CEPH_CONF" -k "$CEPH_KEYRING" info "$POOL/$IMG" | sed -n 's/^[[:space:]]*features: //p'))"
+	# Fill the image first so that every tool's reads hit allocated objects.
+	start ours
+	fio --name=fill "${ENGINE[@]}" --rw=write --bs=4M --iodepth=4 --size="$IMG_SIZE" >"$D/fill.out" 2>&1 ||
+		{ cat "$D/fill.out" >&2; exit 1; }
+	stop_server
 
-# Each job REPS times per tool, the order of the tools rotating from round
-# to round (the OSD's speed drifts over a run); the table shows the round
-# with the median IOPS.
-TOOLS=(ours qemu librbd)
-for j in "${JOBS[@]}"; do
-	for rep in $(seq "$REPS"); do
-		for k in 0 1 2; do
-			tool=${TOOLS[$(((k + rep - 1) % 3))]}
-			runjob "$tool" "$j" "$TMP/$tool-${j%%:*}-$rep"
+	# Each job REPS times per tool, the order of the tools rotating from round
+	# to round (the OSD's speed drifts over a run); the table shows the round
+	# with the median IOPS.
+	TOOLS=(ours qemu librbd)
+	for j in "${JOBS[@]}"; do
+		for rep in $(seq "$REPS"); do
+			for k in 0 1 2; do
+				tool=${TOOLS[$(((k + rep - 1) % 3))]}
+				runjob "$tool" "$j" "$D/$tool-${j%%:*}-$rep"
+			done
 		done
+		[ "$fs" != "$FIRST" ] || runjob mem "$j" "$D/mem-${j%%:*}-1"
+		runjob librbdcache "$j" "$D/librbdcache-${j%%:*}-1"
 	done
-	runjob mem "$j" "$TMP/mem-${j%%:*}-1"
-	runjob librbdcache "$j" "$TMP/librbdcache-${j%%:*}-1"
-done
 
-# pick TOOL JOB RW: the result file of the round with the median IOPS.
-pick() {
-	local f
-	for f in "$TMP/$1-$2"-[0-9]*; do
-		case $f in *.out | *.cpu | *.time) continue ;; esac
-		awk -F';' -v rw="$3" -v f="$f" '{ print ((rw == "r") ? $8 : $49), f }' "$f"
-	done | sort -g | awk '{ v[NR] = $2 } END { print v[int((NR + 1) / 2)] }'
-}
+	# pick TOOL JOB RW: the result file of the round with the median IOPS.
+	pick() {
+		local f
+		for f in "$D/$1-$2"-[0-9]*; do
+			case $f in *.out | *.cpu | *.time) continue ;; esac
+			awk -F';' -v rw="$3" -v f="$f" '{ print ((rw == "r") ? $8 : $49), f }' "$f"
+		done | sort -g | awk '{ v[NR] = $2 } END { print v[int((NR + 1) / 2)] }'
+	}
 
-# terse v3: read bw KiB/s $7, iops $8, lat mean µs $40; write $48, $49, $81.
-vals() {
-	awk -F';' -v rw="$2" '{ if (rw == "r") print $7/1024, $8, $40; else print $48/1024, $49, $81 }' "$1"
-}
-echo "cluster $CLUSTER ($(sed -n 's/^CEPH_VERSION=//p' "$ENV")), pool $POOL, image $IMG_SIZE, ${SECS}s per run, median of $REPS rounds; MB = MiB, lat = mean µs"
-[ -z "${CEPH_CPUS:-}${CLIENT_CPUS:-}" ] || echo "pinned: Ceph daemons on CPUs ${CEPH_CPUS:-all}, fio and the NBD servers on CPUs ${CLIENT_CPUS:-all}"
-{
+	# terse v3: read bw KiB/s $7, iops $8, lat mean µs $40; write $48, $49, $81.
+	vals() {
+		awk -F';' -v rw="$2" '{ if (rw == "r") print $7/1024, $8, $40; else print $48/1024, $49, $81 }' "$1"
+	}
+	echo "cluster $CLUSTER ($(sed -n 's/^CEPH_VERSION=//p' "$ENV")), pool $POOL, image $IMG_SIZE with $FEATDESC, ${SECS}s per run, median of $REPS rounds; MB = MiB, lat = mean µs"
+	[ -z "${CEPH_CPUS:-}${CLIENT_CPUS:-}" ] || echo "pinned: Ceph daemons on CPUs ${CEPH_CPUS:-all}, fio and the NBD servers on CPUs ${CLIENT_CPUS:-all}"
+	{
+		for j in "${JOBS[@]}"; do
+			name=${j%%:*}
+			rw=w
+			case $name in *read) rw=r ;; esac
+			echo "$name $(vals "$(pick ours "$name" $rw)" $rw) $(vals "$(pick qemu "$name" $rw)" $rw) $(vals "$(pick librbd "$name" $rw)" $rw)"
+		done
+	} | awk '
+	function ratio(a, b) { return (b > 0) ? sprintf("%.2f", a / b) : "-" }
+	BEGIN {
+		printf "%-9s | %8s %7s %8s | %8s %7s %8s | %8s %7s %8s | %11s %11s\n", "job",
+			"ours MB/s", "IOPS", "lat", "qemu MB/s", "IOPS", "lat", "librbd MB/s", "IOPS", "lat", "ours/qemu", "ours/librbd"
+	}
+	{
+		printf "%-9s | %9.1f %7d %8.0f | %9.1f %7d %8.0f | %11.1f %7d %8.0f | %11s %11s\n", $1,
+			$2, $3, $4, $5, $6, $7, $8, $9, $10, ratio($3, $6), ratio($3, $9)
+	}'
+	echo "job: seqwrite/seqread 1 MiB QD8, randwrite/randread 4 KiB QD16; ratios are of IOPS"
+	# cpu FILE RW: µs of CPU per op for the server, fio (the client: libnbd,
+	# or librbd and its threads for the rbd engine) and the OSDs, over ramp
+	# and run (SECS+1 s; fio's start-up counts too).
+	cpu() {
+		local srv osd fio
+		read -r srv osd fio <"$1.cpu"
+		awk -F';' -v rw="$2" -v srv="$srv" -v osd="$osd" -v fio="$fio" -v hz="$HZ" -v secs="$SECS" '{
+			iops = (rw == "r") ? $8 : $49
+			if (iops <= 0) { print "- - -"; exit }
+			ops = iops * (secs + 1)
+			printf "%.0f %.0f %.0f\n", srv / hz * 1e6 / ops, fio * 1e6 / ops, osd / hz * 1e6 / ops }' "$1"
+	}
+	echo "CPU per op, µs (server = csi-gorbd / qemu-nbd process; fio = the client, with librbd inside for the rbd engine):"
+	printf '%-9s | %6s %6s %6s | %6s %6s %6s | %6s %6s\n' job "ours" fio osd "qemu" fio osd "librbd" osd
 	for j in "${JOBS[@]}"; do
 		name=${j%%:*}
 		rw=w
 		case $name in *read) rw=r ;; esac
-		echo "$name $(vals "$(pick ours "$name" $rw)" $rw) $(vals "$(pick qemu "$name" $rw)" $rw) $(vals "$(pick librbd "$name" $rw)" $rw)"
+		read -r os of oo < <(cpu "$(pick ours "$name" $rw)" $rw)
+		read -r qs qf qo < <(cpu "$(pick qemu "$name" $rw)" $rw)
+		read -r _ lf lo < <(cpu "$(pick librbd "$name" $rw)" $rw)
+		printf '%-9s | %6s %6s %6s | %6s %6s %6s | %6s %6s\n' "$name" "$os" "$of" "$oo" "$qs" "$qf" "$qo" "$lf" "$lo"
 	done
-} | awk '
-function ratio(a, b) { return (b > 0) ? sprintf("%.2f", a / b) : "-" }
-BEGIN {
-	printf "%-9s | %8s %7s %8s | %8s %7s %8s | %8s %7s %8s | %11s %11s\n", "job",
-		"ours MB/s", "IOPS", "lat", "qemu MB/s", "IOPS", "lat", "librbd MB/s", "IOPS", "lat", "ours/qemu", "ours/librbd"
-}
-{
-	printf "%-9s | %9.1f %7d %8.0f | %9.1f %7d %8.0f | %11.1f %7d %8.0f | %11s %11s\n", $1,
-		$2, $3, $4, $5, $6, $7, $8, $9, $10, ratio($3, $6), ratio($3, $9)
-}'
-echo "job: seqwrite/seqread 1 MiB QD8, randwrite/randread 4 KiB QD16; ratios are of IOPS"
-# cpu FILE RW: µs of CPU per op for the server, fio (the client: libnbd,
-# or librbd and its threads for the rbd engine) and the OSDs, over ramp
-# and run (SECS+1 s; fio's start-up counts too).
-cpu() {
-	local srv osd fio
-	read -r srv osd fio <"$1.cpu"
-	awk -F';' -v rw="$2" -v srv="$srv" -v osd="$osd" -v fio="$fio" -v hz="$HZ" -v secs="$SECS" '{
-		iops = (rw == "r") ? $8 : $49
-		if (iops <= 0) { print "- - -"; exit }
-		ops = iops * (secs + 1)
-		printf "%.0f %.0f %.0f\n", srv / hz * 1e6 / ops, fio * 1e6 / ops, osd / hz * 1e6 / ops }' "$1"
-}
-echo "CPU per op, µs (server = csi-gorbd / qemu-nbd process; fio = the client, with librbd inside for the rbd engine):"
-printf '%-9s | %6s %6s %6s | %6s %6s %6s | %6s %6s\n' job "ours" fio osd "qemu" fio osd "librbd" osd
-for j in "${JOBS[@]}"; do
-	name=${j%%:*}
-	rw=w
-	case $name in *read) rw=r ;; esac
-	read -r os of oo < <(cpu "$(pick ours "$name" $rw)" $rw)
-	read -r qs qf qo < <(cpu "$(pick qemu "$name" $rw)" $rw)
-	read -r _ lf lo < <(cpu "$(pick librbd "$name" $rw)" $rw)
-	printf '%-9s | %6s %6s %6s | %6s %6s %6s | %6s %6s\n' "$name" "$os" "$of" "$oo" "$qs" "$qf" "$qo" "$lf" "$lo"
+	# extra TOOL TITLE: the one round of TOOL per job, under TITLE.
+	extra() {
+		local j name rw mb iops lat
+		echo "$2"
+		for j in "${JOBS[@]}"; do
+			name=${j%%:*}
+			rw=w
+			case $name in *read) rw=r ;; esac
+			read -r mb iops lat < <(vals "$D/$1-$name-1" $rw)
+			printf '  %-9s %9.1f MiB/s %8d IOPS %8.0f µs\n' "$name" "$mb" "$iops" "$lat"
+		done
+	}
+	[ "$fs" != "$FIRST" ] || extra mem "NBD layer alone (fio nbd engine -> csi-gorbd nbd serve --memory $IMG_SIZE):"
+	extra librbdcache "librbd with its cache on (fio rbd engine, rbd_cache=true: writes complete before the OSD has them):"
+	echo
+	rbd -c "$CEPH_CONF" -k "$CEPH_KEYRING" rm --no-progress "$POOL/$IMG" >/dev/null 2>&1 || true
 done
-# extra TOOL TITLE: the one round of TOOL per job, under TITLE.
-extra() {
-	local j name rw mb iops lat
-	echo "$2"
-	for j in "${JOBS[@]}"; do
-		name=${j%%:*}
-		rw=w
-		case $name in *read) rw=r ;; esac
-		read -r mb iops lat < <(vals "$TMP/$1-$name-1" $rw)
-		printf '  %-9s %9.1f MiB/s %8d IOPS %8.0f µs\n' "$name" "$mb" "$iops" "$lat"
-	done
-}
-extra mem "NBD layer alone (fio nbd engine -> csi-gorbd nbd serve --memory $IMG_SIZE):"
-extra librbdcache "librbd with its cache on (fio rbd engine, rbd_cache=true: writes complete before the OSD has them):"
