@@ -382,7 +382,9 @@ func killOSDSize1(t *testing.T, fe *faultEnv) {
 		}()
 	}
 	time.Sleep(time.Second)
+	wl.mu.Lock()
 	before := len(wl.ackAt)
+	wl.mu.Unlock()
 	fe.mustOSD(t, "kill", victim)
 	down := time.Now()
 	// A write to the dead OSD's PG with a short deadline fails with
