@@ -18,20 +18,41 @@ import (
 // sets CLONE_PARENT there), and the image metadata is copied.
 func Clone(ctx context.Context, parentIO *rados.IOContext, parentName, snapName string,
 	childIO *rados.IOContext, childName string, opts *CreateOptions) (string, error) {
-	return clone(ctx, newRadosStore(parentIO), parentName, "", snapName, newRadosStore(childIO), childName, opts)
+	return clone(ctx, newRadosStore(parentIO), parentName, "", &OpenOptions{Snapshot: snapName}, newRadosStore(childIO), childName, opts)
 }
 
 // CloneByID is Clone with the parent given by image id, which reaches a
 // parent that waits in the trash (it has no name any more).
 func CloneByID(ctx context.Context, parentIO *rados.IOContext, parentID, snapName string,
 	childIO *rados.IOContext, childName string, opts *CreateOptions) (string, error) {
-	return clone(ctx, newRadosStore(parentIO), "", parentID, snapName, newRadosStore(childIO), childName, opts)
+	return clone(ctx, newRadosStore(parentIO), "", parentID, &OpenOptions{Snapshot: snapName}, newRadosStore(childIO), childName, opts)
 }
 
-func clone(ctx context.Context, ps store, parentName, parentID, snapName string, cs store, childName string, opts *CreateOptions) (id string, err error) {
-	parent, err := open(ctx, ps, parentName, parentID, &OpenOptions{Snapshot: snapName})
+// CloneSnapshotID is CloneByID with the parent snapshot given by id, of
+// any namespace but the trash (`rbd clone --snap-id`): a member's
+// snapshot of a group snapshot clones this way. A snapshot outside the
+// user namespace takes clone v2 (librbd refuses v1 for it: nothing can
+// protect it).
+func CloneSnapshotID(ctx context.Context, parentIO *rados.IOContext, parentID string, snapID uint64,
+	childIO *rados.IOContext, childName string, opts *CreateOptions) (string, error) {
+	if snapID == 0 || snapID == NoSnap {
+		return "", fmt.Errorf("%w: clone of snapshot id %d", ErrInvalid, snapID)
+	}
+	return clone(ctx, newRadosStore(parentIO), "", parentID, &OpenOptions{SnapshotID: snapID}, newRadosStore(childIO), childName, opts)
+}
+
+func clone(ctx context.Context, ps store, parentName, parentID string, at *OpenOptions, cs store, childName string, opts *CreateOptions) (id string, err error) {
+	parent, err := open(ctx, ps, parentName, parentID, at)
 	if err != nil {
 		return "", err
+	}
+	defer parent.Close(context.WithoutCancel(ctx))
+	snapName := at.Snapshot
+	var snapNS SnapshotNamespaceType
+	for _, si := range parent.state().snaps {
+		if si.ID == parent.snapID {
+			snapName, snapNS = si.Name, si.Namespace.Type
+		}
 	}
 	pinfo := parent.Stat()
 	if pinfo.Features&FeatureLayering == 0 {
@@ -53,6 +74,12 @@ func clone(ctx context.Context, ps store, parentName, parentID, snapName string,
 		if format, err = autoCloneFormat(ctx, cs); err != nil {
 			return "", err
 		}
+		if snapNS != SnapNamespaceUser {
+			format = CloneFormatV2
+		}
+	}
+	if format == 1 && snapNS != SnapNamespaceUser {
+		return "", fmt.Errorf("%w: clone v1 of %s@%s, a %v snapshot", ErrInvalid, pinfo.Name, snapName, snapNS)
 	}
 	if format == 1 {
 		out, err := ps.call(ctx, HeaderObjectName(pinfo.ID), clsRBD, "get_protection_status", snapIDArg(parent.snapID))

@@ -31,24 +31,35 @@ func (t SnapshotNamespaceType) String() string {
 	return fmt.Sprintf("unknown(%d)", uint32(t))
 }
 
-// SnapshotNamespace is the decoded variant. Only the fields of the user and
-// trash namespaces are kept; group and mirror bodies are skipped.
+// SnapshotNamespace is the decoded variant. The fields of the user, group
+// and trash namespaces are kept; mirror bodies are skipped.
 type SnapshotNamespace struct {
 	Type SnapshotNamespaceType
 	// Trash namespace: the name and namespace the snapshot had before it
 	// was moved to the trash.
 	OriginalName string
 	OriginalType SnapshotNamespaceType
+	// Group namespace (a member's snapshot of a group snapshot): the
+	// group's pool and id and the group snapshot's id.
+	GroupPool       int64
+	GroupID         string
+	GroupSnapshotID string
 }
 
 // encodeSnapshotNamespace: struct v2/c1 { u32 type, type-specific body }.
-// The user namespace has an empty body.
+// The user namespace has an empty body; the group namespace's is { i64
+// group_pool, string group_id, string group_snapshot_id }.
 func encodeSnapshotNamespace(e *encoding.Encoder, ns SnapshotNamespace) {
 	m := e.StructBegin(2, 1)
 	e.U32(uint32(ns.Type))
-	if ns.Type == SnapNamespaceTrash {
+	switch ns.Type {
+	case SnapNamespaceTrash:
 		e.String(ns.OriginalName)
 		e.U32(uint32(ns.OriginalType))
+	case SnapNamespaceGroup:
+		e.I64(ns.GroupPool)
+		e.String(ns.GroupID)
+		e.String(ns.GroupSnapshotID)
 	}
 	e.StructEnd(m)
 }
@@ -56,9 +67,14 @@ func encodeSnapshotNamespace(e *encoding.Encoder, ns SnapshotNamespace) {
 func decodeSnapshotNamespace(d *encoding.Decoder) SnapshotNamespace {
 	body, _ := d.Struct(1)
 	ns := SnapshotNamespace{Type: SnapshotNamespaceType(body.U32())}
-	if ns.Type == SnapNamespaceTrash {
+	switch ns.Type {
+	case SnapNamespaceTrash:
 		ns.OriginalName = body.String()
 		ns.OriginalType = SnapshotNamespaceType(body.U32())
+	case SnapNamespaceGroup:
+		ns.GroupPool = body.I64()
+		ns.GroupID = body.String()
+		ns.GroupSnapshotID = body.String()
 	}
 	return ns
 }

@@ -64,6 +64,18 @@
 // owner refuses sends it those instead; other requests are answered
 // EOPNOTSUPP, after which librbd takes the lock and runs them itself.
 //
+// Snapshots quiesce the image's users first, as librbd's do
+// (quiesce.go): CreateSnapshot sends QUIESCE to the header's watchers,
+// takes the snapshot and sends UNQUIESCE; an image whose user set
+// OnQuiesce hooks answers those notifies from `rbd snap create`, `rbd
+// group snap create` and ours by holding its I/O, and lets go when told
+// or when the hold runs out. Consistency groups (group.go,
+// group_snapshot.go, cls_group.go) are librbd's: CreateGroup,
+// AddGroupImage, CreateGroupSnapshot (all members quiesced at once, each
+// snapshotted in the group namespace), RemoveGroupSnapshot, RemoveGroup;
+// a member's snapshot of a group snapshot opens and clones by id
+// (OpenOptions.SnapshotID, CloneSnapshotID).
+//
 // Refused: format 1 images; writing images with JOURNALING, MIGRATING,
 // NON_PRIMARY or DIRTY_CACHE; opening anything with an unknown
 // incompatible feature (an *FeatureError names the features).

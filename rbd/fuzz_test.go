@@ -93,3 +93,15 @@ func FuzzDecodeHeaderReplies(f *testing.F) {
 		_, _ = decodeProtectionStatus(b)
 	})
 }
+
+func FuzzDecodeGroup(f *testing.F) {
+	addCaptured(f, "group/*")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = decodeGroupImageList(b)
+		_, _ = decodeGroupSnapList(b)
+		_, _ = decodeGroupSnapGet(b)
+		_, _ = decodeImageGroupGet(b)
+		_, _ = decodeQuiesceID(b)
+		_, _ = decodeSnapshotInfo(b)
+	})
+}

@@ -27,6 +27,8 @@ import (
 //   - watch: the header watch (watch_notify.go) and the background work
 //     its notifies start (refreshes, hand-overs); Close stops and waits
 //     for all of it.
+//   - quiesce: the QuiesceHooks and the holds other clients' snapshots
+//     asked for (quiesce.go); Close ends the holds.
 //
 // Lock order: a lock is taken only while holding none below it.
 //
@@ -35,7 +37,10 @@ import (
 //	om.busy     RW: an object map update holds it shared on the wire; whole-map changes exclusively
 //	refreshMu   one header refresh at a time; held across the wire (a clone's parent is another
 //	            Image, refreshed under the child's refreshMu)
-//	leaves      om.mu, lock.peerMu, watch.mu, remote.mu: short, never across the wire, nothing taken under them
+//	leaves      om.mu, lock.peerMu, watch.mu, quiesce.mu, remote.mu: short, never across the wire, nothing taken under them
+//
+// quiesce.run (one quiesce hook call at a time) is taken with none of
+// these held, and the hooks may do I/O through the image.
 type Image struct {
 	s        store // metadata pool
 	name, id string
@@ -45,10 +50,11 @@ type Image struct {
 	st        atomic.Pointer[imageState]
 	refreshMu sync.Mutex
 
-	lock   exclusiveLock
-	om     objectMap
-	watch  headerWatch
-	remote remoteOps // operation requests through the lock owner (remote_ops.go)
+	lock    exclusiveLock
+	om      objectMap
+	watch   headerWatch
+	quiesce quiesceState // the hooks and holds of other clients' snapshots (quiesce.go)
+	remote  remoteOps    // operation requests through the lock owner (remote_ops.go)
 
 	onUpdate atomic.Pointer[func(context.Context)] // see OnHeaderUpdate
 }
@@ -127,15 +133,16 @@ func (img *Image) Close(ctx context.Context) error {
 	w.closed = true // no new background work from here on
 	w.mu.Unlock()
 	err := img.lock.release(ctx)
+	if w.cancel != nil {
+		w.cancel() // before unwatch, which waits for the notify handlers: a quiesce in progress gives up
+	}
 	if w.unwatch != nil {
 		if e := w.unwatch(ctx); err == nil {
 			err = e
 		}
 		w.unwatch = nil
 	}
-	if w.cancel != nil {
-		w.cancel()
-	}
 	w.wg.Wait()
+	img.closeQuiesce()
 	return err
 }

@@ -13,7 +13,11 @@ import (
 // OpenOptions select how an image is opened.
 type OpenOptions struct {
 	ReadOnly bool
-	Snapshot string // open this snapshot (read-only)
+	Snapshot string // open this user snapshot (read-only)
+	// SnapshotID opens the snapshot with this id instead (read-only), of
+	// any namespace but the trash: a member's snapshot of a group
+	// snapshot, say. Snapshot must be empty.
+	SnapshotID uint64
 	// Exclusive keeps the exclusive lock once taken, as krbd mapped with
 	// "-o exclusive" does: Open fails with ErrBusy while a live client
 	// holds it, and requests from other clients are refused (EROFS).
@@ -68,15 +72,21 @@ func open(ctx context.Context, s store, name, id string, opts *OpenOptions) (*Im
 			name, _ = decodeString("dir_get_name", out)
 		}
 	}
-	img := newImage(s, name, id, o.ReadOnly || o.Snapshot != "")
+	if o.Snapshot != "" && o.SnapshotID != 0 {
+		return nil, fmt.Errorf("%w: open by snapshot name and id at once", ErrInvalid)
+	}
+	img := newImage(s, name, id, o.ReadOnly || o.Snapshot != "" || o.SnapshotID != 0)
 	img.lock.exclusive, img.lock.deadClients = o.Exclusive, o.DeadClients
 	if err := img.refresh(ctx); err != nil {
 		return nil, err
 	}
-	if o.Snapshot != "" {
+	if o.Snapshot != "" || o.SnapshotID != 0 {
 		si, ok := img.state().userSnapshot(o.Snapshot)
+		if o.SnapshotID != 0 {
+			si, ok = img.state().snapshotByID(o.SnapshotID)
+		}
 		if !ok {
-			return nil, fmt.Errorf("%w: snapshot %q of image %q", ErrNotFound, o.Snapshot, name)
+			return nil, fmt.Errorf("%w: snapshot %q (id %d) of image %q", ErrNotFound, o.Snapshot, o.SnapshotID, name)
 		}
 		if err := img.viewSnapshot(ctx, si); err != nil {
 			return nil, err

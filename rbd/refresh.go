@@ -43,6 +43,16 @@ func (st *imageState) userSnapshot(name string) (SnapshotInfo, bool) {
 	return SnapshotInfo{}, false
 }
 
+// snapshotByID finds a snapshot of any namespace but the trash by id.
+func (st *imageState) snapshotByID(id uint64) (SnapshotInfo, bool) {
+	for _, si := range st.snaps {
+		if si.ID == id && si.Namespace.Type != SnapNamespaceTrash {
+			return si, true
+		}
+	}
+	return SnapshotInfo{}, false
+}
+
 // refresh re-reads the header: size, features, prefix, layout, data pool,
 // snap context and snapshots, parent; then publishes the new state.
 func (img *Image) refresh(ctx context.Context) error {

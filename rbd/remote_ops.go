@@ -259,12 +259,15 @@ func (img *Image) remoteResize(ctx context.Context, size uint64) error {
 	return img.refresh(ctx)
 }
 
-func (img *Image) remoteSnapCreate(ctx context.Context, name string) (uint64, error) {
+// remoteSnapCreate asks the owner for snapshot name in namespace ns. The
+// users were quiesced already (snapshotWith), as librbd's group snapshot
+// does before it asks: the owner is told to skip that.
+func (img *Image) remoteSnapCreate(ctx context.Context, name string, ns SnapshotNamespace) (uint64, error) {
 	err := img.remoteRequest(ctx, fmt.Sprintf("snapshot %q create", name), notifySnapCreate, true, func(e *encoding.Encoder, id asyncRequestID) {
 		e.String(name)
-		encodeSnapshotNamespace(e, SnapshotNamespace{})
+		encodeSnapshotNamespace(e, ns)
 		id.encode(e)
-		e.U64(0) // flags
+		e.U64(snapCreateSkipNotifyQuiesce) // flags
 	})
 	if err != nil {
 		return 0, err
@@ -272,9 +275,19 @@ func (img *Image) remoteSnapCreate(ctx context.Context, name string) (uint64, er
 	if err := img.refresh(ctx); err != nil {
 		return 0, err
 	}
-	si, err := img.userSnapshot(name)
-	return si.ID, err
+	for _, si := range img.state().snaps {
+		if si.Name == name && si.Namespace.Type == ns.Type {
+			return si.ID, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: snapshot %q of image %q after the owner took it", ErrNotFound, name, img.name)
 }
+
+// librbd's SNAP_CREATE flags.
+const (
+	snapCreateSkipNotifyQuiesce   = 1 << 1
+	snapCreateIgnoreQuiesceErrors = 1 << 2
+)
 
 func (img *Image) remoteSnapRemove(ctx context.Context, si SnapshotInfo) error {
 	err := img.remoteRequest(ctx, fmt.Sprintf("snapshot %q remove", si.Name), notifySnapRemove, true, func(e *encoding.Encoder, id asyncRequestID) {
@@ -299,6 +312,7 @@ type opRequest struct {
 	shrink bool   // RESIZE: allow_shrink
 	name   string // SNAP_*
 	ns     SnapshotNamespace
+	flags  uint64 // SNAP_CREATE
 }
 
 // decodeOperation reads the body of RESIZE, SNAP_CREATE or SNAP_REMOVE
@@ -322,7 +336,7 @@ func decodeOperation(v uint8, op uint32, body *encoding.Decoder) (opRequest, err
 			return r, fmt.Errorf("%w: SNAP_CREATE v%d has no request id", ErrInvalid, v)
 		}
 		r.id, r.async = decodeAsyncRequestID(body), true
-		_ = body.U64() // flags: we quiesce nothing
+		r.flags = body.U64()
 	case notifySnapRemove: // string name, SnapshotNamespace (v6+), AsyncRequestId (Reef+)
 		r.name = body.String()
 		if v >= 6 {
@@ -368,11 +382,15 @@ func (img *Image) handleOperation(version uint8, op uint32, body *encoding.Decod
 			return img.Resize(ctx, r.size)
 		}
 	case notifySnapCreate:
-		if r.ns.Type != SnapNamespaceUser {
+		if r.ns.Type != SnapNamespaceUser && r.ns.Type != SnapNamespaceGroup {
 			return ackPayload(-int32(syscall.EOPNOTSUPP))
 		}
+		// The owner quiesces the users unless the requester did (a
+		// group snapshot quiesces all its images first).
+		opts := SnapshotOptions{SkipQuiesce: r.flags&snapCreateSkipNotifyQuiesce != 0,
+			IgnoreQuiesceError: r.flags&snapCreateIgnoreQuiesceErrors != 0}
 		fn = func(ctx context.Context) error {
-			_, err := img.CreateSnapshot(ctx, r.name)
+			_, err := img.snapshotWith(ctx, r.name, r.ns, opts)
 			return err
 		}
 	case notifySnapRemove:

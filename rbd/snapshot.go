@@ -7,21 +7,64 @@ import (
 	"syscall"
 )
 
-// CreateSnapshot makes a user snapshot of the head (librbd's
-// SnapshotCreateRequest, without quiescing other clients): the snapshot id
-// comes from the monitors (self-managed snaps of the data pool), then
-// snapshot_add on the header, then the object map copy; later writes carry
-// the new snap context so the OSDs preserve the snapshot's data.
+// SnapshotOptions select how a snapshot is taken.
+type SnapshotOptions struct {
+	// SkipQuiesce takes it without asking the image's users to quiesce
+	// (`rbd snap create --skip-quiesce`).
+	SkipQuiesce bool
+	// IgnoreQuiesceError takes it even when a user failed to quiesce
+	// (`--ignore-quiesce-error`); the users that did are released after.
+	IgnoreQuiesceError bool
+}
+
+// CreateSnapshot makes a user snapshot of the head as `rbd snap create`
+// does: the image's users (watchers, this client included) are asked to
+// quiesce first and released after (quiesce.go), so that a filesystem on
+// a volume another client serves is consistent in the snapshot.
 func (img *Image) CreateSnapshot(ctx context.Context, name string) (uint64, error) {
+	return img.CreateSnapshotOpts(ctx, name, nil)
+}
+
+// CreateSnapshotOpts is CreateSnapshot with options (nil: the defaults).
+// A failed quiesce fails it with an error matching ErrQuiesce.
+func (img *Image) CreateSnapshotOpts(ctx context.Context, name string, opts *SnapshotOptions) (uint64, error) {
 	if img.readOnly {
 		return 0, ErrReadOnly
 	}
 	if name == "" {
 		return 0, fmt.Errorf("%w: empty snapshot name", ErrInvalid)
 	}
+	var o SnapshotOptions
+	if opts != nil {
+		o = *opts
+	}
+	return img.snapshotWith(ctx, name, SnapshotNamespace{}, o)
+}
+
+// snapshotWith quiesces the image's users (unless o says not to), takes
+// snapshot name in namespace ns and releases them.
+func (img *Image) snapshotWith(ctx context.Context, name string, ns SnapshotNamespace, o SnapshotOptions) (uint64, error) {
+	if !o.SkipQuiesce {
+		release, err := quiesceImages(ctx, []*Image{img})
+		if err != nil && !o.IgnoreQuiesceError {
+			return 0, err
+		}
+		if release != nil {
+			defer release()
+		}
+	}
+	return img.createSnapshot(ctx, name, ns)
+}
+
+// createSnapshot adds snapshot name in namespace ns (librbd's
+// SnapshotCreateRequest after the quiesce): the snapshot id comes from
+// the monitors (self-managed snaps of the data pool), then snapshot_add
+// on the header, then the object map copy; later writes carry the new
+// snap context so the OSDs preserve the snapshot's data.
+func (img *Image) createSnapshot(ctx context.Context, name string, ns SnapshotNamespace) (uint64, error) {
 	done, err := img.startWrite(ctx)
 	if errors.Is(err, errOwnerRefuses) {
-		return img.remoteSnapCreate(ctx, name) // the owner keeps the lock: it snapshots (remote_ops.go)
+		return img.remoteSnapCreate(ctx, name, ns) // the owner keeps the lock: it snapshots (remote_ops.go)
 	}
 	if err != nil {
 		return 0, err
@@ -33,7 +76,7 @@ func (img *Image) CreateSnapshot(ctx context.Context, name string) (uint64, erro
 		if err != nil {
 			return 0, fmt.Errorf("rbd: %s: allocating a snapshot id: %w", img.name, err)
 		}
-		err = img.s.write(ctx, img.hdr(), opCall(clsRBD, "snapshot_add", snapshotAddArgs(id, name, SnapshotNamespace{})))
+		err = img.s.write(ctx, img.hdr(), opCall(clsRBD, "snapshot_add", snapshotAddArgs(id, name, ns)))
 		if err != nil {
 			_ = st.data.releaseSnapID(context.WithoutCancel(ctx), id)
 			if errors.Is(err, syscall.ESTALE) && attempt < 3 {
@@ -82,7 +125,16 @@ func (img *Image) TrashSnapshot(ctx context.Context, name string) error {
 // dropSnapshot removes user snapshot name, or moves it to the trash when
 // trash is set or it has clone children; a protected one is refused.
 func (img *Image) dropSnapshot(ctx context.Context, name string, trash bool) error {
-	si, done, err := img.startSnapshotWrite(ctx, name)
+	si, err := img.userSnapshot(name)
+	if err != nil {
+		return err
+	}
+	return img.dropSnap(ctx, si, trash)
+}
+
+// dropSnap is dropSnapshot for a snapshot of any namespace but the trash.
+func (img *Image) dropSnap(ctx context.Context, si SnapshotInfo, trash bool) error {
+	done, err := img.startWrite(ctx)
 	if errors.Is(err, errOwnerRefuses) && !trash {
 		return img.remoteSnapRemove(ctx, si) // the owner keeps the lock: it removes (remote_ops.go)
 	}

@@ -23,12 +23,14 @@ const (
 	notifyReleasedLock = 1
 	notifyRequestLock  = 2
 	notifyHeaderUpdate = 3
-	// 4 … 15 and 18 are maintenance operations (flatten, resize, snap
-	// create, …) that a non-owner asks the lock owner to run; we run none
-	// of them remotely and answer EOPNOTSUPP, after which librbd asks for
-	// the lock and runs the operation itself.
-	notifyQuiesce   = 16
-	notifyUnquiesce = 17
+	// 4 … 17 and 20 are progress reports and maintenance operations
+	// (flatten, resize, snap create, …, migrate, sparsify, metadata
+	// update) that a non-owner asks the lock owner to run; we run resize,
+	// snap create (user and group namespaces) and snap remove
+	// (remote_ops.go) and answer the others EOPNOTSUPP, after which
+	// librbd asks for the lock and runs the operation itself.
+	notifyQuiesce   = 18
+	notifyUnquiesce = 19
 )
 
 // refreshTimeout bounds the header refresh a notify triggers.
@@ -148,10 +150,12 @@ func (img *Image) handleNotify(payload []byte) []byte {
 		return nil
 	case notifyRequestLock:
 		return img.lock.handleRequest()
-	case notifyQuiesce, notifyUnquiesce:
-		// No I/O of ours needs quiescing for a snapshot to be consistent
-		// beyond what the OSDs order; librbd acks 0 without quiesce hooks.
-		return ackPayload(0)
+	case notifyQuiesce:
+		// Answered once quiesced (quiesce.go); each notify has a
+		// goroutine of its own, so waiting here holds up nothing else.
+		return img.handleQuiesce(img.watch.ctx, payload)
+	case notifyUnquiesce:
+		return img.handleUnquiesce(payload)
 	case notifyAsyncComplete, notifyAsyncProgress:
 		if _, _, body, ok := decodeNotify(payload); ok {
 			img.asyncDone(op, body)
