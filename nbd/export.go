@@ -44,6 +44,10 @@ type Export struct {
 	Limiter *qos.Limiter
 	// Observer, when set, is told about every request (metrics).
 	Observer Observer
+	// Gate, when set, can pause the export: requests wait at it after
+	// the Limiter, before the backend (a snapshot's quiesce). Share one
+	// Gate between every connection and Export value of a device.
+	Gate *Gate
 }
 
 // Optional capabilities a Backend may implement.

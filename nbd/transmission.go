@@ -286,7 +286,7 @@ func (c *conn) work() {
 				throttled, err = c.throttle(r)
 			}
 			if err == nil {
-				err = c.execute(r)
+				err = c.gated(r)
 			}
 			r.errno = ErrnoOf(err)
 		}

@@ -146,6 +146,7 @@ func (s *Server) openVolume(ctx context.Context, volumeID string, readOnly bool)
 		_ = v.Backend.Close(cctx)
 		return nil, err
 	}
+	s.enableQuiesce(v)
 	s.bmu.Lock()
 	s.backends[volumeID] = v
 	s.bmu.Unlock()

@@ -70,6 +70,15 @@ type Options struct {
 	// ceph-csi mapped with krbd are found and unmapped.
 	SysRBD string
 
+	// QuiesceHold is how long a volume stays quiesced for a snapshot
+	// without word from the snapshotter (0: librbd's 10 s); Freezer
+	// freezes staged filesystems for snapshots (nil: FIFREEZE/FITHAW);
+	// OnQuiesce is told each freeze and thaw (may be nil; must not
+	// block). See quiesce.go.
+	QuiesceHold time.Duration
+	Freezer     Freezer
+	OnQuiesce   func(volumeID, what string, took time.Duration, err error)
+
 	// OnQoS is told the QoS limits of a volume whenever they change, or
 	// could not be read (may be nil; must not block).
 	OnQoS func(volumeID string, l qos.Limits, err error)
@@ -104,6 +113,8 @@ type Server struct {
 	// volumes then fail to stage, and to recover).
 	sealer  *sealer
 	sealErr error
+
+	fz freezes // filesystems frozen for snapshots (quiesce.go)
 
 	// owner is the state directory's lock, held while the server lives,
 	// with the Ceph clients of the processes that held it before.

@@ -27,6 +27,7 @@ type Backend struct {
 	spec     Spec
 	readOnly bool
 	qos      *qosState // nil until EnableQoS
+	gate     *nbd.Gate // nil until EnableQuiesce
 
 	// fenced latches once the cluster answered ESHUTDOWN: this client
 	// was blocklisted (another node took the image over, see nodeserver).

@@ -111,6 +111,12 @@ func (e *env) removeLater(t *testing.T, name string) {
 // socket; it returns the NBD URI. The server and the image are closed
 // before the image is removed (cleanups run last-in first-out).
 func (e *env) serve(t *testing.T, spec string, readOnly bool) (string, *Backend) {
+	return e.serveWith(t, spec, readOnly, nil)
+}
+
+// serveWith is serve with setup run on the backend before it is served
+// (EnableQoS, EnableQuiesce); the export gets what ConfigureExport sets.
+func (e *env) serveWith(t *testing.T, spec string, readOnly bool, setup func(*Backend)) (string, *Backend) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -118,8 +124,13 @@ func (e *env) serve(t *testing.T, spec string, readOnly bool) (string, *Backend)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if setup != nil {
+		setup(b)
+	}
 	srv := &nbd.Server{}
-	if err := srv.AddExport(&nbd.Export{Backend: b, ReadOnly: b.ReadOnly(), Description: b.Description()}); err != nil {
+	exp := &nbd.Export{Backend: b, ReadOnly: b.ReadOnly(), Description: b.Description()}
+	b.ConfigureExport(exp)
+	if err := srv.AddExport(exp); err != nil {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(e.dir, fmt.Sprintf("s%d.sock", time.Now().UnixNano()%1e9))

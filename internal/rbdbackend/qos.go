@@ -70,9 +70,10 @@ func (b *Backend) Limiter() *qos.Limiter {
 	return b.qos.lim
 }
 
-// ConfigureExport sets the export's Limiter (the kernel path calls it on
-// every export it makes for this backend: see attach.ExportConfigurer).
-func (b *Backend) ConfigureExport(e *nbd.Export) { e.Limiter = b.Limiter() }
+// ConfigureExport sets the export's Limiter and Gate (the kernel path
+// calls it on every export it makes for this backend: see
+// attach.ExportConfigurer).
+func (b *Backend) ConfigureExport(e *nbd.Export) { e.Limiter, e.Gate = b.Limiter(), b.gate }
 
 func (s *qosState) reload(ctx context.Context, img *rbd.Image) error {
 	s.mu.Lock()
