@@ -69,9 +69,10 @@ func (se *session) cloneFrom(ctx context.Context, pio *rados.IOContext, image, s
 		return 0, err
 	}
 	defer unlock()
-	size, trashID, took, err := se.sourceSnapshot(ctx, pio, image, snap, makeSnap)
+	src, took, err := se.sourceSnapshot(ctx, pio, image, snap, makeSnap)
+	size := src.size
 	if err == nil {
-		err = se.cloneSnapshot(ctx, pio, image, trashID, snap, rec, size, opts)
+		err = se.cloneSnapshot(ctx, pio, image, src, snap, rec, opts)
 	}
 	if err != nil && took {
 		se.s.cleanup(ctx, fmt.Sprintf("temporary snapshot %s@%s (DeleteVolume of the source removes it)", image, snap),
@@ -80,52 +81,79 @@ func (se *session) cloneFrom(ctx context.Context, pio *rados.IOContext, image, s
 	return size, err
 }
 
-// sourceSnapshot finds snapshot snap of the source image, taking it when
-// makeSnap and it is not there. It returns the snapshot's size, the
-// source's trash id ("" when it is not in the trash) and whether this call
-// tried to take the snapshot (a failed try may still have taken it).
+// snapSource is the snapshot a clone hangs from: its size, the source
+// image's id and trash id ("" when it is not in the trash), and the
+// snapshot's id when it is a group snapshot's member (0: a user
+// snapshot, cloned by name).
+type snapSource struct {
+	size        uint64
+	imageID     string
+	trashID     string
+	groupSnapID uint64
+}
+
+// sourceSnapshot finds snapshot snap of the source image (a user
+// snapshot, or a group snapshot's member), taking it when makeSnap and it
+// is not there. It also reports whether this call tried to take the
+// snapshot (a failed try may still have taken it).
 func (se *session) sourceSnapshot(ctx context.Context, pio *rados.IOContext, image, snap string, makeSnap bool) (
-	size uint64, trashID string, took bool, err error) {
+	src snapSource, took bool, err error) {
 	parent, trashID, err := openImage(ctx, pio, image, nil)
 	if err != nil {
 		if notFound(err) {
-			return 0, "", false, status.Errorf(codes.NotFound, "content source: image %q does not exist in pool %s (deleted, with all its snapshots?)",
+			return src, false, status.Errorf(codes.NotFound, "content source: image %q does not exist in pool %s (deleted, with all its snapshots?)",
 				image, poolSpec(pio))
 		}
-		return 0, "", false, se.fail(err)
+		return src, false, se.fail(err)
 	}
 	defer se.s.closeImage(ctx, parent, image)
 	if trashID != "" && makeSnap {
-		return 0, "", false, status.Errorf(codes.NotFound, "source volume %s was deleted", image)
+		return src, false, status.Errorf(codes.NotFound, "source volume %s was deleted", image)
 	}
+	src.imageID, src.trashID = parent.Stat().ID, trashID
 	for _, si := range parent.Stat().Snapshots {
-		if si.Name == snap && si.Namespace.Type == rbd.SnapNamespaceUser {
-			return si.Size, trashID, false, nil
+		if si.Name != snap {
+			continue
+		}
+		switch si.Namespace.Type {
+		case rbd.SnapNamespaceUser:
+			src.size = si.Size
+			return src, false, nil
+		case rbd.SnapNamespaceGroup:
+			if !makeSnap {
+				src.size, src.groupSnapID = si.Size, si.ID
+				return src, false, nil
+			}
 		}
 	}
 	if !makeSnap {
-		return 0, "", false, status.Errorf(codes.NotFound, "snapshot %s of %s not found", snap, image)
+		return snapSource{}, false, status.Errorf(codes.NotFound, "snapshot %s of %s not found", snap, image)
 	}
 	if _, err := parent.CreateSnapshot(ctx, snap); err != nil {
-		return 0, "", true, se.fail(err)
+		return src, true, se.fail(err)
 	}
-	return parent.Size(), trashID, true, nil
+	src.size = parent.Size()
+	return src, true, nil
 }
 
-// cloneSnapshot clones image@snap (from the trash when trashID is set)
-// as rec.Image, which must be at least as large as the snapshot.
-func (se *session) cloneSnapshot(ctx context.Context, pio *rados.IOContext, image, trashID, snap string, rec volumeRecord, snapSize uint64,
+// cloneSnapshot clones image@snap (from the trash when src.trashID is
+// set; by snapshot id when it is a group snapshot's member) as rec.Image,
+// which must be at least as large as the snapshot.
+func (se *session) cloneSnapshot(ctx context.Context, pio *rados.IOContext, image string, src snapSource, snap string, rec volumeRecord,
 	opts *rbd.CreateOptions) error {
-	if rec.Size < snapSize {
-		return status.Errorf(codes.OutOfRange, "requested size %d is smaller than the source (%d)", rec.Size, snapSize)
+	if rec.Size < src.size {
+		return status.Errorf(codes.OutOfRange, "requested size %d is smaller than the source (%d)", rec.Size, src.size)
 	}
 	o := *opts
 	// A clone keeps its parent's layout.
 	o.DataPoolSet, o.Order, o.StripeUnit, o.StripeCount = false, 0, 0, 0
 	var err error
-	if trashID != "" {
-		_, err = rbd.CloneByID(ctx, pio, trashID, snap, se.io, rec.Image, &o)
-	} else {
+	switch {
+	case src.groupSnapID != 0:
+		_, err = rbd.CloneSnapshotID(ctx, pio, src.imageID, src.groupSnapID, se.io, rec.Image, &o)
+	case src.trashID != "":
+		_, err = rbd.CloneByID(ctx, pio, src.trashID, snap, se.io, rec.Image, &o)
+	default:
 		_, err = rbd.Clone(ctx, pio, image, snap, se.io, rec.Image, &o)
 	}
 	if err != nil {

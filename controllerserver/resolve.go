@@ -48,6 +48,14 @@ type snapRef struct {
 	entry  journal.Entry
 }
 
+// onSource reports whether the snapshot of journal entry e is an RBD
+// snapshot on its source image (csi-gorbd's: alone or a group's member)
+// rather than ceph-csi's image of its own.
+func onSource(e journal.Entry) bool {
+	k := e.Attrs[journal.KeySnapKind]
+	return k == journal.SnapKindNative || k == journal.SnapKindGroupMember
+}
+
 // cephCSI reports whether the snapshot is ceph-csi's (an image of its
 // own).
 func (r *snapRef) cephCSI() bool { return r.entry.UUID != "" && !r.native }
@@ -151,7 +159,10 @@ func (s *Server) openSnapshot(ctx context.Context, id csiceph.SnapshotID, secret
 			return fmt.Errorf("%w: %s is not a snapshot's journal entry", errGone, j.EntryObject(id.UUID))
 		}
 		r.entry, r.snap = e, j.ImageName(e)
-		if e.Attrs[journal.KeySnapKind] == journal.SnapKindNative {
+		if e.Attrs[journal.KeySnapKind] == journal.SnapKindGroup {
+			return status.Errorf(codes.InvalidArgument, "%s is a volume group snapshot, not a snapshot", id)
+		}
+		if onSource(e) {
 			r.native, r.holder = true, e.Attrs[journal.KeySource]
 		} else {
 			r.holder = r.snap

@@ -67,6 +67,7 @@ const DefaultMaxCloneDepth = 8
 // Server is the CSI Controller service.
 type Server struct {
 	csi.UnimplementedControllerServer
+	csi.UnimplementedGroupControllerServer
 
 	instance string
 	log      klog.Logger

@@ -57,6 +57,8 @@ func (s *Server) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequ
 	switch {
 	case err == nil && dv.Legacy != nil:
 		return se.legacySnapshot(ctx, img, name, src, dv.Legacy)
+	case err == nil && (e.Attrs[journal.KeySnapKind] == journal.SnapKindGroup || e.Attrs[journal.KeySnapKind] == journal.SnapKindGroupMember):
+		return nil, status.Errorf(codes.AlreadyExists, "snapshot name %q is a volume group snapshot's", name)
 	case err == nil && e.Attrs[journal.KeySnapKind] != journal.SnapKindNative:
 		// ceph-csi took it before the takeover.
 		if e.Attrs[journal.KeySource] != v.image {
@@ -150,10 +152,12 @@ func hasSnapshot(img *rbd.Image, snap string) bool {
 	return ok
 }
 
-// userSnapshot finds the user-namespace snapshot called snap.
+// userSnapshot finds the snapshot called snap: in the user namespace, or
+// a group snapshot's member (group namespace; its names begin with
+// ".group.", which csi-gorbd's snapshot names do not).
 func userSnapshot(img *rbd.Image, snap string) (rbd.SnapshotInfo, bool) {
 	for _, si := range img.Stat().Snapshots {
-		if si.Name == snap && si.Namespace.Type == rbd.SnapNamespaceUser {
+		if si.Name == snap && (si.Namespace.Type == rbd.SnapNamespaceUser || si.Namespace.Type == rbd.SnapNamespaceGroup) {
 			return si, true
 		}
 	}
@@ -187,11 +191,12 @@ func snapshotOf(ctx context.Context, img *rbd.Image, r *snapRef, sourceID string
 		return nil, csiceph.Status(err, "reading the encryption header of "+r.holder)
 	}
 	return &csi.Snapshot{
-		SnapshotId:     r.id.String(),
-		SourceVolumeId: sourceID,
-		SizeBytes:      int64(size),
-		CreationTime:   timestamppb.New(si.Timestamp),
-		ReadyToUse:     true,
+		SnapshotId:      r.id.String(),
+		SourceVolumeId:  sourceID,
+		SizeBytes:       int64(size),
+		CreationTime:    timestamppb.New(si.Timestamp),
+		ReadyToUse:      true,
+		GroupSnapshotId: r.entry.Attrs[journal.KeyGroupSnapshot],
 	}, nil
 }
 
@@ -240,6 +245,11 @@ func (s *Server) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshotRequ
 	}
 	if err != nil {
 		return nil, err
+	}
+	if g := r.entry.Attrs[journal.KeyGroupSnapshot]; g != "" {
+		if _, err := s.openGroupSnapshot(ctx, g, req.GetSecrets()); !errors.Is(err, errGone) {
+			return nil, status.Errorf(codes.FailedPrecondition, "snapshot %s is a member of volume group snapshot %s: delete that", req.GetSnapshotId(), g)
+		}
 	}
 	unlock, err := s.lockImage(ctx, r.io, r.holder)
 	if err != nil {
@@ -456,9 +466,12 @@ func (se *session) listSnapshots(ctx context.Context) ([]listed, error) {
 		if err != nil {
 			return nil, err
 		}
+		if e.Attrs[journal.KeySnapKind] == journal.SnapKindGroup {
+			continue
+		}
 		r := &snapRef{id: csiceph.SnapshotID{VolumeID: csiceph.VolumeID{ClusterID: se.cluster, PoolID: se.io.PoolID(), UUID: e.UUID}},
 			io: se.io, entry: e, snap: j.ImageName(e)}
-		r.native = e.Attrs[journal.KeySnapKind] == journal.SnapKindNative
+		r.native = onSource(e)
 		r.holder = r.snap
 		if r.native {
 			r.holder = e.Attrs[journal.KeySource]

@@ -89,6 +89,9 @@ func New(o Options) (*Driver, error) {
 	csi.RegisterIdentityServer(d.srv, &identity{o: &d.opts})
 	if o.Controller != nil {
 		csi.RegisterControllerServer(d.srv, o.Controller)
+		if g, ok := o.Controller.(csi.GroupControllerServer); ok {
+			csi.RegisterGroupControllerServer(d.srv, g)
+		}
 	}
 	if o.Node != nil {
 		csi.RegisterNodeServer(d.srv, o.Node)

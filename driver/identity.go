@@ -28,6 +28,11 @@ func (i *identity) GetPluginCapabilities(context.Context, *csi.GetPluginCapabili
 		resp.Capabilities = append(resp.Capabilities,
 			&csi.PluginCapability{Type: &csi.PluginCapability_Service_{Service: &csi.PluginCapability_Service{
 				Type: csi.PluginCapability_Service_CONTROLLER_SERVICE}}})
+		if _, ok := i.o.Controller.(csi.GroupControllerServer); ok {
+			resp.Capabilities = append(resp.Capabilities,
+				&csi.PluginCapability{Type: &csi.PluginCapability_Service_{Service: &csi.PluginCapability_Service{
+					Type: csi.PluginCapability_Service_GROUP_CONTROLLER_SERVICE}}})
+		}
 	}
 	if i.o.Topology {
 		resp.Capabilities = append(resp.Capabilities,

@@ -38,10 +38,30 @@ const (
 	KeySnapKind = "csi.gorbd.snapshot"
 	// KeySourceVolume is the volume id a native snapshot was taken of.
 	KeySourceVolume = "csi.gorbd.sourcevolume"
+	// KeyGroupSources lists the source volume ids of a volume group
+	// snapshot (sorted, comma-separated): a repeated request must name
+	// the same.
+	KeyGroupSources = "csi.gorbd.groupsources"
+	// KeyGroupMembers lists the snapshot ids of a volume group
+	// snapshot's members (comma-separated, in KeyGroupSources' order).
+	KeyGroupMembers = "csi.gorbd.groupmembers"
+	// KeyGroupSnapshot is, on a member's entry, the id of the volume
+	// group snapshot it belongs to.
+	KeyGroupSnapshot = "csi.gorbd.groupsnapshot"
 )
 
-// SnapKindNative is KeySnapKind's value for csi-gorbd's snapshots.
-const SnapKindNative = "native"
+// KeySnapKind's values.
+const (
+	// SnapKindNative: csi-gorbd's snapshots.
+	SnapKindNative = "native"
+	// SnapKindGroup: a volume group snapshot, csi.imagename being the
+	// RBD group that holds its group snapshot.
+	SnapKindGroup = "group"
+	// SnapKindGroupMember: one volume's snapshot of a volume group
+	// snapshot, csi.imagename being the name of the group-namespace
+	// snapshot on csi.source (a native snapshot otherwise).
+	SnapKindGroupMember = "group-member"
+)
 
 // Kind is volumes or snapshots.
 type Kind struct {

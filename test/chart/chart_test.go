@@ -356,8 +356,9 @@ func TestFullValues(t *testing.T) {
 		!contains(args, "--leader-election-lease-duration=30s") || !contains(args, "--v=3") {
 		t.Errorf("provisioner args %v", args)
 	}
-	if args := strs(container(t, ctrl, "csi-snapshotter")["args"]); !contains(args, "--worker-threads=4") {
-		t.Errorf("snapshotter extraArgs missing: %v", args)
+	if args := strs(container(t, ctrl, "csi-snapshotter")["args"]); !contains(args, "--worker-threads=4") ||
+		!contains(args, "--feature-gates=CSIVolumeGroupSnapshot=true") {
+		t.Errorf("snapshotter extraArgs or group snapshot feature gate missing: %v", args)
 	}
 	if n := str(dig(ctrl, "spec", "replicas")); n != "3" {
 		t.Errorf("replicas %s", n)
@@ -487,6 +488,9 @@ func TestRBACLeastPrivilege(t *testing.T) {
 		"-snapshotter": {
 			{"", "events", "create,list,patch,update,watch"},
 			{"", "secrets", "get"},
+			{"groupsnapshot.storage.k8s.io", "volumegroupsnapshotclasses", "get,list,watch"},
+			{"groupsnapshot.storage.k8s.io", "volumegroupsnapshotcontents", "get,list,patch,update,watch"},
+			{"groupsnapshot.storage.k8s.io", "volumegroupsnapshotcontents/status", "patch,update"},
 			{"snapshot.storage.k8s.io", "volumesnapshotclasses", "get,list,watch"},
 			{"snapshot.storage.k8s.io", "volumesnapshotcontents", "create,get,list,patch,update,watch"},
 			{"snapshot.storage.k8s.io", "volumesnapshotcontents/status", "patch,update"},
