@@ -142,6 +142,9 @@ func runCSI(ctx context.Context, mode string, f csiFlags) error {
 	if err != nil {
 		return err
 	}
+	if mode != driver.ModeController {
+		restartPhase("gRPC endpoint opening")
+	}
 	klog.InfoS("starting CSI plugin", "mode", mode, "driver", f.driverName, "version", version,
 		"endpoint", f.endpoint, "clusters", len(clusters))
 	ln, err := driver.Listen(f.endpoint)

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
 
 	"k8s.io/klog/v2"
 
@@ -42,6 +47,7 @@ func startNode(ctx context.Context, f csiFlags, clusters csiceph.Clusters, mappi
 		}
 		klog.InfoS("node topology", "segments", topo)
 	}
+	restartPhase("node service starting")
 	ns, err := nodeserver.New(ctx, nodeserver.Options{
 		NodeID:   f.nodeID,
 		Clusters: clusters,
@@ -68,6 +74,7 @@ func startNode(ctx context.Context, f csiFlags, clusters csiceph.Clusters, mappi
 	if err := ns.KeyDirError(); err != nil {
 		klog.ErrorS(err, "encrypted volumes cannot be staged or recovered by this node plugin (--volume-key-dir)")
 	}
+	restartPhase("state directory owned")
 	recs, err := ns.Recover(ctx)
 	for _, r := range recs {
 		klog.InfoS("recovered device", "device", r.Device(), "volume", r.ID, "size", r.Size)
@@ -75,7 +82,50 @@ func startNode(ctx context.Context, f csiFlags, clusters csiceph.Clusters, mappi
 	if err != nil {
 		klog.ErrorS(err, "recovering devices")
 	}
+	restartPhase("devices recovered", "devices", len(recs))
 	return ns, nil
+}
+
+// restartPhase logs how long after the process started (as the kernel
+// counts it: exec, runtime start and package init included) a step of
+// the node plugin's start was done: the restart budget (bench/restart.sh).
+func restartPhase(what string, kv ...any) {
+	if age, err := processAge(); err == nil {
+		kv = append([]any{"phase", what, "since_exec", age.Round(time.Millisecond)}, kv...)
+		klog.InfoS("restart phase", kv...)
+	}
+}
+
+// processAge is the time since this process was started (/proc/self/stat
+// starttime against /proc/uptime, both from boot; 10 ms resolution).
+func processAge() (time.Duration, error) {
+	st, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0, err
+	}
+	up, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		return 0, err
+	}
+	rest := st[bytes.LastIndexByte(st, ')')+1:]
+	f := strings.Fields(string(rest))
+	if len(f) < 20 {
+		return 0, errors.New("short /proc/self/stat")
+	}
+	ticks, err := strconv.ParseUint(f[19], 10, 64) // field 22: starttime
+	if err != nil {
+		return 0, err
+	}
+	upf := strings.Fields(string(up))
+	if len(upf) == 0 {
+		return 0, errors.New("empty /proc/uptime")
+	}
+	sec, err := strconv.ParseFloat(upf[0], 64)
+	if err != nil {
+		return 0, err
+	}
+	const hz = 100 // USER_HZ
+	return time.Duration(sec*float64(time.Second)) - time.Duration(ticks)*time.Second/hz, nil
 }
 
 // nodeHealth reports the node's Ceph sessions (one per cluster and user

@@ -18,6 +18,13 @@ type Kernel interface {
 	Owns(ctx context.Context, index int, id string) (bool, error)
 }
 
+// CheckIntervaler is implemented by a Kernel that can set how often the
+// block layer looks at a request in flight (the real one: sysfs
+// queue/io_timeout). See Manager's use of DefaultCheckInterval.
+type CheckIntervaler interface {
+	SetCheckInterval(index int, d time.Duration) error
+}
+
 // ConnectParams are the attributes of NBD_CMD_CONNECT.
 type ConnectParams struct {
 	Index           int // -1: any

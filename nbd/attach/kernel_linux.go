@@ -5,6 +5,8 @@ package attach
 import (
 	"context"
 	"os"
+	"strconv"
+	"time"
 
 	"github.com/csi-gorbd/csi-gorbd/nbd/nbdnl"
 )
@@ -61,4 +63,13 @@ func (netlinkKernel) Owns(ctx context.Context, index int, id string) (bool, erro
 		return false, err
 	}
 	return b == id, nil
+}
+
+// SetCheckInterval implements CheckIntervaler: it writes the device's
+// block-layer request timeout (/sys/block/nbdN/queue/io_timeout, in
+// milliseconds). The nbd driver's own timeout (NBD_ATTR_TIMEOUT) stays as
+// it was connected.
+func (netlinkKernel) SetCheckInterval(index int, d time.Duration) error {
+	p := "/sys/block/nbd" + strconv.Itoa(index) + "/queue/io_timeout"
+	return os.WriteFile(p, []byte(strconv.FormatInt(d.Milliseconds(), 10)), 0)
 }

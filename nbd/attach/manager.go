@@ -20,6 +20,25 @@ const (
 	// whose sockets all died (a restart of the serving process) before it
 	// fails it. A restart that runs Recover within it loses no I/O.
 	DefaultDeadConnTimeout = 120 * time.Second
+	// DefaultCheckInterval is how often the kernel looks at each request
+	// in flight on a device with one connection and no request timeout
+	// (Spec.Timeout 0, the default). The nbd driver then never fails or
+	// re-sends a slow request on a live socket: it logs "Possible stuck
+	// request" and waits on. But a request that was in flight on a socket
+	// that has since been replaced (RECONFIGURE after a restart of the
+	// serving process) is re-sent on the new one at its next check: the
+	// kernel has no other way to learn that its server died with the
+	// request. The block layer's default, 30 s, would stall the
+	// application that long after every restart. The block layer rounds
+	// its timer up to whole seconds, so a request is checked on the first
+	// second boundary after its deadline: with a 1 s interval that is
+	// every 2 s (seen in dmesg: "Possible stuck request ... Runtime 1
+	// seconds", then 2 s later "Runtime 2"), with anything under a second
+	// every 1 s. 500 ms is that, with room for the timer's slack.
+	// Devices with several connections or a Timeout keep the driver's
+	// timeout semantics (it marks the socket dead and re-sends, also
+	// against a live server), so the interval is not shortened there.
+	DefaultCheckInterval = 500 * time.Millisecond
 	// DefaultBlockSize is the logical block size of the devices.
 	DefaultBlockSize = 512
 	// maxConnections bounds Spec.Connections.
@@ -259,6 +278,7 @@ func (m *Manager) Attach(ctx context.Context, spec Spec) (*Record, error) {
 		return nil, err
 	}
 	a.rec.Index = got
+	m.setCheckInterval(a)
 	if err := m.store.Save(&a.rec); err != nil {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		m.kernel.Disconnect(dctx, got)
@@ -444,32 +464,44 @@ func (m *Manager) reconnect(a *attachment) (net.Conn, error) {
 // backend) are removed. It returns the devices now served.
 func (m *Manager) Recover(ctx context.Context) ([]*Record, error) {
 	recs, lerr := m.store.List()
-	errs := []error{lerr}
-	var out []*Record
 	m.setIOFlusher()
-	for _, r := range recs {
+	// Every device at once: each waits mostly on its cluster (connect,
+	// image open, lock takeover), and the kernel holds its I/O until then.
+	out := make([]*Record, len(recs))
+	errs := make([]error, len(recs))
+	var wg sync.WaitGroup
+	for i, r := range recs {
 		m.mu.Lock()
 		_, served := m.atts[r.Index]
 		m.mu.Unlock()
 		if served {
 			continue
 		}
-		rec, err := m.recoverOne(ctx, r)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("attach: recover %s (%s): %w", r.Device(), r.ID, err))
-			continue
-		}
-		if rec != nil {
-			out = append(out, rec)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rec, err := m.recoverOne(ctx, r)
+			if err != nil {
+				errs[i] = fmt.Errorf("attach: recover %s (%s): %w", r.Device(), r.ID, err)
+			}
+			out[i] = rec
+		}()
+	}
+	wg.Wait()
+	served := make([]*Record, 0, len(recs))
+	for _, r := range out {
+		if r != nil {
+			served = append(served, r)
 		}
 	}
-	return out, errors.Join(errs...)
+	return served, errors.Join(append([]error{lerr}, errs...)...)
 }
 
 // ErrStale marks a record whose device the kernel no longer has for it.
 var ErrStale = errors.New("attach: stale record")
 
 func (m *Manager) recoverOne(ctx context.Context, r *Record) (*Record, error) {
+	t0 := time.Now()
 	owns, err := m.kernel.Owns(ctx, r.Index, r.ID)
 	if err != nil {
 		return nil, err
@@ -482,6 +514,7 @@ func (m *Manager) recoverOne(ctx context.Context, r *Record) (*Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", r.Image, err)
 	}
+	t1 := time.Now()
 	a := m.newAttachment(*r, b)
 	theirs, err := m.startConns(a)
 	if err != nil {
@@ -499,6 +532,9 @@ func (m *Manager) recoverOne(ctx context.Context, r *Record) (*Record, error) {
 		m.abandon(a)
 		return nil, err
 	}
+	m.setCheckInterval(a) // also for devices connected by an older version
+	m.event(a, nil, "taken over in %v (open %v, reconfigure %v)", time.Since(t0).Round(time.Millisecond),
+		t1.Sub(t0).Round(time.Millisecond), time.Since(t1).Round(time.Millisecond))
 	if size != r.Size {
 		a.rec.Size = size
 		if err := m.store.Save(&a.rec); err != nil {
@@ -508,6 +544,20 @@ func (m *Manager) recoverOne(ctx context.Context, r *Record) (*Record, error) {
 	m.register(a)
 	rec := a.rec
 	return &rec, nil
+}
+
+// setCheckInterval shortens the kernel's check of requests in flight
+// (DefaultCheckInterval) on a device with one connection and no request
+// timeout; a failure is reported as an event (I/O still works, a restart
+// just stalls it longer).
+func (m *Manager) setCheckInterval(a *attachment) {
+	ci, ok := m.kernel.(CheckIntervaler)
+	if !ok || a.rec.Connections != 1 || a.rec.TimeoutSeconds != 0 {
+		return
+	}
+	if err := ci.SetCheckInterval(a.rec.Index, DefaultCheckInterval); err != nil {
+		m.event(a, err, "setting the request check interval")
+	}
 }
 
 // Detach disconnects the device given by path ("/dev/nbdN") or backend
