@@ -92,7 +92,7 @@ func (s *Server) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 			return nil, status.Errorf(codes.Internal, "saving the state of volume %q: %v", volID, err)
 		}
 	}
-	if err := s.o.Mounter.Mount(source, target, "", opts); err != nil {
+	if err := s.mountIface().Mount(source, target, "", opts); err != nil {
 		return nil, csiceph.Status(err, fmt.Sprintf("bind-mounting %s on %s", source, target))
 	}
 	return &csi.NodePublishVolumeResponse{}, nil

@@ -100,8 +100,14 @@ type Server struct {
 	vols    volumeStore
 	conns   *csiceph.Pool
 	mgr     *attach.Manager
-	mounter *mount.SafeFormatAndMount
 	resizer *mount.ResizeFs
+
+	// mounted is closed once mnt and mounter are set: mount.New runs a
+	// umount(8) probe, which a restarted plugin does not wait for before
+	// taking its devices over (New starts it, Recover does not need it).
+	mounted chan struct{}
+	mnt     mount.Interface
+	mounter *mount.SafeFormatAndMount
 
 	inflight sync.Map // volume id → struct{}
 
@@ -144,9 +150,6 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.KeyDir == "" {
 		o.KeyDir = DefaultKeyDir
 	}
-	if o.Mounter == nil {
-		o.Mounter = mount.New("")
-	}
 	if o.Exec == nil {
 		o.Exec = utilexec.New()
 	}
@@ -167,14 +170,24 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		vols:  volumeStore{dir: filepath.Join(o.StateDir, "volumes")},
 		conns: csiceph.NewPool(csiceph.PoolOptions{Clusters: o.Clusters, ConnectTimeout: o.ConnectTimeout,
 			OnConnect: recordClient(owner)}),
-		mounter:  mount.NewSafeFormatAndMount(o.Mounter, o.Exec),
 		resizer:  mount.NewResizeFs(o.Exec),
 		backends: map[string]*rbdVolume{},
+		mounted:  make(chan struct{}),
+	}
+	setMounter := func(m mount.Interface) {
+		s.mnt, s.mounter = m, mount.NewSafeFormatAndMount(m, o.Exec)
+		close(s.mounted)
+	}
+	if o.Mounter != nil {
+		setMounter(o.Mounter)
+	} else {
+		go func() { setMounter(mount.New("")) }() // Close waits for it
 	}
 	s.sealer, s.sealErr = openSealer(o.KeyDir, o.KeyDirAnyFS)
 	// This process is the directory's only writer: any temporary record
 	// file is what a crashed predecessor left.
 	if _, err := s.vols.records().RemoveTemps(0); err != nil {
+		<-s.mounted
 		owner.Close()
 		return nil, fmt.Errorf("nodeserver: removing stale temporary records: %w", err)
 	}
@@ -185,6 +198,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		Kernel:   o.Kernel,
 	})
 	if err != nil {
+		<-s.mounted
 		owner.Close()
 		return nil, err
 	}
@@ -229,12 +243,25 @@ func (s *Server) SessionHealth(ctx context.Context) []csiceph.Session {
 // Close stops serving the devices (they stay connected; a new process
 // recovers them) and closes the cluster connections.
 func (s *Server) Close() error {
+	<-s.mounted
 	err := s.mgr.Close()
 	s.conns.Close()
 	if e := s.owner.Close(); err == nil {
 		err = e
 	}
 	return err
+}
+
+// mountIface is the mounter (mount(8)), once its probe is done.
+func (s *Server) mountIface() mount.Interface {
+	<-s.mounted
+	return s.mnt
+}
+
+// formatter is the mounter that formats first, once its probe is done.
+func (s *Server) formatter() *mount.SafeFormatAndMount {
+	<-s.mounted
+	return s.mounter
 }
 
 // guard takes the per-volume in-flight lock; a concurrent call on the same

@@ -168,7 +168,7 @@ func (s *Server) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 				return nil, s.undoStage(ctx, fresh, volID, status.Error(codes.InvalidArgument, err.Error()))
 			}
 		}
-		err = s.mounter.FormatAndMountSensitiveWithFormatOptions(rec.Device, staging, fsType, mountOptions(vc, fsType, ro), nil, mkfs)
+		err = s.formatter().FormatAndMountSensitiveWithFormatOptions(rec.Device, staging, fsType, mountOptions(vc, fsType, ro), nil, mkfs)
 		if err != nil {
 			return nil, s.undoStage(ctx, fresh, volID, csiceph.Status(err, fmt.Sprintf("formatting or mounting %s (%s) on %s", rec.Device, volID, staging)))
 		}
@@ -373,7 +373,7 @@ func (s *Server) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolu
 // isMountPoint reports whether path is a mount point (bind mounts
 // included); a missing path is not one.
 func (s *Server) isMountPoint(path string) (bool, error) {
-	m, err := s.o.Mounter.IsMountPoint(path)
+	m, err := s.mountIface().IsMountPoint(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
@@ -390,7 +390,7 @@ func (s *Server) unmountAll(path string) error {
 		if err != nil || !m {
 			return err
 		}
-		if err := s.o.Mounter.Unmount(path); err != nil {
+		if err := s.mountIface().Unmount(path); err != nil {
 			return err
 		}
 	}
