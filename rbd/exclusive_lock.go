@@ -363,13 +363,22 @@ func (l *exclusiveLock) breakDeadOwner(ctx context.Context) (broke bool, alive *
 	if len(li.Lockers) == 0 {
 		return true, nil, nil // released meanwhile: just retry
 	}
-	ws, err := img.s.listWatchers(ctx, img.hdr())
-	if err != nil {
-		return false, nil, fmt.Errorf("rbd: %s: listing watchers: %w", img.name, err)
-	}
+	// Owners the caller vouches for are dead whatever their watches say;
+	// the watchers are listed only for the others (a restarted plugin
+	// taking its own lock back saves the round trip).
+	var (
+		ws     []watcher
+		listed bool
+	)
 	for _, lk := range li.Lockers {
 		if l.deadClients != nil && l.deadClients(lk.Entity) {
-			continue // the caller vouches for it: no need to wait for its watch
+			continue
+		}
+		if !listed {
+			listed = true
+			if ws, err = img.s.listWatchers(ctx, img.hdr()); err != nil {
+				return false, nil, fmt.Errorf("rbd: %s: listing watchers: %w", img.name, err)
+			}
 		}
 		var handle uint64
 		fmt.Sscanf(lk.Cookie, "auto %d", &handle)
