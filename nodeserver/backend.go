@@ -99,7 +99,9 @@ func (s *Server) openVolume(ctx context.Context, volumeID string, readOnly bool)
 	}
 	io.SetNamespace(rec.Namespace)
 	fsid := c.FSID()
-	opts := &rbd.OpenOptions{ReadOnly: readOnly,
+	// LockInBackground: a restarted plugin reconfigures its device while
+	// it takes the lock back (Exclusive, below, takes it at Open).
+	opts := &rbd.OpenOptions{ReadOnly: readOnly, LockInBackground: true,
 		DeadClients: func(n entity.NumName) bool { return s.previous(fsid, n) }}
 	exclusive := !readOnly && rec.exclusiveStage()
 	var u csiceph.Users

@@ -61,9 +61,12 @@ func TestInteropLockDeadClients(t *testing.T) {
 			}
 
 			// Naming the dead owner: taken over well before its watch
-			// times out (the deadline is below osd_client_watch_timeout).
+			// times out (the deadline is below osd_client_watch_timeout),
+			// here in the background as the node plugin does
+			// (LockInBackground): the write waits for it.
 			start := time.Now()
-			img, err = rbd.Open(ctx, e.io, name, &rbd.OpenOptions{DeadClients: func(n entity.NumName) bool { return n == dead }})
+			img, err = rbd.Open(ctx, e.io, name, &rbd.OpenOptions{LockInBackground: true,
+				DeadClients: func(n entity.NumName) bool { return n == dead }})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,6 +77,9 @@ func TestInteropLockDeadClients(t *testing.T) {
 				t.Fatalf("write with the dead owner named: %v", err)
 			}
 			t.Logf("lock of %s taken over after %v", victim.Locker, time.Since(start).Round(time.Millisecond))
+			if !img.OwnsLock() {
+				t.Fatal("the write went through but the lock is not ours")
+			}
 			if ls := e.lockers(t, name); len(ls) != 1 || ls[0].Address == victim.Address {
 				t.Fatalf("rbd lock ls after the takeover: %+v (victim %s)", ls, victim.Address)
 			}

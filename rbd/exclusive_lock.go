@@ -64,6 +64,14 @@ type exclusiveLock struct {
 	// it out without allocating a method value per write.
 	endWrite func()
 
+	// announced is closed once the last ACQUIRED_LOCK notify is done
+	// (nil: none sent); under mu. It goes out in the background, as
+	// librbd's does: a watcher that died without closing its watch
+	// would hold a synchronous one for the notify timeout (5 s) before
+	// the first write. RELEASED_LOCK waits for it, so that peers never see
+	// the two out of order.
+	announced chan struct{}
+
 	peerMu sync.Mutex
 	peerCh chan struct{} // closed on the next ACQUIRED/RELEASED notify
 
@@ -273,8 +281,27 @@ func (l *exclusiveLock) postAcquire(ctx context.Context, lc string) error {
 	}
 	l.state.Store(uint32(lockLocked))
 	l.acquired.Add(1)
-	l.announce(ctx, notifyAcquiredLock)
+	done := make(chan struct{})
+	l.announced = done
+	if !img.background(func(ctx context.Context) {
+		defer close(done)
+		l.announce(ctx, notifyAcquiredLock)
+	}) {
+		close(done)
+	}
 	return nil
+}
+
+// announceReleased tells the other watchers we released the lock, after
+// the ACQUIRED_LOCK notify in flight, if any. mu must be held.
+func (l *exclusiveLock) announceReleased(ctx context.Context) {
+	if l.announced != nil {
+		select {
+		case <-l.announced:
+		case <-ctx.Done():
+		}
+	}
+	l.announce(ctx, notifyReleasedLock)
 }
 
 // announce tells the other watchers we took or released the lock.
@@ -308,7 +335,7 @@ func (l *exclusiveLock) releaseForPeer(ctx context.Context) {
 	}
 	if l.releaseLocked(ctx) == nil {
 		l.released.Add(1)
-		l.announce(ctx, notifyReleasedLock)
+		l.announceReleased(ctx)
 	}
 }
 
@@ -321,7 +348,7 @@ func (l *exclusiveLock) release(ctx context.Context) error {
 	}
 	err := l.releaseLocked(ctx)
 	if err == nil {
-		l.announce(ctx, notifyReleasedLock)
+		l.announceReleased(ctx)
 	}
 	return err
 }

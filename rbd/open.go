@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"syscall"
+	"time"
 
 	"github.com/csi-gorbd/csi-gorbd/rados"
 	"github.com/csi-gorbd/csi-gorbd/rados/entity"
@@ -31,6 +32,13 @@ type OpenOptions struct {
 	// blocklisting its address) instead of after its watch has timed out
 	// on the OSD (osd_client_watch_timeout, 30 s by default).
 	DeadClients func(owner entity.NumName) bool
+	// LockInBackground takes the exclusive lock at Open (when it is free
+	// or its owner dead) on a goroutine of the image's own instead of
+	// before Open returns; the first write waits for it. A restarted node
+	// plugin hands the kernel its device meanwhile: the lock takeover
+	// (blocklisting the dead owner is a monitor commit) overlaps the
+	// kernel's wait to re-send. Ignored with Exclusive.
+	LockInBackground bool
 	// NoWatch registers no header watch: the image does not count as a
 	// user of the image (`rbd status` and Watchers do not list it), never
 	// takes the exclusive lock (writes that need it fail) and does not
@@ -50,6 +58,10 @@ func Open(ctx context.Context, io *rados.IOContext, name string, opts *OpenOptio
 func OpenByID(ctx context.Context, io *rados.IOContext, id string, opts *OpenOptions) (*Image, error) {
 	return open(ctx, newRadosStore(io), "", id, opts)
 }
+
+// lockOpenTimeout bounds taking the lock in the background
+// (LockInBackground).
+const lockOpenTimeout = time.Minute
 
 func open(ctx context.Context, s store, name, id string, opts *OpenOptions) (*Image, error) {
 	var o OpenOptions
@@ -98,7 +110,13 @@ func open(ctx context.Context, s store, name, id string, opts *OpenOptions) (*Im
 	if err := img.watchHeader(ctx); err != nil {
 		return nil, err
 	}
-	if img.lock.needed() {
+	if img.lock.needed() && o.LockInBackground && !o.Exclusive {
+		img.background(func(ctx context.Context) {
+			ctx, cancel := context.WithTimeout(ctx, lockOpenTimeout)
+			defer cancel()
+			_ = img.lock.open(ctx) // a failure is met again by the first write
+		})
+	} else if img.lock.needed() {
 		if err := img.lock.open(ctx); err != nil {
 			_ = img.Close(context.WithoutCancel(ctx))
 			return nil, err
