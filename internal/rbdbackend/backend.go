@@ -107,25 +107,22 @@ func Open(ctx context.Context, conn *rados.Conn, spec string, readOnly bool) (*B
 // on the export serves the plaintext, DataOffset bytes smaller than the
 // image. Call it before the export is served.
 func (b *Backend) Encrypt(ctx context.Context, passphrase []byte, opts *encryption.OpenOptions) error {
-	if b.enc != nil {
-		return fmt.Errorf("rbdbackend: %s is already unlocked", b.Description())
-	}
-	var o encryption.OpenOptions
-	if opts != nil {
-		o = *opts
-	}
-	o.ReadOnly = o.ReadOnly || b.readOnly
-	enc, err := encryption.Open(ctx, b.img, passphrase, &o)
-	if err != nil {
-		return fmt.Errorf("rbdbackend: unlocking %s: %w", b.Description(), err)
-	}
-	b.enc, b.vol = enc, enc
-	return nil
+	return b.unlock(opts, "", func(o *encryption.OpenOptions) (*encryption.Image, error) {
+		return encryption.Open(ctx, b.img, passphrase, o)
+	})
 }
 
 // EncryptKey is Encrypt with the volume key (encryption.OpenKey) instead
 // of a passphrase.
 func (b *Backend) EncryptKey(ctx context.Context, key []byte, opts *encryption.OpenOptions) error {
+	return b.unlock(opts, " with its volume key", func(o *encryption.OpenOptions) (*encryption.Image, error) {
+		return encryption.OpenKey(ctx, b.img, key, o)
+	})
+}
+
+// unlock opens the plaintext view with open (read-only when the backend
+// is) and serves through it from then on; how names the secret in errors.
+func (b *Backend) unlock(opts *encryption.OpenOptions, how string, open func(*encryption.OpenOptions) (*encryption.Image, error)) error {
 	if b.enc != nil {
 		return fmt.Errorf("rbdbackend: %s is already unlocked", b.Description())
 	}
@@ -134,9 +131,9 @@ func (b *Backend) EncryptKey(ctx context.Context, key []byte, opts *encryption.O
 		o = *opts
 	}
 	o.ReadOnly = o.ReadOnly || b.readOnly
-	enc, err := encryption.OpenKey(ctx, b.img, key, &o)
+	enc, err := open(&o)
 	if err != nil {
-		return fmt.Errorf("rbdbackend: unlocking %s with its volume key: %w", b.Description(), err)
+		return fmt.Errorf("rbdbackend: unlocking %s%s: %w", b.Description(), how, err)
 	}
 	b.enc, b.vol = enc, enc
 	return nil
