@@ -8,13 +8,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLUSTER=${1:-pacific}
-ENV=${GORBD_CLUSTERS:-/var/tmp/gorbd/clusters}/$CLUSTER/cluster.env
-[ -f "$ENV" ] || { echo "no cluster $CLUSTER ($ENV); start it with test/cluster" >&2; exit 1; }
-# shellcheck disable=SC1090
-. "$ENV"
 COUNT=${COUNT:-100}
 SIZE_MB=${SIZE_MB:-1024}
 BIN=${BIN:-bin/csi-gorbd}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_cluster "$CLUSTER"
+# shellcheck disable=SC1090 # every CEPH_* of the cluster
+. "$ENV"
 POOL=${CEPH_POOL:-rbd}
 RUN=csibench-$$
 TMP=$(mktemp -d)

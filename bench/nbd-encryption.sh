@@ -22,15 +22,12 @@ cd "$(dirname "$0")/.."
 CLUSTER=${1:-pacific}
 SECS=${2:-10}
 REPS=${REPS:-3}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_cluster "$CLUSTER"
 IMG_SIZE=${IMG_SIZE:-256M}
-ENV=${GORBD_CLUSTERS:-/var/tmp/gorbd/clusters}/$CLUSTER/cluster.env
-[ -f "$ENV" ] || { echo "no $ENV: start the cluster first (test/cluster/start.sh $CLUSTER)" >&2; exit 1; }
-CEPH_CONF=$(sed -n 's/^CEPH_CONF=//p' "$ENV")
-CEPH_KEYRING=$(sed -n 's/^CEPH_KEYRING=//p' "$ENV")
-POOL=${POOL:-$(sed -n 's/^CEPH_POOL=//p' "$ENV")}
-CLI=$(sed -n 's/^CEPH_CLI=//p' "$ENV" | tr -d '"')
-[ -z "$CLI" ] || { echo "$CLUSTER runs its CLI in a chroot; qemu-nbd needs the host's librbd to match (use pacific)" >&2; exit 1; }
-for t in fio qemu-nbd rbd numfmt; do command -v "$t" >/dev/null || { echo "missing $t (test/deps.sh)" >&2; exit 1; }; done
+bench_host_librbd qemu-nbd
+bench_need fio qemu-nbd rbd numfmt
 BIN=bin/csi-gorbd
 CGO_ENABLED=0 go build -o "$BIN" ./cmd/csi-gorbd
 RBD=(rbd -c "$CEPH_CONF" -k "$CEPH_KEYRING")
@@ -38,14 +35,6 @@ RBD=(rbd -c "$CEPH_CONF" -k "$CEPH_KEYRING")
 PLAIN=benchenc-plain-$$
 ENC=benchenc-luks-$$
 TMP=$(mktemp -d)
-SRV=
-stop_server() {
-	if [ -n "$SRV" ]; then
-		kill "$SRV" 2>/dev/null || true
-		wait "$SRV" 2>/dev/null || true
-		SRV=
-	fi
-}
 cleanup() {
 	stop_server
 	"${RBD[@]}" rm --no-progress "$POOL/$PLAIN" >/dev/null 2>&1 || true
@@ -59,25 +48,8 @@ bytes=$(numfmt --from=iec "${IMG_SIZE%B}")
 head -c 32 /dev/urandom | base64 >"$TMP/pass"
 "$BIN" -c "$CEPH_CONF" -k "$CEPH_KEYRING" rbd encryption format "$POOL/$ENC" luks2 "$TMP/pass"
 
-wait_sock() {
-	for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done
-	echo "server did not come up on $1" >&2
-	exit 1
-}
+bench_jobs
 
-JOBS=("seqwrite:--rw=write --bs=1M --iodepth=8" "randwrite:--rw=randwrite --bs=4k --iodepth=16"
-	"randread:--rw=randread --bs=4k --iodepth=16" "seqread:--rw=read --bs=1M --iodepth=8")
-if [ -n "${JOBS_ONLY:-}" ]; then
-	sel=()
-	for j in "${JOBS[@]}"; do
-		case " $JOBS_ONLY " in *" ${j%%:*} "*) sel+=("$j") ;; esac
-	done
-	[ ${#sel[@]} -gt 0 ] || { echo "JOBS_ONLY=$JOBS_ONLY names no job" >&2; exit 1; }
-	JOBS=("${sel[@]}")
-fi
-
-ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-HZ=$(getconf CLK_TCK)
 
 start() {
 	case $1 in
@@ -120,14 +92,8 @@ for tool in plain luks; do
 	rm -f "$TMP/s.sock"
 done
 
-TOOLS=(plain luks librbd)
 for j in "${JOBS[@]}"; do
-	for rep in $(seq "$REPS"); do
-		for k in 0 1 2; do
-			tool=${TOOLS[$(((k + rep - 1) % 3))]}
-			runjob "$tool" "$j" "$TMP/$tool-${j%%:*}-$rep"
-		done
-	done
+	bench_rotate "$j" "$TMP" plain luks librbd
 done
 
 pick() {
@@ -146,14 +112,7 @@ vals() {
 }
 echo "cluster $CLUSTER ($(sed -n 's/^CEPH_VERSION=//p' "$ENV")), pool $POOL, exports of $IMG_SIZE, ${SECS}s per run, median of $REPS rounds"
 echo "MB = MiB/s, lat = mean µs, cpu = server CPU µs per op (csi-gorbd or qemu-nbd+librbd)"
-{
-	for j in "${JOBS[@]}"; do
-		name=${j%%:*}
-		rw=w
-		case $name in *read) rw=r ;; esac
-		echo "$name $(vals "$(pick plain "$name" $rw)" $rw) $(vals "$(pick luks "$name" $rw)" $rw) $(vals "$(pick librbd "$name" $rw)" $rw)"
-	done
-} | awk '
+bench_rows plain luks librbd | awk '
 function ratio(a, b) { return (b > 0) ? sprintf("%.2f", a / b) : "-" }
 BEGIN {
 	printf "%-9s | %7s %6s %6s %5s | %7s %6s %6s %5s | %7s %6s %6s %5s | %10s %11s\n", "job",

@@ -20,14 +20,11 @@ CLUSTER=${1:-pacific}
 COUNTS=${COUNTS:-1 10 100}
 QEMU_COUNTS=${QEMU_COUNTS:-1 10 100}
 IMG_SIZE=${IMG_SIZE:-16M}
-ENV=${GORBD_CLUSTERS:-/var/tmp/gorbd/clusters}/$CLUSTER/cluster.env
-[ -f "$ENV" ] || { echo "no $ENV: start the cluster first (test/cluster/start.sh $CLUSTER)" >&2; exit 1; }
-CEPH_CONF=$(sed -n 's/^CEPH_CONF=//p' "$ENV")
-CEPH_KEYRING=$(sed -n 's/^CEPH_KEYRING=//p' "$ENV")
-POOL=${POOL:-$(sed -n 's/^CEPH_POOL=//p' "$ENV")}
-CLI=$(sed -n 's/^CEPH_CLI=//p' "$ENV" | tr -d '"')
-[ -z "$CLI" ] || { echo "$CLUSTER runs its CLI in a chroot; qemu-nbd needs the host's librbd to match (use pacific)" >&2; exit 1; }
-for t in qemu-nbd qemu-io rbd; do command -v "$t" >/dev/null || { echo "missing $t (test/deps.sh)" >&2; exit 1; }; done
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_cluster "$CLUSTER"
+bench_host_librbd qemu-nbd
+bench_need qemu-nbd qemu-io rbd
 export PATH=/usr/local/go/bin:$PATH
 BIN=bin/csi-gorbd
 CGO_ENABLED=0 go build -o "$BIN" ./cmd/csi-gorbd
@@ -52,11 +49,6 @@ trap cleanup EXIT
 echo "creating $MAX images of $IMG_SIZE in $POOL ..." >&2
 for i in $(seq 1 "$MAX"); do "${RBD[@]}" create --size "$IMG_SIZE" "$POOL/$PREFIX-$i"; done
 
-wait_sock() {
-	for _ in $(seq 300); do [ -S "$1" ] && return 0; sleep 0.1; done
-	echo "server did not come up on $1" >&2
-	exit 1
-}
 # io URI: 1 MiB written with a pattern and read back verified.
 io() {
 	local out
@@ -81,7 +73,7 @@ for n in $COUNTS; do
 	sock=$TMP/ours.sock
 	"$BIN" -c "$CEPH_CONF" -k "$CEPH_KEYRING" nbd serve --listen "unix:$sock" "${specs[@]}" 2>"$TMP/ours.log" &
 	PIDS=($!)
-	wait_sock "$sock"
+	wait_sock "$sock" 300
 	for s in "${specs[@]}"; do io "nbd+unix:///$s?socket=$sock"; done
 	sleep 1 # let the last replies and connection teardown settle
 	read -r rss thr hwm < <(mem "${PIDS[@]}")
@@ -96,7 +88,7 @@ for n in $QEMU_COUNTS; do
 		PIDS+=($!)
 	done
 	for i in $(seq 1 "$n"); do
-		wait_sock "$TMP/q$i.sock"
+		wait_sock "$TMP/q$i.sock" 300
 		io "nbd+unix:///?socket=$TMP/q$i.sock"
 	done
 	sleep 1

@@ -37,14 +37,11 @@ CLUSTER=${1:-pacific}
 SECS=${2:-10}
 REPS=${REPS:-3}
 IMG_SIZE=${IMG_SIZE:-256M}
-ENV=${GORBD_CLUSTERS:-/var/tmp/gorbd/clusters}/$CLUSTER/cluster.env
-[ -f "$ENV" ] || { echo "no $ENV: start the cluster first (test/cluster/start.sh $CLUSTER)" >&2; exit 1; }
-CEPH_CONF=$(sed -n 's/^CEPH_CONF=//p' "$ENV")
-CEPH_KEYRING=$(sed -n 's/^CEPH_KEYRING=//p' "$ENV")
-POOL=${POOL:-$(sed -n 's/^CEPH_POOL=//p' "$ENV")}
-CLI=$(sed -n 's/^CEPH_CLI=//p' "$ENV" | tr -d '"')
-[ -z "$CLI" ] || { echo "$CLUSTER runs its CLI in a chroot; qemu-nbd and fio's rbd engine need the host's librbd to match (use pacific)" >&2; exit 1; }
-for t in fio qemu-nbd rbd; do command -v "$t" >/dev/null || { echo "missing $t (test/deps.sh)" >&2; exit 1; }; done
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_cluster "$CLUSTER"
+bench_host_librbd "qemu-nbd and fio's rbd engine"
+bench_need fio qemu-nbd rbd
 TS=()
 if [ -n "${CLIENT_CPUS:-}" ]; then TS=(taskset -c "$CLIENT_CPUS"); fi
 BIN=bin/csi-gorbd
@@ -56,14 +53,6 @@ for fs in $FEATURES; do
 done
 IMGS=()
 TMP=$(mktemp -d)
-SRV=
-stop_server() {
-	if [ -n "$SRV" ]; then
-		kill "$SRV" 2>/dev/null || true
-		wait "$SRV" 2>/dev/null || true
-		SRV=
-	fi
-}
 DAEMONS=()
 cleanup() {
 	stop_server
@@ -76,36 +65,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_sock() {
-	for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done
-	echo "server did not come up on $1" >&2
-	exit 1
-}
-
 # The jobs, in this order: the sequential write first fills the image so
 # that the reads hit allocated objects for every tool.
-JOBS=("seqwrite:--rw=write --bs=1M --iodepth=8" "randwrite:--rw=randwrite --bs=4k --iodepth=16"
-	"randread:--rw=randread --bs=4k --iodepth=16" "seqread:--rw=read --bs=1M --iodepth=8")
-if [ -n "${JOBS_ONLY:-}" ]; then
-	sel=()
-	for j in "${JOBS[@]}"; do
-		case " $JOBS_ONLY " in *" ${j%%:*} "*) sel+=("$j") ;; esac
-	done
-	[ ${#sel[@]} -gt 0 ] || { echo "JOBS_ONLY=$JOBS_ONLY names no job (seqwrite randwrite randread seqread)" >&2; exit 1; }
-	JOBS=("${sel[@]}")
-fi
+bench_jobs
 
-# ticks PID...: CPU time (user + system, clock ticks) used so far by the
-# processes (0 for one that is gone).
-ticks() {
-	local p t=0
-	for p in "$@"; do
-		t=$((t + $(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
-	done
-	echo "$t"
-}
 OSDS=()
-CEPH_DIR=$(sed -n 's/^CEPH_DIR=//p' "$ENV")
 for f in "$CEPH_DIR"/run/osd.*.pid; do [ -f "$f" ] && OSDS+=("$(cat "$f")"); done
 if [ -n "${CEPH_CPUS:-}" ]; then
 	for f in "$CEPH_DIR"/run/*.pid; do
@@ -114,7 +78,6 @@ if [ -n "${CEPH_CPUS:-}" ]; then
 		taskset -a -p -c "$CEPH_CPUS" "$(cat "$f")" >/dev/null
 	done
 fi
-HZ=$(getconf CLK_TCK)
 
 # start TOOL: start TOOL's server (none for librbd) and set ENGINE to
 # fio's engine arguments for it.
@@ -186,14 +149,8 @@ for fs in $FEATURES; do
 	# Each job REPS times per tool, the order of the tools rotating from round
 	# to round (the OSD's speed drifts over a run); the table shows the round
 	# with the median IOPS.
-	TOOLS=(ours qemu librbd)
 	for j in "${JOBS[@]}"; do
-		for rep in $(seq "$REPS"); do
-			for k in 0 1 2; do
-				tool=${TOOLS[$(((k + rep - 1) % 3))]}
-				runjob "$tool" "$j" "$D/$tool-${j%%:*}-$rep"
-			done
-		done
+		bench_rotate "$j" "$D" ours qemu librbd
 		[ "$fs" != "$FIRST" ] || runjob mem "$j" "$D/mem-${j%%:*}-1"
 		runjob librbdcache "$j" "$D/librbdcache-${j%%:*}-1"
 	done
@@ -213,14 +170,7 @@ for fs in $FEATURES; do
 	}
 	echo "cluster $CLUSTER ($(sed -n 's/^CEPH_VERSION=//p' "$ENV")), pool $POOL, image $IMG_SIZE with $FEATDESC, ${SECS}s per run, median of $REPS rounds; MB = MiB, lat = mean µs"
 	[ -z "${CEPH_CPUS:-}${CLIENT_CPUS:-}" ] || echo "pinned: Ceph daemons on CPUs ${CEPH_CPUS:-all}, fio and the NBD servers on CPUs ${CLIENT_CPUS:-all}"
-	{
-		for j in "${JOBS[@]}"; do
-			name=${j%%:*}
-			rw=w
-			case $name in *read) rw=r ;; esac
-			echo "$name $(vals "$(pick ours "$name" $rw)" $rw) $(vals "$(pick qemu "$name" $rw)" $rw) $(vals "$(pick librbd "$name" $rw)" $rw)"
-		done
-	} | awk '
+	bench_rows ours qemu librbd | awk '
 	function ratio(a, b) { return (b > 0) ? sprintf("%.2f", a / b) : "-" }
 	BEGIN {
 		printf "%-9s | %8s %7s %8s | %8s %7s %8s | %8s %7s %8s | %11s %11s\n", "job",

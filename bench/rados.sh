@@ -17,12 +17,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CLUSTER=${1:-pacific}
 SECS=${2:-5}
-ENV=${GORBD_CLUSTERS:-/var/tmp/gorbd/clusters}/$CLUSTER/cluster.env
-[ -f "$ENV" ] || { echo "no $ENV: start the cluster first (test/cluster/start.sh $CLUSTER)" >&2; exit 1; }
-CEPH_CONF=$(sed -n 's/^CEPH_CONF=//p' "$ENV")
-CEPH_KEYRING=$(sed -n 's/^CEPH_KEYRING=//p' "$ENV")
-POOL=${POOL:-$(sed -n 's/^CEPH_POOL=//p' "$ENV")}
-CLI=$(sed -n 's/^CEPH_CLI=//p' "$ENV" | tr -d '"')
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_cluster "$CLUSTER"
 BIN=${BIN:-bin/csi-gorbd}
 CGO_ENABLED=0 go build -o "$BIN" ./cmd/csi-gorbd
 

@@ -24,9 +24,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLUSTER=${1:-pacific}
-ENV=${GORBD_CLUSTERS:-/var/tmp/gorbd/clusters}/$CLUSTER/cluster.env
-[ -f "$ENV" ] || { echo "no cluster $CLUSTER ($ENV); start it with test/cluster" >&2; exit 1; }
-# shellcheck disable=SC1090
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_cluster "$CLUSTER"
+# shellcheck disable=SC1090 # every CEPH_* of the cluster
 . "$ENV"
 IMAGE_MB=${IMAGE_MB:-256}
 SEQ_TOTAL=${SEQ_TOTAL:-3G}
