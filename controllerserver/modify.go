@@ -32,13 +32,9 @@ func (s *Server) ControllerModifyVolume(ctx context.Context, req *csi.Controller
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	id, err := csiceph.ParseVolumeID(req.GetVolumeId())
+	se, v, done, err := s.beginVolume(ctx, req.GetVolumeId(), req.GetSecrets())
 	if err != nil {
-		return nil, status.Errorf(codes.NotFound, "volume %q: %v", req.GetVolumeId(), err)
-	}
-	se, v, done, err := s.begin(ctx, "volume-id/"+req.GetVolumeId(), id, req.GetSecrets(), false)
-	if err != nil {
-		return nil, gone(err, "volume "+req.GetVolumeId())
+		return nil, err
 	}
 	defer done()
 	img, err := rbd.Open(ctx, v.io, v.image, &rbd.OpenOptions{NoWatch: true})

@@ -118,6 +118,20 @@ func gone(err error, what string) error {
 	return err
 }
 
+// beginVolume is begin (without the image lock) for a request's volume
+// id: a malformed id or a volume that is gone is NotFound.
+func (s *Server) beginVolume(ctx context.Context, volumeID string, secrets map[string]string) (*session, *volRef, func(), error) {
+	id, err := csiceph.ParseVolumeID(volumeID)
+	if err != nil {
+		return nil, nil, nil, status.Errorf(codes.NotFound, "volume %q: %v", volumeID, err)
+	}
+	se, v, done, err := s.begin(ctx, "volume-id/"+volumeID, id, secrets, false)
+	if err != nil {
+		return nil, nil, nil, gone(err, "volume "+volumeID)
+	}
+	return se, v, done, nil
+}
+
 // openVolume finds the volume of id: the session is on its image's pool
 // and namespace. A volume that does not exist is errGone.
 func (s *Server) openVolume(ctx context.Context, id csiceph.VolumeID, secrets map[string]string) (*session, *volRef, error) {
