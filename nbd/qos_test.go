@@ -65,6 +65,9 @@ func TestLimiterHoldsOnlyLimitedRequests(t *testing.T) {
 	cl, errc, cancel := serveKernel(t, &Export{Backend: b, Limiter: lim, Observer: obs}, nil)
 
 	cl.request(cmdWrite, 0, 1, 0, 4096, make([]byte, 4096)) // 4096 s at 1 B/s
+	// Held by the limiter before anything else: a worker that reached the
+	// limiter only after the release below would not wait at all.
+	waitHeld(t, lim)
 	cl.request(cmdRead, 0, 2, 0, 4096, nil)
 	if e, c := cl.simpleReply(); e != 0 || c != 2 {
 		t.Fatalf("read behind a held write: errno %d cookie %d", e, c)

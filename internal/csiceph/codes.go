@@ -131,7 +131,8 @@ func cephCode(err error) (codes.Code, bool) {
 	case errors.Is(err, rados.ErrNoMonitor), errors.Is(err, rados.ErrClosed), errors.Is(err, rados.ErrSecureRequired),
 		errors.Is(err, rados.ErrAuthMethod), errors.Is(err, cephx.ErrBadMethod), errors.Is(err, cephx.ErrNoTicket),
 		errors.Is(err, rados.ErrWrongCluster), errors.Is(err, rados.ErrPaused), errors.Is(err, syscall.EAGAIN),
-		errors.Is(err, syscall.ESHUTDOWN):
+		errors.Is(err, syscall.ESHUTDOWN),
+		errors.Is(err, rbd.ErrQuiesce): // the image's users did not quiesce: no snapshot, try again
 		return codes.Unavailable, true
 	}
 	return codes.OK, false

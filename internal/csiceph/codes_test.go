@@ -98,6 +98,8 @@ var typedErrors = map[string]struct {
 	"rbd.ErrOutOfRange":         {rbd.ErrOutOfRange, codes.OutOfRange},
 	"rbd.FeatureError":          {&rbd.FeatureError{}, codes.FailedPrecondition},
 	"rbd.LockedError":           {&rbd.LockedError{Image: "i"}, codes.FailedPrecondition},
+	"rbd.ErrQuiesce":            {rbd.ErrQuiesce, codes.Unavailable},
+	"rbd.QuiesceError":          {&rbd.QuiesceError{Image: "i", Result: -16}, codes.Unavailable},
 	"cephx.ErrBadKey":           {cephx.ErrBadKey, codes.InvalidArgument},
 	"cephx.ErrDecrypt":          {cephx.ErrDecrypt, codes.Internal},
 	"cephx.ErrProtocol":         {cephx.ErrProtocol, codes.Internal},
