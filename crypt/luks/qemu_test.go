@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -22,8 +24,7 @@ func TestQemuLUKSData(t *testing.T) {
 
 	// qemu formats and writes; we read.
 	theirs := filepath.Join(dir, "theirs")
-	run(t, nil, "qemu-img", "create", "--object", secret, "-f", "luks",
-		"-o", "key-secret=s0,cipher-alg=aes-256,cipher-mode=xts,ivgen-alg=plain64,hash-alg=sha256,iter-time=10", theirs, "4M")
+	qemuCreateLUKS(t, secret, theirs)
 	run(t, nil, "qemu-io", "--object", secret, "--image-opts", opts(theirs),
 		"-c", "write -P 0x3c 0 64k", "-c", "write -P 0xc3 1M 512", "-c", "write -P 0x11 3M 4k")
 	d, err := os.ReadFile(theirs)
@@ -78,4 +79,25 @@ func TestQemuLUKSData(t *testing.T) {
 		args = append(args, "-c", fmt.Sprintf("read -P %#x %d 4096", byte(sec), sec*4096))
 	}
 	run(t, nil, "qemu-io", args...)
+}
+
+// qemuCreateLUKS makes a 4 MiB LUKS1 file with qemu-img. qemu times its
+// PBKDF2 by the thread's CPU time and gives up with "Unable to get
+// accurate CPU usage" when a round measured 0 ms (a coarse accounting
+// tick on a fast machine); that failure says nothing about LUKS, so it
+// is retried a few times.
+func qemuCreateLUKS(t *testing.T, secret, file string) {
+	t.Helper()
+	args := []string{"create", "--object", secret, "-f", "luks",
+		"-o", "key-secret=s0,cipher-alg=aes-256,cipher-mode=xts,ivgen-alg=plain64,hash-alg=sha256,iter-time=10", file, "4M"}
+	for try := 1; ; try++ {
+		out, err := exec.Command("qemu-img", args...).CombinedOutput()
+		if err == nil {
+			return
+		}
+		if try == 5 || !strings.Contains(string(out), "Unable to get accurate CPU usage") {
+			t.Fatalf("qemu-img %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		os.Remove(file)
+	}
 }
